@@ -1,0 +1,40 @@
+"""The `cspgraph` command. Thin: each command parses, calls the library, prints.
+
+Command modules import their heavy dependencies (the emulator, SQLAlchemy, MSAL) inside the
+command functions, so `cspgraph --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cspgraph import __version__
+from cspgraph.cli import emulator_cmd
+
+app = typer.Typer(
+    name="cspgraph",
+    help="Microsoft Graph for CSP partners: tokens, calls, onboarding, fleet sync, emulator.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+app.add_typer(emulator_cmd.app, name="emulator")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cspgraph {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """cspgraph: Microsoft Graph for Cloud Solution Provider partners."""
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,183 @@
+"""Signing and validating the emulator's JWTs (RS256), and the JWKS that publishes the key.
+
+The key pair is kept in the state directory when there is one, so tokens a client cached survive
+an emulator restart. Validation results are cached per token string: a client sends the same token
+thousands of times, and the signature check is the costliest step of serving a Graph page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_uint(value: int) -> str:
+    return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+class InvalidToken(Exception):
+    """A token that does not validate; ``reason`` is one of Graph's 401 messages."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+EMPTY = "Access token is empty."
+EXPIRED = "Access token has expired or is not yet valid."
+BAD_AUDIENCE = "Access token validation failure. Invalid audience."
+INVALID = "Access token validation failure."
+BAD_SIGNATURE = "Access token validation failure. Invalid signature."
+
+
+@dataclass(frozen=True)
+class _Cached:
+    claims: dict[str, Any]
+    error: str | None
+
+
+class SigningKeys:
+    """One RSA signing key with a self-signed certificate, as Entra publishes in its JWKS."""
+
+    def __init__(self, state_dir: Path | None = None) -> None:
+        key_path = state_dir / "signing-key.pem" if state_dir else None
+        if key_path is not None and key_path.exists():
+            loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            assert isinstance(loaded, rsa.RSAPrivateKey)
+            self.private_key = loaded
+        else:
+            self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            if key_path is not None:
+                key_path.parent.mkdir(parents=True, exist_ok=True)
+                key_path.write_bytes(
+                    self.private_key.private_bytes(
+                        serialization.Encoding.PEM,
+                        serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption(),
+                    )
+                )
+                key_path.chmod(0o600)
+        self.public_key = self.private_key.public_key()
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "accounts.emulator.cspgraph")])
+        now = datetime.now(UTC)
+        self.certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.public_key)
+            .serial_number(1)
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=3650))
+            .sign(self.private_key, hashes.SHA256())
+        )
+        der = self.certificate.public_bytes(serialization.Encoding.DER)
+        self.x5t = b64url(hashlib.sha1(der).digest())  # noqa: S324 - x5t is SHA-1 by definition
+        self.kid = self.x5t
+        self._x5c = base64.b64encode(der).decode()
+        self._pem_private = self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._cache_max = 50_000
+
+    def jwk(self, issuer: str | None = None) -> dict[str, Any]:
+        numbers = self.public_key.public_numbers()
+        key: dict[str, Any] = {
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x5t": self.x5t,
+            "n": b64url_uint(numbers.n),
+            "e": b64url_uint(numbers.e),
+            "x5c": [self._x5c],
+        }
+        if issuer is not None:
+            key["issuer"] = issuer
+        return key
+
+    def jwks(self, issuer: str | None = None) -> dict[str, Any]:
+        return {"keys": [self.jwk(issuer)]}
+
+    def sign(self, claims: dict[str, Any], *, graph_style: bool = False) -> str:
+        headers: dict[str, Any] = {"typ": "JWT", "kid": self.kid, "x5t": self.x5t}
+        if graph_style:
+            # Graph access tokens carry a nonce in the header that makes them unverifiable by
+            # anyone but Graph; clients must treat them as opaque (wire-facts §1.7).
+            headers["nonce"] = b64url(uuid.uuid4().bytes)
+        return jwt.encode(claims, self._pem_private, algorithm="RS256", headers=headers)
+
+    def validate(self, token: str, *, now: float, audiences: frozenset[str]) -> dict[str, Any]:
+        """Claims of a token this emulator signed; raises InvalidToken with Graph's reason."""
+        if not token:
+            raise InvalidToken(EMPTY)
+        cached = self._cache.get(token)
+        if cached is None:
+            cached = self._check_signature(token)
+            self._cache[token] = cached
+            if len(self._cache) > self._cache_max:
+                self._cache.popitem(last=False)
+        if cached.error is not None:
+            raise InvalidToken(cached.error)
+        claims = cached.claims
+        # Time is checked against the world clock on every use: the clock can be advanced.
+        if not (claims.get("nbf", 0) - 300 <= now < claims.get("exp", 0)):
+            raise InvalidToken(EXPIRED)
+        aud = claims.get("aud")
+        if aud not in audiences:
+            raise InvalidToken(BAD_AUDIENCE)
+        return claims
+
+    def _check_signature(self, token: str) -> _Cached:
+        try:
+            claims = jwt.decode(
+                token,
+                self.public_key,
+                algorithms=["RS256"],
+                options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                },
+            )
+        except jwt.InvalidSignatureError:
+            return _Cached({}, BAD_SIGNATURE)
+        except jwt.PyJWTError:
+            return _Cached({}, INVALID)
+        return _Cached(claims, None)
+
+
+def new_jti() -> str:
+    return b64url(uuid.uuid4().bytes)
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT without checking it (for client assertions before key lookup)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a JWT")
+    padded = parts[1] + "=" * (-len(parts[1]) % 4)
+    value = json.loads(base64.urlsafe_b64decode(padded))
+    if not isinstance(value, dict):
+        raise ValueError("JWT payload is not an object")
+    return value
