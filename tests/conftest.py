@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ssl
 
 from cspgraph.emulator.server import Emulator
 from cspgraph.emulator.world import World
@@ -28,6 +29,11 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 
 
 MakeEmulator = Callable[..., Emulator]
+
+
+def tls(emu: Emulator) -> ssl.SSLContext:
+    """An SSL context that trusts the emulator's local CA (and nothing else)."""
+    return ssl.create_default_context(cafile=emu.endpoints.ca_bundle)
 
 
 @pytest.fixture

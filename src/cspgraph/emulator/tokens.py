@@ -75,9 +75,24 @@ class SigningKeys:
                 )
                 key_path.chmod(0o600)
         self.public_key = self.private_key.public_key()
+        cert_path = state_dir / "signing-cert.pem" if state_dir else None
+        if cert_path is not None and cert_path.exists():
+            self.certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        else:
+            self.certificate = self._self_signed()
+            if cert_path is not None:
+                cert_path.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
+        der = self.certificate.public_bytes(serialization.Encoding.DER)
+        self.x5t = b64url(hashlib.sha1(der).digest())  # noqa: S324 - x5t is SHA-1 by definition
+        self.kid = self.x5t
+        self._x5c = base64.b64encode(der).decode()
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._cache_max = 50_000
+
+    def _self_signed(self) -> x509.Certificate:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "accounts.emulator.cspgraph")])
         now = datetime.now(UTC)
-        self.certificate = (
+        return (
             x509.CertificateBuilder()
             .subject_name(name)
             .issuer_name(name)
@@ -87,17 +102,6 @@ class SigningKeys:
             .not_valid_after(now + timedelta(days=3650))
             .sign(self.private_key, hashes.SHA256())
         )
-        der = self.certificate.public_bytes(serialization.Encoding.DER)
-        self.x5t = b64url(hashlib.sha1(der).digest())  # noqa: S324 - x5t is SHA-1 by definition
-        self.kid = self.x5t
-        self._x5c = base64.b64encode(der).decode()
-        self._pem_private = self.private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        self._cache: OrderedDict[str, _Cached] = OrderedDict()
-        self._cache_max = 50_000
 
     def jwk(self, issuer: str | None = None) -> dict[str, Any]:
         numbers = self.public_key.public_numbers()
@@ -123,7 +127,7 @@ class SigningKeys:
             # Graph access tokens carry a nonce in the header that makes them unverifiable by
             # anyone but Graph; clients must treat them as opaque (wire-facts §1.7).
             headers["nonce"] = b64url(uuid.uuid4().bytes)
-        return jwt.encode(claims, self._pem_private, algorithm="RS256", headers=headers)
+        return jwt.encode(claims, self.private_key, algorithm="RS256", headers=headers)
 
     def validate(self, token: str, *, now: float, audiences: frozenset[str]) -> dict[str, Any]:
         """Claims of a token this emulator signed; raises InvalidToken with Graph's reason."""

@@ -351,11 +351,11 @@ class World:
 
     # -- tenants -------------------------------------------------------------------------------
     def add_tenant(self, tenant: Tenant) -> Tenant:
-        if tenant.id in self.tenants:
-            raise ValueError(f"tenant id {tenant.id} is used twice")
         for domain in tenant.domains:
             if domain.lower() in self._domains:
                 raise ValueError(f"domain {domain} belongs to two tenants")
+        if tenant.id in self.tenants:
+            raise ValueError(f"tenant id {tenant.id} is used twice")
         self.tenants[tenant.id] = tenant
         for domain in tenant.domains:
             self._domains[domain.lower()] = tenant.id

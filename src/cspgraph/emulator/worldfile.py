@@ -41,6 +41,10 @@ from cspgraph.emulator.world import (
 )
 
 
+# Secrets written in a world file do not expire (2100-01-01): a fixture should not rot.
+WORLD_SECRETS_EXPIRE = 4_102_444_800.0
+
+
 class WorldFileError(ValueError):
     """A world file that cannot be loaded; the message says where and what to write instead."""
 
@@ -395,6 +399,8 @@ def _add_tenant(world: World, tm: TenantModel, index: int, base_dir: Path) -> No
             delegated_permissions=am.delegated_permissions,
             redirect_uris=am.redirect_uris,
             admin_agents=am.admin_agents,
+            created=GENERATED_EPOCH,
+            secrets_expire=WORLD_SECRETS_EXPIRE,
         )
     if tm.kind == "customer" and not tenant.user_by_upn(f"admin@{tenant.initial_domain}"):
         admin = tenant.add(
@@ -439,9 +445,15 @@ def register_app(
     delegated_permissions: list[str] | None = None,
     redirect_uris: list[str] | None = None,
     admin_agents: bool = False,
+    created: float | None = None,
+    secrets_expire: float | None = None,
 ) -> dict[str, Any]:
-    """Register an app in ``tenant`` with its service principal, consented in its home tenant."""
-    now = world.clock.now()
+    """Register an app in ``tenant`` with its service principal, consented in its home tenant.
+
+    ``created`` and ``secrets_expire`` default to now and two years from now; world files pin
+    them so the same file always gives the same world."""
+    now = world.clock.now() if created is None else created
+    expires = now + 730 * 86400 if secrets_expire is None else secrets_expire
     access = [
         {"id": wellknown.APPLICATION_PERMISSIONS[p].id, "type": "Role"}
         for p in application_permissions or []
@@ -459,11 +471,11 @@ def register_app(
                 "displayName": f"secret {i + 1}",
                 "hint": secret[:3],
                 "startDateTime": iso(now),
-                "endDateTime": iso(now + 2 * 365 * 86400),
+                "endDateTime": iso(expires),
                 "secretText": None,
             }
         )
-        private_secrets.append({"keyId": key_id, "secretText": secret, "end": now + 730 * 86400})
+        private_secrets.append({"keyId": key_id, "secretText": secret, "end": expires})
     key_credentials = []
     private_certs = []
     for cert in certificates or []:
