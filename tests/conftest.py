@@ -7,12 +7,12 @@ read use it. Tests that change the world (clock, settings, objects, faults) star
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import ssl
 
 from cspgraph.emulator.server import Emulator
 from cspgraph.emulator.world import World

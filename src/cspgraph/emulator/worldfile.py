@@ -40,7 +40,6 @@ from cspgraph.emulator.world import (
     stable_id,
 )
 
-
 # Secrets written in a world file do not expire (2100-01-01): a fixture should not rot.
 WORLD_SECRETS_EXPIRE = 4_102_444_800.0
 
