@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from cspgraph import __version__
-from cspgraph.cli import emulator_cmd
+from cspgraph.cli import emulator_cmd, report_cmd
 
 app = typer.Typer(
     name="cspgraph",
@@ -19,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(emulator_cmd.app, name="emulator")
+app.command("report")(report_cmd.report)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,292 @@
+"""The fleet report as one HTML page a partner can mail to a colleague.
+
+Self-contained by design: the CSS is inline and the charts are SVG drawn here in Python, so the
+page opens offline, in a mail client's preview, or years later, with nothing to fetch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+from importlib.resources import files
+from pathlib import Path
+from string import Template
+
+from cspgraph.fleet.report import (
+    FleetReport,
+    ago,
+    compliant_share,
+    load_report,
+    status_label,
+    top_counts,
+)
+from cspgraph.fleet.store import CustomerSummary, Store
+
+# Intune's compliance states, in the order a reader scans them: good, pending, bad, unknown.
+COMPLIANCE_COLORS = {
+    "compliant": "#2e7d32",
+    "inGracePeriod": "#f9a825",
+    "noncompliant": "#c62828",
+    "conflict": "#8e24aa",
+    "error": "#6d1b1b",
+    "configManager": "#1565c0",
+    "unknown": "#9e9e9e",
+}
+STATUS_COLORS = {
+    "ok": "#2e7d32",
+    "running": "#0288d1",
+    "propagating": "#5c6bc0",
+    "needs_person": "#f9a825",
+    "failed": "#c62828",
+    "never": "#9e9e9e",
+}
+PALETTE = ("#1565c0", "#2e7d32", "#f9a825", "#8e24aa", "#00838f", "#ef6c00", "#6d4c41", "#546e7a")
+OTHER_COLOR = "#bdbdbd"
+COMPLIANCE_CHART_ROWS = 30
+DONUT_SLICES = 7  # more slices than this are folded into "Other"
+
+
+def render_html(store: Store, path: Path) -> Path:
+    """Write the report for ``store`` to ``path``; returns the path."""
+    return write_html(load_report(store), path)
+
+
+def write_html(report: FleetReport, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html_page(report), encoding="utf-8")
+    return path
+
+
+def html_page(report: FleetReport) -> str:
+    # Not named report.html: .gitignore ignores generated reports by that name.
+    template = Template(
+        files("cspgraph.fleet").joinpath("templates/fleet_report.html").read_text(encoding="utf-8")
+    )
+    totals = report.totals
+    generated = f"{report.generated_at:%Y-%m-%d %H:%M} UTC"
+    return template.substitute(
+        title=escape(f"Fleet report · {generated}"),
+        generated=escape(generated),
+        customers=f"{totals.customers:,}",
+        cards=_cards(report),
+        compliance_chart=compliance_chart(report.customers),
+        os_chart=donut_chart(totals.os_mix, "Managed devices by operating system", PALETTE),
+        health_chart=donut_chart(
+            {status_label(None if k == "never" else k): n for k, n in totals.sync_health.items()},
+            "Customers by sync status",
+            [STATUS_COLORS.get(k, OTHER_COLOR) for k in totals.sync_health],
+        ),
+        problems=_problems(report),
+        customer_rows="\n".join(_customer_row(c, report) for c in report.customers),
+    )
+
+
+# --- page parts -----------------------------------------------------------------------------------
+
+
+def _cards(report: FleetReport) -> str:
+    t = report.totals
+    failed = t.sync_health.get("failed", 0)
+    cards = [
+        ("Customers", f"{t.customers:,}", ""),
+        ("Users", f"{t.users:,}", f"{t.users_enabled:,} enabled · {t.users_disabled:,} disabled"),
+        ("Global admins", f"{t.admins:,}", f"{t.guests:,} guest users"),
+        ("Groups", f"{t.groups:,}", ""),
+        ("Devices", f"{t.devices:,}", f"{t.managed_devices:,} managed by Intune"),
+        (
+            "Non-compliant",
+            f"{t.noncompliant:,}",
+            f"at {t.customers_noncompliant:,} customers",
+        ),
+        (
+            "Failed syncs",
+            f"{failed:,}",
+            f"oldest sync {ago(t.oldest_sync_at, report.generated_at)}",
+        ),
+    ]
+    out = []
+    for label, value, note in cards:
+        bad = label in ("Non-compliant", "Failed syncs") and value != "0"
+        out.append(
+            f'<div class="card{" bad" if bad else ""}"><div class="label">{escape(label)}</div>'
+            f'<div class="value">{value}</div><div class="note">{escape(note)}</div></div>'
+        )
+    return "\n".join(out)
+
+
+def _status_badge(status: str | None) -> str:
+    css = (status or "never").replace("_", "-")
+    return f'<span class="badge {css}">{escape(status_label(status))}</span>'
+
+
+def _customer_row(c: CustomerSummary, report: FleetReport) -> str:
+    share = compliant_share(c)
+    admins = "—" if c.admins is None else f"{c.admins:,}"
+    domain = f'<div class="domain">{escape(c.domain)}</div>' if c.domain else ""
+    last = escape(ago(c.last_sync_at, report.generated_at))
+    last_title = escape(c.last_sync_at.isoformat()) if c.last_sync_at else "never"
+    cells = [
+        f'<td title="{escape(c.tenant_id)}">{escape(c.display_name)}{domain}</td>',
+        f"<td>{_status_badge(c.status)}</td>",
+        f'<td class="num" title="{last_title}">{last}</td>',
+        *(
+            f'<td class="num">{v}</td>'
+            for v in (
+                f"{c.users:,}",
+                f"{c.users_enabled:,}",
+                f"{c.users_disabled:,}",
+                admins,
+                f"{c.groups:,}",
+                f"{c.devices:,}",
+                f"{c.managed_devices:,}",
+            )
+        ),
+        f'<td class="num{" bad" if c.noncompliant else ""}">{c.noncompliant:,}</td>',
+        f'<td class="num">{"—" if share is None else f"{share:.0%}"}</td>',
+        f"<td>{escape(top_counts(c.managed_by_os))}</td>",
+    ]
+    attention = ' class="attention"' if c.needs_attention else ""
+    return f"<tr{attention}>{''.join(cells)}</tr>"
+
+
+def _problems(report: FleetReport) -> str:
+    problems = [c for c in report.customers if c.status not in ("ok", "running")]
+    if not problems:
+        return ""
+    rows = []
+    for c in problems:
+        reason = c.status_reason or ""
+        error = f'<span class="error-class">{escape(c.error_class)}</span>' if c.error_class else ""
+        since = escape(ago(c.status_at, report.generated_at)) if c.status else "—"
+        rows.append(
+            f"<tr><td>{escape(c.display_name)}</td><td>{_status_badge(c.status)}</td>"
+            f'<td class="num">{since}</td><td>{escape(reason)} {error}</td></tr>'
+        )
+    return (
+        '<section><h2>Sync problems</h2><table class="problems"><thead><tr><th>Customer</th>'
+        '<th>Status</th><th class="num">Since</th><th>Reason</th></tr></thead><tbody>'
+        + "\n".join(rows)
+        + "</tbody></table></section>"
+    )
+
+
+# --- charts ---------------------------------------------------------------------------------------
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def compliance_chart(customers: Sequence[CustomerSummary]) -> str:
+    """One 100% bar per customer, split by compliance state; the customers with the most
+    non-compliant devices, so the chart shows where to act even for a large fleet."""
+    managed = [c for c in customers if c.managed_devices]
+    if not managed:
+        return '<p class="empty">No managed devices in the store.</p>'
+    managed.sort(
+        key=lambda c: (-c.noncompliant, compliant_share(c) or 0.0, c.display_name.casefold())
+    )
+    shown = managed[:COMPLIANCE_CHART_ROWS]
+    states = [s for s in COMPLIANCE_COLORS if any(c.compliance.get(s) for c in shown)]
+    states += sorted({s for c in shown for s in c.compliance} - set(states))
+
+    label_w, bar_w, count_w, row_h, legend_h = 190, 480, 190, 22, 30
+    width = label_w + bar_w + count_w
+    height = legend_h + row_h * len(shown) + 6
+    parts = [_svg_open(width, height, "Compliance of managed devices by customer")]
+    x = 0
+    for state in states:
+        color = COMPLIANCE_COLORS.get(state, OTHER_COLOR)
+        parts.append(
+            f'<rect x="{x}" y="6" width="12" height="12" fill="{color}"/>'
+            f'<text x="{x + 16}" y="16" class="legend">{escape(state)}</text>'
+        )
+        x += 24 + 7 * len(state)
+    for i, c in enumerate(shown):
+        y = legend_h + i * row_h
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end" class="label">'
+            f"<title>{escape(c.display_name)}</title>{escape(_shorten(c.display_name, 26))}</text>"
+        )
+        offset = 0.0
+        for state in states:
+            n = c.compliance.get(state, 0)
+            if not n:
+                continue
+            w = bar_w * n / c.managed_devices
+            color = COMPLIANCE_COLORS.get(state, OTHER_COLOR)
+            parts.append(
+                f'<rect x="{label_w + offset:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}"'
+                f' fill="{color}"><title>{escape(c.display_name)}: {n:,} {escape(state)}</title>'
+                "</rect>"
+            )
+            offset += w
+        note = f"{c.noncompliant:,} of {c.managed_devices:,} non-compliant"
+        parts.append(
+            f'<text x="{label_w + bar_w + 8}" y="{y + 15}" class="count">{escape(note)}</text>'
+        )
+    parts.append("</svg>")
+    caption = ""
+    if len(managed) > len(shown):
+        caption = (
+            f'<p class="caption">The {len(shown)} customers with the most non-compliant devices, '
+            f"of {len(managed):,} with managed devices.</p>"
+        )
+    return "".join(parts) + caption
+
+
+def donut_chart(counts: Mapping[str, int], title: str, colors: Sequence[str]) -> str:
+    """A ring of shares with a legend; the total in the middle. Small slices beyond
+    DONUT_SLICES fold into "Other" so the legend stays readable."""
+    items = [(k, n) for k, n in counts.items() if n > 0]
+    if not items:
+        return '<p class="empty">Nothing to show yet.</p>'
+    paired = list(zip(items, colors, strict=False))
+    paired += [(item, PALETTE[i % len(PALETTE)]) for i, item in enumerate(items[len(paired) :])]
+    if len(paired) > DONUT_SLICES:
+        rest = sum(n for (_, n), _ in paired[DONUT_SLICES - 1 :])
+        paired = [*paired[: DONUT_SLICES - 1], (("Other", rest), OTHER_COLOR)]
+    total = sum(n for (_, n), _ in paired)
+
+    size, radius, ring = 180, 62, 26
+    width = size + 200
+    parts = [_svg_open(width, size, title)]
+    center = size / 2
+    # The dash trick draws each slice as a stretch of one circle's stroke: pathLength=100 makes
+    # lengths percentages, and a full circle needs no special case.
+    parts.append(
+        f'<circle cx="{center}" cy="{center}" r="{radius}" fill="none" stroke="#eeeeee" '
+        f'stroke-width="{ring}"/>'
+    )
+    start = 0.0
+    for (name, n), color in paired:
+        share = 100 * n / total
+        parts.append(
+            f'<circle cx="{center}" cy="{center}" r="{radius}" fill="none" stroke="{color}" '
+            f'stroke-width="{ring}" pathLength="100" stroke-dasharray="{share:.3f} '
+            f'{100 - share:.3f}" stroke-dashoffset="{-start:.3f}" '
+            f'transform="rotate(-90 {center} {center})"><title>{escape(name)}: {n:,} '
+            f"({share:.0f}%)</title></circle>"
+        )
+        start += share
+    parts.append(
+        f'<text x="{center}" y="{center + 6}" text-anchor="middle" class="total">{total:,}</text>'
+    )
+    for i, ((name, n), color) in enumerate(paired):
+        y = 24 + i * 22
+        parts.append(
+            f'<rect x="{size + 10}" y="{y - 11}" width="12" height="12" fill="{color}"/>'
+            f'<text x="{size + 28}" y="{y}" class="legend">{escape(_shorten(name, 18))} '
+            f"{n:,} ({100 * n / total:.0f}%)</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _svg_open(width: int, height: int, label: str) -> str:
+    return (
+        f'<svg role="img" aria-label="{escape(label)}" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+        f"<title>{escape(label)}</title>"
+    )
