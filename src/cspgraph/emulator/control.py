@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cspgraph.emulator.context import EmulatorContext
+from cspgraph.emulator.faults import check_fault
 from cspgraph.emulator.http import json_response, loads
 from cspgraph.emulator.objects import user_json
 from cspgraph.emulator.world import RESOURCES, Fault, Tenant, World, iso, parse_duration
@@ -157,6 +158,7 @@ def build_app(ctx: EmulatorContext) -> Starlette:
                 fault = Fault(**{k: v for k, v in body.items() if k != "id"})
                 if "latency" in body:
                     fault.latency = parse_duration(body["latency"])
+                check_fault(fault)
             except (TypeError, ValueError) as exc:
                 raise ControlError(400, f"bad fault: {exc}") from None
             world.settings.faults.append(fault)
