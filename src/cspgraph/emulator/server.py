@@ -266,6 +266,10 @@ class Emulator:
         if self._loop is not None and self._thread is not None:
             for server in self._servers:
                 server.should_exit = True
+                # Don't wait for idle keep-alive connections: a client in this process that
+                # never closes its session (MSAL's) never answers TLS close_notify, and the
+                # graceful wait would outlast the join below.
+                server.force_exit = True
             self._thread.join(timeout=10)
         for sock in self._sockets.values():
             sock.close()
