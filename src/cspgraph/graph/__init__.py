@@ -1,0 +1,69 @@
+"""Talking to Microsoft Graph for many customer tenants: client, limits, CSP scope, errors."""
+
+from cspgraph.graph.client import (
+    BatchRequest,
+    BatchResponse,
+    GraphClient,
+    GraphStats,
+    Page,
+    PropagationPolicy,
+    TokenSource,
+)
+from cspgraph.graph.errors import (
+    BadRequestError,
+    CspGraphError,
+    CspScopeError,
+    ErrorClass,
+    NeedsPersonError,
+    PropagatingError,
+    TransientError,
+)
+from cspgraph.graph.limits import (
+    Budget,
+    GraphBudgets,
+    GraphLimiter,
+    Limiter,
+    NoLimiter,
+    RequestCost,
+    TenantSize,
+)
+from cspgraph.graph.scope import (
+    CSP_RULE,
+    OPERATION_SETS,
+    SYNC_OPERATIONS,
+    Family,
+    Operation,
+    permission_for,
+    required_permissions,
+)
+
+__all__ = [
+    "CSP_RULE",
+    "OPERATION_SETS",
+    "SYNC_OPERATIONS",
+    "BadRequestError",
+    "BatchRequest",
+    "BatchResponse",
+    "Budget",
+    "CspGraphError",
+    "CspScopeError",
+    "ErrorClass",
+    "Family",
+    "GraphBudgets",
+    "GraphClient",
+    "GraphLimiter",
+    "GraphStats",
+    "Limiter",
+    "NeedsPersonError",
+    "NoLimiter",
+    "Operation",
+    "Page",
+    "PropagatingError",
+    "PropagationPolicy",
+    "RequestCost",
+    "TenantSize",
+    "TokenSource",
+    "TransientError",
+    "permission_for",
+    "required_permissions",
+]
