@@ -113,6 +113,7 @@ DELEGATED_PERMISSIONS: dict[str, Permission] = _p(
         "Directory.AccessAsUser.All": "0e263e50-5827-48a4-b97c-d940288653c7",
         "Group.Read.All": "5f8c59db-677d-491f-a6b8-5f174b11ec1d",
         "Group.ReadWrite.All": "4e46008b-f24c-477d-8fff-7bb4ec7aafe0",
+        "GroupMember.Read.All": "bc024368-1153-4739-b217-4326f2e966d0",
         "GroupMember.ReadWrite.All": "f81125ac-d3b7-4573-a3b2-7099cc39df9e",
         "Device.Read.All": "951183d1-1a61-466f-a6d1-1fde911bfd95",
         "Organization.Read.All": "4908d5b9-3fb2-4b1e-9336-1888b7937185",
