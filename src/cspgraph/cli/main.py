@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from cspgraph import __version__
-from cspgraph.cli import emulator_cmd, report_cmd
+from cspgraph.cli import auth_cmd, config_cmd, emulator_cmd, report_cmd
 
 app = typer.Typer(
     name="cspgraph",
@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 app.add_typer(emulator_cmd.app, name="emulator")
 app.command("report")(report_cmd.report)
+app.add_typer(config_cmd.app, name="config")
+auth_cmd.register(app)  # token, login, whoami
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,149 @@
+"""Everything that yields an access token for a customer tenant.
+
+``TokenProvider(config)`` is the entry point: it places customers (discovery → region → partner
+identity) and hands out app-only tokens; ``provider.agent()`` hands out a signed-in partner
+agent's delegated tokens. Both implement the Graph client's ``TokenSource``::
+
+    async with TokenProvider(load_config()) as tokens:
+        route = await tokens.route("customer.com")  # tenant_id, region, cloud, identity
+        token = await tokens.get_token(route.tenant_id)   # app-only, cached, single-flight
+        token = await tokens.get_token(route.tenant_id, fresh=True)  # after consent changed
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from cspgraph.config import Config
+from cspgraph.discovery import (
+    RegionNotConfiguredError,
+    Route,
+    Router,
+    TenantDiscovery,
+    TenantInfo,
+    UnknownTenantError,
+    WrongCloudError,
+)
+from cspgraph.identity.agent import (
+    AgentAccount,
+    AgentTokenProvider,
+    NotSignedInError,
+    PendingSignIn,
+    SignInError,
+    SignInResult,
+)
+from cspgraph.identity.app_tokens import AppTokenProvider, CredentialError, Credentials
+from cspgraph.identity.cache import PersistentTokenCache
+from cspgraph.identity.http import TransportSession
+
+__all__ = [
+    "AgentAccount",
+    "AgentTokenProvider",
+    "AppTokenProvider",
+    "CredentialError",
+    "NotSignedInError",
+    "PendingSignIn",
+    "RegionNotConfiguredError",
+    "Route",
+    "SignInError",
+    "SignInResult",
+    "TenantInfo",
+    "TokenProvider",
+    "UnknownTenantError",
+    "WrongCloudError",
+]
+
+
+class TokenProvider:
+    """App-only Graph tokens for any customer, from the partner identity of its region.
+
+    One per process: it owns the HTTP session, the discovery cache, the MSAL applications and a
+    thread pool of ``workers`` threads for MSAL's blocking calls. Close it (``aclose``/``close``
+    or ``async with``/``with``) to save the discovery cache and stop the threads.
+    """
+
+    def __init__(self, config: Config, *, workers: int = 8) -> None:
+        self.config = config
+        self.cloud = config.cloud()
+        self.session = TransportSession(self.cloud.ca_bundle, pool_maxsize=max(16, 2 * workers))
+        self.discovery = TenantDiscovery(
+            self.cloud,
+            ttl=config.model.discovery_ttl,
+            cache_path=config.discovery_cache_path,
+            session=self.session,
+        )
+        self.router = Router(config, self.discovery)
+        self.credentials = Credentials()
+        self.app_tokens = AppTokenProvider(
+            self.router, session=self.session, credentials=self.credentials, workers=workers
+        )
+        self._agent: AgentTokenProvider | None = None
+        self._token_cache: PersistentTokenCache | None = None
+
+    # -- TokenSource ----------------------------------------------------------------------------
+    async def get_token(self, tenant: str, *, fresh: bool = False) -> str:
+        """App-only Graph token for ``tenant`` (GUID, domain or UPN)."""
+        return await self.app_tokens.get_token(tenant, fresh=fresh)
+
+    def get_token_sync(self, tenant: str, *, fresh: bool = False) -> str:
+        return self.app_tokens.get_token_sync(tenant, fresh=fresh)
+
+    # -- routing --------------------------------------------------------------------------------
+    async def route(self, customer: str) -> Route:
+        """Where ``customer``'s tokens come from; raises before any token request when its
+        region has no partner identity (:class:`RegionNotConfiguredError`)."""
+        return await self.router.route(customer)
+
+    def route_sync(self, customer: str) -> Route:
+        return self.router.route_sync(customer)
+
+    # -- agents ---------------------------------------------------------------------------------
+    @property
+    def token_cache(self) -> PersistentTokenCache:
+        """The agents' persistent token cache (the config's ``token_cache``)."""
+        if self._token_cache is None:
+            self._token_cache = PersistentTokenCache(self.config.token_cache_path)
+        return self._token_cache
+
+    def agent(self, *, username: str | None = None) -> AgentTokenProvider:
+        """Delegated tokens of a signed-in agent, sharing this provider's transport and routes."""
+        if self._agent is None or (username and self._agent.username != username.lower()):
+            if self._agent is not None:
+                self._agent.close()
+            self._agent = AgentTokenProvider(
+                self.router,
+                session=self.session,
+                cache=self.token_cache,
+                credentials=self.credentials,
+                username=username,
+            )
+        return self._agent
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.app_tokens.close()
+        if self._agent is not None:
+            self._agent.close()
+        self.discovery.close()
+        self.session.close()
+
+    async def aclose(self) -> None:
+        await self.discovery.aclose()
+        self.close()
+
+    def __enter__(self) -> TokenProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> TokenProvider:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,694 @@
+"""Partner agents signing in: authorization code + PKCE against the *customer's* authority.
+
+The CSP pattern (seed, "Token acquisition flows"): an agent signs in with their partner account
+(agent@partner.com), but the app asks the customer tenant's authority, so the tokens are for the
+customer. The partner-managed app is a confidential client, so the code is redeemed with the
+region's credential. The refresh token the agent gets is not bound to that customer: MSAL keeps
+refresh tokens without a realm, so another customer's MSAL application sharing the same token
+cache redeems it at *that* customer's token endpoint — one sign-in, many customers.
+
+v2 (the default) goes through MSAL. v1 (``/oauth2/authorize`` + ``/oauth2/token`` with
+``resource=``, exactly as the original CSP description shows) is built here with plain requests,
+and its result is stored in the same MSAL cache so the refresh token serves the next customer the
+same way.
+
+The redirect comes back to a one-shot listener on loopback (``http://localhost:{free port}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import html
+import json
+import logging
+import queue
+import secrets
+import threading
+import time
+import webbrowser
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import jwt
+import msal
+import requests
+
+from cspgraph.discovery import Route, Router, customer_key
+from cspgraph.graph.errors import (
+    BadRequestError,
+    ErrorClass,
+    NeedsPersonError,
+    TransientError,
+)
+from cspgraph.identity.app_tokens import (
+    TRANSPORT_ERRORS,
+    Credentials,
+    KeyedLocks,
+    build_msal_app,
+    token_error,
+    transport_error,
+)
+from cspgraph.identity.cache import PersistentTokenCache
+from cspgraph.identity.http import DiscoveryOnlyHttpCache, MsalTransport, redact_msal_logs
+
+log = logging.getLogger(__name__)
+
+_CT = msal.TokenCache.CredentialType
+ID_TOKEN_LEEWAY = 300  # seconds of clock skew accepted on id_token times (MSAL's own figure)
+
+
+class SignInError(BadRequestError):
+    """The sign-in did not complete: refused, mismatched, timed out."""
+
+
+class NotSignedInError(NeedsPersonError):
+    """No agent's sign-in is cached for this region's app (or it must be renewed)."""
+
+
+@dataclass(frozen=True)
+class AgentAccount:
+    """A partner agent whose tokens are cached."""
+
+    username: str
+    home_account_id: str  # "{oid}.{home tenant id}"
+    environment: str
+    client_id: str
+    region: str
+
+    @property
+    def home_tenant_id(self) -> str:
+        return self.home_account_id.split(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    account: AgentAccount
+    tenant_id: str  # the customer tenant the tokens are for
+    region: str
+    protocol: Literal["v2", "v1"]
+    expires_at: float
+
+
+# -- the loopback listener -------------------------------------------------------------------------
+
+_DONE_PAGE = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>cspgraph</title></head><body>"
+    "<h1>{title}</h1><p>{text}</p></body></html>"
+)
+
+
+class LoopbackReceiver:
+    """A one-shot HTTP listener on 127.0.0.1 that captures the authorization response.
+
+    It answers only the response that carries the expected ``state`` (query or form_post); other
+    requests (a favicon, a stray tab) get a 404 and do not end the wait. It never logs a request:
+    the URL carries the authorization code.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self._answers: queue.Queue[dict[str, str]] = queue.Queue(maxsize=1)
+        self._state: str | None = None
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._handle(dict(parse_qsl(urlsplit(self.path).query)))
+
+            def do_POST(self) -> None:  # response_mode=form_post
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode("utf-8", "replace")
+                self._handle(dict(parse_qsl(body)))
+
+            def _handle(self, params: dict[str, str]) -> None:
+                if not receiver._accepts(params):
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                failed = "error" in params
+                page = _DONE_PAGE.format(
+                    title="Sign-in failed" if failed else "Signed in",
+                    text=html.escape(params.get("error_description", params.get("error", "")))
+                    if failed
+                    else "You can close this window and return to the terminal.",
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+                receiver._deliver(params)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # never log: the request line holds the authorization code
+
+        self._server = HTTPServer(("127.0.0.1", port), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="cspgraph-loopback", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def redirect_uri(self) -> str:
+        # "localhost" because that is what apps register; Entra ignores the port of a loopback
+        # redirect URI, so any free port matches the registration "http://localhost".
+        return f"http://localhost:{self.port}"
+
+    def expect(self, state: str) -> None:
+        self._state = state
+
+    def _accepts(self, params: dict[str, str]) -> bool:
+        return (
+            self._state is not None
+            and secrets.compare_digest(params.get("state", ""), self._state)
+            and ("code" in params or "error" in params)
+        )
+
+    def _deliver(self, params: dict[str, str]) -> None:
+        # A second answer for the same sign-in (a reload) changes nothing.
+        with contextlib.suppress(queue.Full):
+            self._answers.put_nowait(params)
+
+    def wait(self, timeout: float) -> dict[str, str]:
+        try:
+            return self._answers.get(timeout=timeout)
+        except queue.Empty:
+            raise SignInError(
+                f"no sign-in came back within {timeout:.0f} s",
+                error_class=ErrorClass.BAD_REQUEST,
+                code="SignInTimeout",
+            ) from None
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class PendingSignIn:
+    """A sign-in in progress: open ``auth_url`` in a browser, then ``wait()`` for the result."""
+
+    def __init__(
+        self,
+        auth_url: str,
+        receiver: LoopbackReceiver,
+        complete: Callable[[dict[str, str]], SignInResult],
+    ) -> None:
+        self.auth_url = auth_url
+        self._receiver = receiver
+        self._complete = complete
+
+    @property
+    def redirect_uri(self) -> str:
+        return self._receiver.redirect_uri
+
+    def wait(self, timeout: float = 300.0) -> SignInResult:
+        try:
+            answer = self._receiver.wait(timeout)
+        finally:
+            self._receiver.close()
+        return self._complete(answer)
+
+    def complete(self, auth_response: dict[str, str]) -> SignInResult:
+        """Finish with an authorization response received elsewhere (a pasted redirect URL)."""
+        self._receiver.close()
+        return self._complete(auth_response)
+
+    def close(self) -> None:
+        self._receiver.close()
+
+    def __enter__(self) -> PendingSignIn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._receiver.close()
+
+
+# -- the provider ----------------------------------------------------------------------------------
+
+
+class AgentTokenProvider:
+    """Delegated tokens of a signed-in partner agent for any customer of the agent's region.
+
+    Implements the Graph client's ``TokenSource``. ``username`` picks the agent when several are
+    signed in for one region's app.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        session: requests.Session,
+        cache: PersistentTokenCache,
+        credentials: Credentials,
+        username: str | None = None,
+        workers: int = 4,
+    ) -> None:
+        self.router = router
+        self.session = session
+        self.cache = cache
+        self.username = username.lower() if username else None
+        self._credentials = credentials
+        self._apps: dict[tuple[str, str], msal.ConfidentialClientApplication] = {}
+        self._http_cache = DiscoveryOnlyHttpCache()
+        self._transport = MsalTransport(session, router.discovery.take_document)
+        self._jwks: dict[str, dict[str, Any]] = {}
+        self._locks = KeyedLocks()
+        self._guard = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cspgraph-agent")
+        redact_msal_logs()
+
+    # -- signing in -----------------------------------------------------------------------------
+    def begin_sign_in(
+        self,
+        customer: str,
+        *,
+        v1: bool = False,
+        port: int = 0,
+        login_hint: str | None = None,
+    ) -> PendingSignIn:
+        """Start a sign-in for ``customer``. The customer is placed first: a customer of a region
+        without a partner identity is refused here, before any browser opens."""
+        route = self.router.route_sync(customer)
+        receiver = LoopbackReceiver(port)
+        try:
+            if v1:
+                return self._begin_v1(route, customer_key(customer), receiver, login_hint)
+            return self._begin_v2(route, receiver, login_hint)
+        except BaseException:
+            receiver.close()
+            raise
+
+    def sign_in(
+        self,
+        customer: str,
+        *,
+        v1: bool = False,
+        open_browser: bool = True,
+        show_url: Callable[[str], None] = print,
+        timeout: float = 300.0,
+        login_hint: str | None = None,
+    ) -> SignInResult:
+        """Interactive sign-in: open the browser (or show the URL), wait, redeem, cache."""
+        with self.begin_sign_in(customer, v1=v1, login_hint=login_hint) as pending:
+            if not (open_browser and webbrowser.open(pending.auth_url)):
+                show_url(pending.auth_url)
+            return pending.wait(timeout)
+
+    def _begin_v2(
+        self, route: Route, receiver: LoopbackReceiver, login_hint: str | None
+    ) -> PendingSignIn:
+        app = self._app(route)
+        flow = app.initiate_auth_code_flow(
+            scopes=[route.cloud.graph_scope],
+            redirect_uri=receiver.redirect_uri,
+            login_hint=login_hint,
+            # The code comes back in a POST body, not in a URL a browser keeps in its history.
+            response_mode="form_post",
+        )
+        receiver.expect(flow["state"])
+
+        def complete(answer: dict[str, str]) -> SignInResult:
+            self._check_answer(answer, flow["state"], route)
+            what = f"agent sign-in at tenant {route.tenant_id}"
+            try:
+                result = app.acquire_token_by_auth_code_flow(flow, answer)
+            except RuntimeError as exc:  # the id_token's nonce does not match this sign-in
+                raise SignInError(
+                    f"{what} failed: {exc}", error_class=ErrorClass.BAD_REQUEST
+                ) from None
+            except TRANSPORT_ERRORS as exc:
+                raise transport_error(exc, route.tenant_id, what) from None
+            if "access_token" not in result:
+                raise token_error(result, route.tenant_id, what)
+            self._validate_id_token(result.get("id_token"), route, nonce=None)
+            return self._signed_in(route, result, "v2")
+
+        return PendingSignIn(flow["auth_uri"], receiver, complete)
+
+    def _begin_v1(
+        self, route: Route, tenant_ref: str, receiver: LoopbackReceiver, login_hint: str | None
+    ) -> PendingSignIn:
+        cloud = route.cloud
+        identity = route.identity
+        state = secrets.token_urlsafe(16)
+        verifier = secrets.token_urlsafe(32)  # 43 characters, as RFC 7636 asks at least
+        challenge = _b64url(hashlib.sha256(verifier.encode()).digest())
+        nonce = secrets.token_urlsafe(16)
+        params = {
+            "client_id": identity.client_id,
+            "response_type": "code",
+            "redirect_uri": receiver.redirect_uri,
+            "resource": cloud.graph_resource,
+            "scope": "openid",  # v1: an id_token names the agent for the cache's account
+            "response_mode": "form_post",
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+        if login_hint:
+            params["login_hint"] = login_hint
+        auth_url = f"{cloud.login}/{tenant_ref}/oauth2/authorize?{urlencode(params)}"
+        token_endpoint = f"{cloud.login}/{tenant_ref}/oauth2/token"
+        receiver.expect(state)
+
+        def complete(answer: dict[str, str]) -> SignInResult:
+            self._check_answer(answer, state, route)
+            what = f"agent sign-in (v1) at tenant {route.tenant_id}"
+            form = {
+                "grant_type": "authorization_code",
+                "client_id": identity.client_id,
+                "code": answer["code"],
+                "redirect_uri": receiver.redirect_uri,
+                "resource": cloud.graph_resource,
+                "scope": "openid",
+                "code_verifier": verifier,
+                "client_info": "1",
+                **self._credentials.get(identity).token_form(identity.client_id, token_endpoint),
+            }
+            try:
+                response = self.session.post(
+                    token_endpoint, data=form, headers={"Accept": "application/json"}
+                )
+                body = response.json()
+            except TRANSPORT_ERRORS as exc:
+                raise transport_error(exc, route.tenant_id, what) from None
+            if response.status_code >= 500:
+                raise TransientError(
+                    f"{what} failed: HTTP {response.status_code}",
+                    error_class=ErrorClass.TRANSIENT,
+                    status=response.status_code,
+                    tenant=route.tenant_id,
+                )
+            if not isinstance(body, dict) or "access_token" not in body:
+                raise token_error(body if isinstance(body, dict) else {}, route.tenant_id, what)
+            self._validate_id_token(body.get("id_token"), route, nonce=nonce)
+            return self._signed_in(route, self._store_v1(route, body), "v1")
+
+        return PendingSignIn(auth_url, receiver, complete)
+
+    def _check_answer(self, answer: dict[str, str], state: str, route: Route) -> None:
+        if not secrets.compare_digest(answer.get("state", ""), state):
+            raise SignInError(
+                "the sign-in answer belongs to another sign-in (state mismatch); start again",
+                error_class=ErrorClass.BAD_REQUEST,
+                tenant=route.tenant_id,
+            )
+        if "error" in answer:
+            raise token_error(dict(answer), route.tenant_id, "agent sign-in")
+        if "code" not in answer:
+            raise SignInError(
+                "the sign-in answer carries no authorization code",
+                error_class=ErrorClass.BAD_REQUEST,
+                tenant=route.tenant_id,
+            )
+
+    def _store_v1(self, route: Route, body: dict[str, Any]) -> dict[str, Any]:
+        """Put a v1 token answer into the MSAL cache, as MSAL would have stored a v2 one.
+
+        The access token is filed under the Graph `.default` scope (v1 answers name a resource,
+        not scopes), and the account under ``client_info`` — from the answer when the server
+        sent one, else from the id_token's ``oid`` and the agent's home tenant.
+        """
+        response = dict(body)
+        claims = _unverified_claims(response.get("id_token") or response["access_token"])
+        if "client_info" not in response:
+            home = _home_tenant(claims)
+            uid = claims.get("oid") or _aai_object(claims)
+            if uid and home:
+                info = json.dumps({"uid": uid, "utid": home}).encode()
+                response["client_info"] = _b64url(info)
+        username = (
+            claims.get("upn") or claims.get("unique_name") or claims.get("preferred_username")
+        )
+        self.cache.add(
+            {
+                "client_id": route.identity.client_id,
+                "scope": [route.cloud.graph_scope],
+                "token_endpoint": f"{route.cloud.login}/{route.tenant_id}/oauth2/token",
+                "environment": urlsplit(route.cloud.login).hostname,
+                "response": response,
+                "grant_type": "authorization_code",
+                "data": {},
+                "username": username or "",
+            }
+        )
+        return response
+
+    def _signed_in(
+        self, route: Route, result: dict[str, Any], protocol: Literal["v2", "v1"]
+    ) -> SignInResult:
+        expires_in = float(result.get("expires_in") or 0)
+        home_account_id = _home_account_id(result)
+        account = next((a for a in self.accounts() if a.home_account_id == home_account_id), None)
+        if account is None:
+            raise SignInError(
+                "the sign-in succeeded but no account could be cached (the answer had no "
+                "client_info); the server is not behaving like Entra ID",
+                error_class=ErrorClass.BAD_REQUEST,
+                tenant=route.tenant_id,
+            )
+        log.info(
+            "agent %s signed in at tenant %s (%s)", account.username, route.tenant_id, protocol
+        )
+        return SignInResult(
+            account=account,
+            tenant_id=route.tenant_id,
+            region=route.region,
+            protocol=protocol,
+            expires_at=time.time() + expires_in,
+        )
+
+    # -- id_token validation (MSAL 1.38+ no longer validates; client-traps §8) ------------------
+    def _validate_id_token(self, id_token: str | None, route: Route, nonce: str | None) -> None:
+        if not id_token:
+            return  # nothing claimed, nothing relied on
+        info = self.router.discovery.cached(route.tenant_id)
+        jwks_uri = (info.jwks_uri if info else None) or (
+            f"{route.cloud.login}/{route.tenant_id}/discovery/v2.0/keys"
+        )
+        try:
+            header = jwt.get_unverified_header(id_token)
+            key = self._signing_key(jwks_uri, header.get("kid"))
+            claims = jwt.decode(
+                id_token,
+                key,
+                algorithms=["RS256"],
+                audience=route.identity.client_id,
+                leeway=ID_TOKEN_LEEWAY,
+                options={"require": ["exp", "iat", "aud", "iss"]},
+            )
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, route.tenant_id, "fetching the signing keys") from None
+        except jwt.PyJWTError as exc:
+            raise SignInError(
+                f"the id_token from tenant {route.tenant_id} does not validate: {exc}",
+                error_class=ErrorClass.BAD_REQUEST,
+                tenant=route.tenant_id,
+            ) from None
+        tid = str(claims.get("tid", ""))
+        if not tid or tid not in str(claims["iss"]):
+            raise SignInError(
+                f"the id_token's issuer {claims['iss']!r} does not name its tenant",
+                error_class=ErrorClass.BAD_REQUEST,
+                tenant=route.tenant_id,
+            )
+        if nonce is not None and claims.get("nonce") not in (None, nonce):
+            raise SignInError(
+                "the id_token belongs to another sign-in (nonce mismatch)",
+                error_class=ErrorClass.BAD_REQUEST,
+                tenant=route.tenant_id,
+            )
+
+    def _signing_key(self, jwks_uri: str, kid: str | None) -> Any:
+        for attempt in range(2):  # refetch once: keys roll over
+            keys = self._jwks.get(jwks_uri)
+            if keys is None or attempt:
+                response = self.session.get(jwks_uri, headers={"Accept": "application/json"})
+                response.raise_for_status()
+                keys = self._jwks[jwks_uri] = response.json()
+            for jwk in keys.get("keys", []):
+                if kid is None or jwk.get("kid") == kid:
+                    return jwt.PyJWK(jwk).key
+        raise jwt.InvalidKeyError(f"no signing key {kid!r} at {jwks_uri}")
+
+    # -- tokens (TokenSource) -------------------------------------------------------------------
+    async def get_token(self, tenant: str, *, fresh: bool = False) -> str:
+        """The agent's delegated Graph token for ``tenant``, from cache or by redeeming the
+        agent's refresh token at that tenant. ``fresh=True`` evicts this tenant's access
+        tokens first."""
+        route = await self.router.route(tenant)
+        key = (route.identity.client_id, route.tenant_id)
+        async with self._locks.async_lock(key):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, self._silent, route, fresh)
+
+    def get_token_sync(self, tenant: str, *, fresh: bool = False) -> str:
+        return self._silent(self.router.route_sync(tenant), fresh)
+
+    def _silent(self, route: Route, fresh: bool) -> str:
+        key = (route.identity.client_id, route.tenant_id)
+        what = f"agent token for tenant {route.tenant_id}"
+        with self._locks.thread_lock(key):
+            app = self._app(route)
+            account = self._account(app, route)
+            if fresh:
+                self.cache.evict_tenant(key[0], key[1], account["home_account_id"])
+            try:
+                result = app.acquire_token_silent_with_error(
+                    [route.cloud.graph_scope], account=account
+                )
+            except TRANSPORT_ERRORS as exc:
+                raise transport_error(exc, route.tenant_id, what) from None
+            if result is None:
+                raise NotSignedInError(
+                    f"{what}: the cached sign-in of {account.get('username')} cannot be used "
+                    f"any more; sign in again (cspgraph login --customer {route.customer})",
+                    error_class=ErrorClass.NEEDS_PERSON,
+                    tenant=route.tenant_id,
+                    code="NotSignedIn",
+                )
+            if "access_token" not in result:
+                raise token_error(result, route.tenant_id, what)
+            token: str = result["access_token"]
+            return token
+
+    def _account(self, app: msal.ConfidentialClientApplication, route: Route) -> dict[str, Any]:
+        client_id = route.identity.client_id
+        candidates = [
+            a
+            for a in app.get_accounts(username=self.username)
+            if self._has_refresh_token(a["home_account_id"], client_id)
+        ]
+        if len(candidates) == 1:
+            account: dict[str, Any] = candidates[0]
+            return account
+        if not candidates:
+            who = self.username or "no agent"
+            raise NotSignedInError(
+                f"{who} has signed in for region {route.region} (app {client_id}); run "
+                f"`cspgraph login --customer {route.customer}` first",
+                error_class=ErrorClass.NEEDS_PERSON,
+                tenant=route.tenant_id,
+                code="NotSignedIn",
+            )
+        names = ", ".join(sorted(a.get("username", "?") for a in candidates))
+        raise NotSignedInError(
+            f"several agents are signed in for region {route.region} ({names}); choose one "
+            "(username=… / --agent-user)",
+            error_class=ErrorClass.NEEDS_PERSON,
+            tenant=route.tenant_id,
+            code="AmbiguousAgent",
+        )
+
+    def _has_refresh_token(self, home_account_id: str, client_id: str) -> bool:
+        query = {"home_account_id": home_account_id, "client_id": client_id}
+        return any(True for _ in self.cache.search(_CT.REFRESH_TOKEN, query=query))
+
+    def accounts(self) -> list[AgentAccount]:
+        """Every agent with a usable sign-in in the cache, per region's app."""
+        out = []
+        identities = self.router.config.identities.values()
+        for entry in self.cache.search(_CT.ACCOUNT):
+            for identity in identities:
+                if self._has_refresh_token(entry["home_account_id"], identity.client_id):
+                    out.append(
+                        AgentAccount(
+                            username=entry.get("username", ""),
+                            home_account_id=entry["home_account_id"],
+                            environment=entry.get("environment", ""),
+                            client_id=identity.client_id,
+                            region=identity.region,
+                        )
+                    )
+        return sorted(set(out), key=lambda a: (a.region, a.username))
+
+    def sign_out(self, username: str | None = None) -> int:
+        """Forget cached agents (all, or the one named); return how many were forgotten."""
+        gone = {
+            a.home_account_id
+            for a in self.accounts()
+            if username is None or a.username.lower() == username.lower()
+        }
+        for home_account_id in gone:
+            self.cache.remove_account_entries(home_account_id)
+        return len(gone)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.cache.save()
+
+    def _app(self, route: Route) -> msal.ConfidentialClientApplication:
+        key = (route.identity.client_id, route.tenant_id)
+        with self._guard:
+            app = self._apps.get(key)
+        if app is not None:
+            return app
+        app = build_msal_app(
+            route,
+            self._credentials.get(route.identity),
+            transport=self._transport,
+            http_cache=self._http_cache,
+            token_cache=self.cache,  # shared: the agent's refresh token serves every customer
+        )
+        with self._guard:
+            return self._apps.setdefault(key, app)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unverified_claims(token: str) -> dict[str, Any]:
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _home_tenant(claims: dict[str, Any]) -> str | None:
+    """The signed-in user's home tenant: a partner agent's is named by ``idp`` (its home STS),
+    everyone else's is ``tid``."""
+    idp = str(claims.get("idp") or "")
+    for part in idp.rstrip("/").split("/"):
+        if len(part) == 36 and part.count("-") == 4:
+            return part.lower()
+    tid = claims.get("tid")
+    return str(tid) if tid else None
+
+
+def _aai_object(claims: dict[str, Any]) -> str | None:
+    """The agent's object id in its home tenant from an access token's ``aai`` claim
+    ("tenant: {partner tid}, object: {user oid}"), for tokens without ``oid``."""
+    for part in str(claims.get("aai") or "").split(","):
+        name, _, value = part.partition(":")
+        if name.strip() == "object" and value.strip():
+            return value.strip()
+    return None
+
+
+def _home_account_id(result: dict[str, Any]) -> str | None:
+    raw = result.get("client_info")
+    if not raw:
+        return None
+    try:
+        info = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except ValueError:
+        return None
+    if isinstance(info, dict) and "uid" in info and "utid" in info:
+        return f"{info['uid']}.{info['utid']}"
+    return None

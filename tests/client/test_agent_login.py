@@ -1,0 +1,349 @@
+"""Partner agents signing in at a customer's authority (auth code + PKCE, loopback redirect),
+v2 and v1, driven by a script that fills the emulator's sign-in form; then the agent's refresh
+token serving other customers without another sign-in."""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import stat
+import threading
+import time
+from collections.abc import Callable
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx
+import jwt
+import pytest
+from typer.testing import CliRunner
+
+from cspgraph.config import Config
+from cspgraph.emulator.server import Emulator
+from cspgraph.identity import (
+    NotSignedInError,
+    PendingSignIn,
+    RegionNotConfiguredError,
+    SignInError,
+    TokenProvider,
+)
+from tests.client.conftest import (
+    AGENT,
+    AGENT_PASSWORD,
+    NA_CLIENT,
+    SECRET_ENV,
+    Control,
+    emulator_config,
+    record_requests,
+)
+
+MakeEmulator = Callable[..., Emulator]
+MakeProvider = Callable[..., TokenProvider]
+
+
+class _Form(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: dict[str, str] = {}
+        self.error = ""
+        self._in_error = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.action = a.get("action", "")
+        elif tag == "input" and a.get("type") == "hidden":
+            self.fields[a["name"]] = a.get("value", "")
+        elif a.get("id") == "error":
+            self._in_error = True
+
+    def handle_data(self, data: str) -> None:
+        if self._in_error:
+            self.error += data
+            self._in_error = False
+
+
+def fill_sign_in(
+    emu: Emulator, auth_url: str, username: str, password: str, codes: list[str] | None = None
+) -> httpx.Response:
+    """What a person's browser does: open the URL, fill the form and submit, then (form_post)
+    submit the answer page's form to the app's loopback listener."""
+    context = ssl.create_default_context(cafile=emu.endpoints.ca_bundle)
+    with httpx.Client(verify=context, trust_env=False, follow_redirects=True) as browser:
+        page = browser.get(auth_url)
+        assert page.status_code == 200, page.text
+        form = _Form()
+        form.feed(page.text)
+        assert form.action, page.text
+        answer = browser.post(
+            urljoin(str(page.url), form.action),
+            data={**form.fields, "username": username, "password": password},
+        )
+        form = _Form()
+        form.feed(answer.text)
+        assert not form.error, form.error
+        if form.action.startswith("http://localhost"):  # response_mode=form_post
+            if codes is not None:
+                codes.append(form.fields["code"])
+            answer = browser.post(form.action, data=form.fields)
+        return answer
+
+
+def sign_in(
+    emu: Emulator, provider: TokenProvider, customer: str, *, v1: bool = False, region: str = "NA"
+) -> Any:
+    with provider.agent().begin_sign_in(customer, v1=v1) as pending:
+        landed = fill_sign_in(emu, pending.auth_url, AGENT[region], AGENT_PASSWORD)
+        assert landed.status_code == 200
+        assert "Signed in" in landed.text
+        assert str(landed.url).startswith(pending.redirect_uri)
+        return pending.wait(timeout=30)
+
+
+def read_json(path: Path | None) -> Any:
+    assert path is not None
+    return json.loads(path.read_text())
+
+
+def claims(token: str) -> dict[str, Any]:
+    value: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return value
+
+
+@pytest.fixture
+def emu(make_emulator: MakeEmulator) -> Emulator:
+    return make_emulator()
+
+
+@pytest.fixture
+def config(emu: Emulator, tmp_path: Path) -> Config:
+    return emulator_config(emu, tmp_path)
+
+
+async def test_v2_sign_in_then_the_refresh_token_serves_another_customer(
+    emu: Emulator, config: Config, tmp_path: Path, make_provider: MakeProvider
+) -> None:
+    control = Control(emu)
+    provider = make_provider(config)
+    first = next(t for t in control.customers("NA") if t["domain"] == "customer.com")
+    second = control.customers("NA")[1]
+    result = sign_in(emu, provider, "customer.com")
+    assert result.account.username == AGENT["NA"]
+    assert (result.tenant_id, result.region, result.protocol) == (first["id"], "NA", "v2")
+    partner_id = next(
+        t["id"] for t in control.get("world")["tenants"] if t["domain"] == "partner.com"
+    )
+    assert result.account.home_tenant_id == partner_id
+    cache_file = tmp_path / "tokens.json"
+    assert stat.S_IMODE(cache_file.stat().st_mode) == 0o600
+
+    agent = provider.agent()
+    token = claims(await agent.get_token("customer.com"))
+    assert (token["idtyp"], token["tid"], token["appid"]) == ("user", first["id"], NA_CLIENT)
+    assert token["idp"] == f"https://sts.windows.net/{partner_id}/"  # a partner agent
+    # Another customer: no sign-in, the agent's refresh token is redeemed there.
+    other = claims(await agent.get_token(second["domain"]))
+    assert other["tid"] == second["id"]
+    assert [t["grant"] for t in control.tokens(tenant=second["id"])] == ["refresh_token"]
+    assert [t["grant"] for t in control.tokens(tenant=first["id"])] == ["authorization_code"]
+
+    # A new process with the same cache file is signed in too.
+    again = make_provider(emulator_config(emu, tmp_path))
+    third = control.customers("NA")[2]
+    assert claims(again.agent().get_token_sync(third["id"]))["tid"] == third["id"]
+    assert [a.username for a in again.agent().accounts()] == [AGENT["NA"]]
+
+
+async def test_v1_sign_in_uses_resource_and_its_refresh_token_serves_another_customer(
+    emu: Emulator, config: Config, make_provider: MakeProvider
+) -> None:
+    control = Control(emu)
+    provider = make_provider(config)
+    wire = record_requests(provider.session)
+    first = next(t for t in control.customers("NA") if t["domain"] == "customer.com")
+    second = control.customers("NA")[3]
+    with provider.agent().begin_sign_in("customer.com", v1=True) as pending:
+        url = urlsplit(pending.auth_url)
+        assert url.path == "/customer.com/oauth2/authorize"  # as the CSP description shows
+        query = parse_qs(url.query)
+        assert query["resource"] == ["https://graph.microsoft.com"]
+        assert query["code_challenge_method"] == ["S256"]
+        fill_sign_in(emu, pending.auth_url, AGENT["NA"], AGENT_PASSWORD)
+        result = pending.wait(timeout=30)
+    assert (result.protocol, result.tenant_id, result.account.username) == (
+        "v1",
+        first["id"],
+        AGENT["NA"],
+    )
+    assert ("POST", f"{provider.cloud.login}/customer.com/oauth2/token") in wire
+    agent = provider.agent()
+    token = claims(await agent.get_token(first["id"]))
+    assert (token["aud"], token["tid"], token["ver"]) == (
+        "https://graph.microsoft.com",
+        first["id"],
+        "1.0",
+    )
+    assert len(control.tokens(tenant=first["id"])) == 1  # served from the cache
+    other = claims(await agent.get_token(second["domain"]))
+    assert other["tid"] == second["id"]
+    assert [t["grant"] for t in control.tokens(tenant=second["id"])] == ["refresh_token"]
+
+
+async def test_fresh_evicts_only_that_customers_agent_token(
+    emu: Emulator, config: Config, make_provider: MakeProvider
+) -> None:
+    control = Control(emu)
+    provider = make_provider(config)
+    sign_in(emu, provider, "customer.com")
+    agent = provider.agent()
+    other = control.customers("NA")[1]["id"]
+    a1, b1 = await agent.get_token("customer.com"), await agent.get_token(other)
+    a2 = await agent.get_token("customer.com", fresh=True)
+    assert claims(a2)["uti"] != claims(a1)["uti"]
+    assert await agent.get_token(other) == b1
+    assert len(control.tokens(tenant=other)) == 1
+
+
+async def test_without_a_sign_in_the_agent_is_told_to_log_in(
+    config: Config, make_provider: MakeProvider
+) -> None:
+    agent = make_provider(config).agent()
+    with pytest.raises(NotSignedInError, match=r"cspgraph login --customer customer\.com"):
+        await agent.get_token("customer.com")
+
+
+async def test_a_customer_of_an_unconfigured_region_is_refused_before_sign_in(
+    emu: Emulator, tmp_path: Path, make_provider: MakeProvider
+) -> None:
+    provider = make_provider(emulator_config(emu, tmp_path, regions=("NA",)))
+    wire = record_requests(provider.session)
+    eu = Control(emu).customers("EU")[0]
+    with pytest.raises(RegionNotConfiguredError, match=r"add a \[regions\.EU\] section"):
+        provider.agent().begin_sign_in(eu["domain"])
+    assert not any("authorize" in url or "/oauth2/" in url for _, url in wire)
+
+
+async def test_an_answer_for_another_sign_in_is_refused(
+    config: Config, make_provider: MakeProvider
+) -> None:
+    provider = make_provider(config)
+    with provider.agent().begin_sign_in("customer.com") as pending:
+        assert isinstance(pending, PendingSignIn)
+        with pytest.raises(SignInError, match="state mismatch"):
+            pending.complete({"code": "stolen", "state": "someone-elses"})
+    with provider.agent().begin_sign_in("customer.com") as pending:
+        state = parse_qs(urlsplit(pending.auth_url).query)["state"][0]
+        refused = {"error": "access_denied", "error_description": "AADSTS65004: declined"}
+        with pytest.raises(Exception, match="AADSTS65004") as info:
+            pending.complete({**refused, "state": state})
+        assert getattr(info.value, "code", None) == "AADSTS65004"
+
+
+def test_an_id_token_not_signed_by_the_authority_is_refused(
+    config: Config, make_provider: MakeProvider
+) -> None:
+    """MSAL 1.38+ no longer validates id_tokens (client-traps §8); the agent provider does."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    provider = make_provider(config)
+    route = provider.route_sync("customer.com")
+    info = provider.discovery.cached("customer.com")
+    assert info is not None and info.jwks_uri
+    kid = provider.session.get(info.jwks_uri).json()["keys"][0]["kid"]
+    now = int(time.time())
+    claims = {
+        "aud": NA_CLIENT,
+        "iss": info.issuer,
+        "tid": route.tenant_id,
+        "iat": now,
+        "exp": now + 600,
+    }
+    impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(claims, impostor, algorithm="RS256", headers={"kid": kid})
+    with pytest.raises(SignInError, match="does not validate: Signature verification failed"):
+        provider.agent()._validate_id_token(forged, route, nonce=None)
+
+
+def test_the_loopback_listener_ignores_strays_and_times_out_cleanly(
+    config: Config, make_provider: MakeProvider
+) -> None:
+    provider = make_provider(config)
+    with provider.agent().begin_sign_in("customer.com") as pending:
+        with httpx.Client(trust_env=False) as client:
+            assert client.get(f"{pending.redirect_uri}/favicon.ico").status_code == 404
+            stray = client.get(pending.redirect_uri, params={"code": "x", "state": "wrong"})
+            assert stray.status_code == 404
+        with pytest.raises(SignInError, match="no sign-in came back"):
+            pending.wait(timeout=0.05)
+
+
+async def test_no_secret_token_or_code_is_logged_during_sign_in(
+    emu: Emulator, config: Config, make_provider: MakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    provider = make_provider(config)
+    with provider.agent().begin_sign_in("customer.com") as pending:
+        codes: list[str] = []
+        fill_sign_in(emu, pending.auth_url, AGENT["NA"], AGENT_PASSWORD, codes)
+        pending.wait(timeout=30)
+    (code,) = codes
+    sign_in(emu, provider, "customer.com", v1=True)
+    tokens = [
+        await provider.agent().get_token(t) for t in ("customer.com", "northwind.onmicrosoft.com")
+    ]
+    cache = read_json(config.token_cache_path)
+    refresh_tokens = [rt["secret"] for rt in cache["RefreshToken"].values()]
+    text = caplog.text
+    assert "msal" in {r.name.split(".")[0] for r in caplog.records}
+    for secret in [*SECRET_ENV.values(), AGENT_PASSWORD, code, *tokens, *refresh_tokens]:
+        assert secret not in text
+
+
+def test_cspgraph_login_whoami_and_token_agent(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cspgraph.cli import config_cmd
+    from cspgraph.cli.main import app
+
+    runner = CliRunner()
+    config_path = tmp_path / "cfg" / "config.toml"
+    init = runner.invoke(
+        config_cmd.app,
+        ["init", "--from-emulator", str(emu.endpoints_file), "--path", str(config_path)],
+    )
+    assert init.exit_code == 0, init.output
+    # The "browser": fills the sign-in form from another thread, as a person would.
+    threads: list[threading.Thread] = []
+
+    def browser(url: str) -> bool:
+        thread = threading.Thread(
+            target=fill_sign_in, args=(emu, url, AGENT["NA"], AGENT_PASSWORD), daemon=True
+        )
+        thread.start()
+        threads.append(thread)
+        return True
+
+    monkeypatch.setattr("webbrowser.open", browser)
+    login = runner.invoke(
+        app,
+        ["login", "--customer", "customer.com", "--timeout", "30", "--config", str(config_path)],
+    )
+    assert login.exit_code == 0, login.output
+    assert f"signed in: {AGENT['NA']}" in login.output
+    for thread in threads:
+        thread.join(timeout=10)
+    whoami = runner.invoke(app, ["whoami", "--config", str(config_path)])
+    assert whoami.exit_code == 0, whoami.output
+    payload = json.loads(whoami.output)
+    assert [a["username"] for a in payload["agents"]] == [AGENT["NA"]]
+    assert set(payload["identities"]) == {"NA", "EU"}
+    token = runner.invoke(
+        app,
+        ["token", "--customer", "adatum.onmicrosoft.com", "--agent", "--config", str(config_path)],
+    )
+    assert token.exit_code == 0, token.output
+    assert json.loads(token.output)["idtyp"] == "user"
