@@ -9,7 +9,16 @@ from __future__ import annotations
 import typer
 
 from cspgraph import __version__
-from cspgraph.cli import auth_cmd, config_cmd, emulator_cmd, report_cmd
+from cspgraph.cli import (
+    auth_cmd,
+    call_cmd,
+    config_cmd,
+    demo_cmd,
+    emulator_cmd,
+    partner_cmd,
+    report_cmd,
+    sync_cmd,
+)
 
 app = typer.Typer(
     name="cspgraph",
@@ -20,8 +29,14 @@ app = typer.Typer(
 )
 app.add_typer(emulator_cmd.app, name="emulator")
 app.command("report")(report_cmd.report)
+app.command("sync")(sync_cmd.sync)
+app.command("demo")(demo_cmd.demo)
 app.add_typer(config_cmd.app, name="config")
 auth_cmd.register(app)  # token, login, whoami
+app.command("call")(call_cmd.call)
+app.command("setup")(partner_cmd.setup)
+app.add_typer(partner_cmd.customers_app, name="customers")
+app.command("onboard")(partner_cmd.onboard)
 
 
 def _version(value: bool) -> None:

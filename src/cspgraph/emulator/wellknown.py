@@ -121,6 +121,7 @@ DELEGATED_PERMISSIONS: dict[str, Permission] = _p(
         "Application.ReadWrite.All": "bdfbf15f-ee85-4955-8675-146e8e5296b5",
         "AppRoleAssignment.ReadWrite.All": "84bccea3-f856-4a8a-967b-dbe0a3d53a64",
         "DeviceManagementManagedDevices.Read.All": "314874da-47d6-4978-88dc-cf0d37f0bb82",
+        "RoleManagement.Read.Directory": "741c54c3-0c1e-44a1-818b-3f97ab4e8c83",
         "Mail.Read": "570282fd-fa5c-430d-a7fd-fc8dc98a9dca",
         "Files.Read.All": "df85f4d6-205c-4ac5-a5ea-6bf408dba283",
         "openid": "37f7f235-527c-4136-accd-4a02d197296e",

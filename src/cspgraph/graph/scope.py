@@ -316,6 +316,11 @@ def permission_for(method: str, path: str, *, delegated: bool = False) -> str:
     return name
 
 
+def covers(granted: Iterable[str], needed: str) -> bool:
+    """Whether any of the ``granted`` permissions is ``needed`` or includes it."""
+    return any(name == needed or needed in _implied_by(name) for name in granted)
+
+
 def required_permissions(
     operations: Iterable[tuple[str, str]], *, delegated: bool = False
 ) -> frozenset[str]:
@@ -343,6 +348,9 @@ SYNC_OPERATIONS: tuple[tuple[str, str], ...] = (
     ("GET", "/devices"),
     ("GET", "/devices/delta"),
     ("GET", "/deviceManagement/managedDevices"),
+    # Who holds Global Administrator: the report's "admins".
+    ("GET", "/directoryRoles"),
+    ("GET", "/directoryRoles/{id}/members"),
 )
 # The onboarding smoke test (client-traps §11): GET /users?$count=true&$top=1.
 SMOKE_TEST_OPERATIONS: tuple[tuple[str, str], ...] = (("GET", "/users"),)

@@ -1,0 +1,92 @@
+"""The partner's own operations: Partner Center customers, the partner-managed app's set-up, and
+onboarding new customers through the propagation of their partner relationship.
+
+    center       PartnerCenterClient: list (continuation paging), get, create (idempotent)
+    auth         PartnerCenterTokens (app-only, partner tenant); AdminSignIn (set-up)
+    setup        setup_partner_app: register, least privilege, credential, AdminAgents, config
+    onboarding   onboard_customer: create → wait → fresh token → smoke test, resumable
+"""
+
+from cspgraph.partner.auth import (
+    GRAPH_CLI_CLIENT_ID,
+    SETUP_SCOPES,
+    AdminAccount,
+    AdminSignIn,
+    DeviceCodePrompt,
+    PartnerCenterTokens,
+    PendingAdminSignIn,
+)
+from cspgraph.partner.center import (
+    BillingAddress,
+    CreatedCustomer,
+    Customer,
+    CustomerNotFoundError,
+    DomainInUseError,
+    NewCustomer,
+    NotYourCustomerError,
+    PartnerCenterClient,
+    PartnerCenterTokenSource,
+    Secret,
+)
+from cspgraph.partner.onboarding import (
+    Attempt,
+    Clock,
+    EmulatorClock,
+    OnboardingProgress,
+    OnboardingResult,
+    OnboardingSettings,
+    OnboardingStore,
+    OnboardingTimeout,
+    SystemClock,
+    onboard_customer,
+    young_tenant_policy,
+)
+from cspgraph.partner.setup import (
+    PermissionPlan,
+    SetupOptions,
+    SetupReport,
+    SetupStep,
+    StepStatus,
+    check_csp_scope,
+    plan_permissions,
+    setup_partner_app,
+)
+
+__all__ = [
+    "GRAPH_CLI_CLIENT_ID",
+    "SETUP_SCOPES",
+    "AdminAccount",
+    "AdminSignIn",
+    "Attempt",
+    "BillingAddress",
+    "Clock",
+    "CreatedCustomer",
+    "Customer",
+    "CustomerNotFoundError",
+    "DeviceCodePrompt",
+    "DomainInUseError",
+    "EmulatorClock",
+    "NewCustomer",
+    "NotYourCustomerError",
+    "OnboardingProgress",
+    "OnboardingResult",
+    "OnboardingSettings",
+    "OnboardingStore",
+    "OnboardingTimeout",
+    "PartnerCenterClient",
+    "PartnerCenterTokenSource",
+    "PartnerCenterTokens",
+    "PendingAdminSignIn",
+    "PermissionPlan",
+    "Secret",
+    "SetupOptions",
+    "SetupReport",
+    "SetupStep",
+    "StepStatus",
+    "SystemClock",
+    "check_csp_scope",
+    "onboard_customer",
+    "plan_permissions",
+    "setup_partner_app",
+    "young_tenant_policy",
+]

@@ -1,0 +1,570 @@
+"""The Partner Center customers API: list (continuation paging), read, create.
+
+Partner Center is called with a v1 token for ``https://api.partnercenter.microsoft.com`` issued in
+the **partner** tenant (wire-facts §4); :class:`~cspgraph.partner.auth.PartnerCenterTokens` gives
+an app-only one. Every request carries ``MS-RequestId`` and ``MS-CorrelationId``; a create keeps
+its ``MS-RequestId`` across retries, which is what makes Partner Center replay the first answer
+instead of creating a second customer.
+
+Listing follows ``links.next``: its ``uri`` is requested verbatim and each of its ``headers``
+(``MS-ContinuationToken``) is sent as given; the last page has no ``next``.
+
+Failures come back in Partner Center's own shape (``{"code", "description", …}``, or
+``{"statusCode", "message"}`` for a 429) and are turned into the error taxonomy of
+:mod:`cspgraph.graph.errors`: a 429 or 5xx is transient and retried (``Retry-After`` honoured),
+a rejected token is retried once with a fresh one, and everything else is raised with Partner
+Center's code and text. Messages never contain a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from cspgraph import __version__
+from cspgraph.graph.errors import (
+    BadRequestError,
+    CspGraphError,
+    ErrorClass,
+    NeedsPersonError,
+    Rule,
+    TransientError,
+)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+# The Partner Center SDKs page customers by 40 (wire-facts §4.2).
+DEFAULT_PAGE_SIZE = 40
+# One answer must not park the caller for longer than this, whatever Retry-After says.
+MAX_RETRY_AFTER = 600.0
+DEFAULT_TIMEOUT = 100.0
+
+
+class PartnerCenterTokenSource(Protocol):
+    async def get_token(self, *, fresh: bool = False) -> str:
+        """A Partner Center access token for the partner tenant; ``fresh`` skips the cache."""
+        ...
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+
+class DomainInUseError(BadRequestError):
+    """The domain already belongs to a tenant that is not this partner's customer."""
+
+
+class CustomerNotFoundError(BadRequestError):
+    """No such customer (tenant unknown to Partner Center)."""
+
+
+class NotYourCustomerError(NeedsPersonError):
+    """The tenant exists but the partner has no commerce relationship with it (20002)."""
+
+
+# Partner Center's codes (wire-facts §4.3) and what they mean for a caller. Kept here because the
+# shape and the codes are Partner Center's own; the classes are the shared taxonomy's.
+_PC_RULES: dict[str, tuple[type[CspGraphError], Rule]] = {
+    "20002": (
+        NotYourCustomerError,
+        Rule(ErrorClass.NEEDS_PERSON, "the partner has no commerce relationship with the customer"),
+    ),
+    "60003": (CustomerNotFoundError, Rule(ErrorClass.BAD_REQUEST, "no such customer tenant")),
+    "800001": (
+        NeedsPersonError,
+        Rule(ErrorClass.NEEDS_PERSON, "Partner Center received no partner token"),
+    ),
+    "800002": (BadRequestError, Rule(ErrorClass.BAD_REQUEST, "invalid request input")),
+    "600002": (
+        BadRequestError,
+        Rule(ErrorClass.BAD_REQUEST, "organization registration id not accepted in this country"),
+    ),
+    "600049": (
+        BadRequestError,
+        Rule(ErrorClass.BAD_REQUEST, "organization registration id required in this country"),
+    ),
+    "600051": (BadRequestError, Rule(ErrorClass.BAD_REQUEST, "a phone number is required")),
+}
+
+
+def partner_center_error(
+    status: int, body: Any, *, what: str, request_id: str | None = None
+) -> CspGraphError:
+    """A taxonomy error from a Partner Center failure answer."""
+    data = body if isinstance(body, dict) else {}
+    code = data.get("code", data.get("statusCode"))
+    code_text = str(code) if code is not None else None
+    description = str(data.get("description") or data.get("message") or f"HTTP {status}")
+    message = f"{what} failed: {description}"
+    if status == 429:
+        rule = Rule(ErrorClass.TRANSIENT, "throttled by Partner Center")
+        cls: type[CspGraphError] = TransientError
+    elif status >= 500:
+        rule = Rule(ErrorClass.TRANSIENT, f"HTTP {status} from Partner Center")
+        cls = TransientError
+    elif status == 409:
+        rule = Rule(ErrorClass.BAD_REQUEST, "the domain is already used by another tenant")
+        cls = DomainInUseError
+    elif code_text in _PC_RULES:
+        cls, rule = _PC_RULES[code_text]
+    elif status == 401:
+        mfa = "mfa" in description.lower()
+        reason = (
+            "Partner Center requires multi-factor authentication for app+user tokens"
+            if mfa
+            else "Partner Center refused the token (is this a partner tenant's token?)"
+        )
+        rule = Rule(ErrorClass.NEEDS_PERSON, reason)
+        cls = NeedsPersonError
+    elif status == 403:
+        rule = Rule(ErrorClass.NEEDS_PERSON, "Partner Center denied access")
+        cls = NeedsPersonError
+    elif status == 404:
+        rule = Rule(ErrorClass.BAD_REQUEST, "not found")
+        cls = CustomerNotFoundError
+    else:
+        rule = Rule(ErrorClass.BAD_REQUEST, f"HTTP {status}")
+        cls = BadRequestError
+    return cls(
+        message,
+        error_class=rule.error_class,
+        code=code_text,
+        status=status,
+        request_id=request_id,
+        reason=rule.reason,
+    )
+
+
+# -- what Partner Center says about customers ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Customer:
+    """A customer as Partner Center lists it. ``tenant_id`` is the customer's Entra tenant."""
+
+    tenant_id: str
+    domain: str
+    company_name: str | None
+    relationship: str | None  # relationshipToPartner: reseller, advisor, …
+    commerce_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Customer:
+        profile = data.get("companyProfile") or {}
+        billing = data.get("billingProfile") or {}
+        tenant_id = str(profile.get("tenantId") or data.get("id") or "").lower()
+        return cls(
+            tenant_id=tenant_id,
+            domain=str(profile.get("domain") or "").lower(),
+            company_name=profile.get("companyName") or billing.get("companyName"),
+            relationship=data.get("relationshipToPartner"),
+            commerce_id=data.get("commerceId"),
+            raw=dict(data),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "domain": self.domain,
+            "company_name": self.company_name,
+            "relationship": self.relationship,
+        }
+
+
+class Secret:
+    """A value shown once and never by accident: its repr and str hide it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(****)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class CreatedCustomer:
+    """The answer to a create. ``created`` is False when Partner Center answered with a
+    customer that already existed (an idempotent replay, or this partner's existing tenant):
+    only a new customer comes with its first admin's credentials."""
+
+    customer: Customer
+    created: bool
+    admin_username: str | None = None
+    admin_password: Secret | None = None
+
+
+@dataclass(frozen=True)
+class BillingAddress:
+    address_line1: str
+    city: str
+    country: str  # ISO 3166 alpha-2
+    state: str | None = None
+    postal_code: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone_number: str | None = None
+    address_line2: str | None = None
+
+    def as_json(self) -> dict[str, str]:
+        fields = {
+            "firstName": self.first_name,
+            "lastName": self.last_name,
+            "addressLine1": self.address_line1,
+            "addressLine2": self.address_line2,
+            "city": self.city,
+            "state": self.state,
+            "postalCode": self.postal_code,
+            "country": self.country.upper(),
+            "phoneNumber": self.phone_number,
+        }
+        return {k: v for k, v in fields.items() if v}
+
+
+@dataclass(frozen=True)
+class NewCustomer:
+    """What ``POST /v1/customers`` needs (wire-facts §4.1)."""
+
+    domain: str  # e.g. contoso-new.onmicrosoft.com
+    company_name: str
+    email: str
+    address: BillingAddress
+    culture: str = "en-US"
+    language: str = "en"
+    organization_registration_number: str | None = None
+    # None leaves Partner Center's default (a default GDAP relationship since 2023-11-01).
+    enable_gdap_by_default: bool | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        company: dict[str, Any] = {"domain": self.domain.lower()}
+        if self.organization_registration_number:
+            company["organizationRegistrationNumber"] = self.organization_registration_number
+        body: dict[str, Any] = {}
+        if self.enable_gdap_by_default is not None:
+            body["enableGDAPByDefault"] = self.enable_gdap_by_default
+        body["companyProfile"] = company
+        body["billingProfile"] = {
+            "culture": self.culture,
+            "email": self.email,
+            "language": self.language,
+            "companyName": self.company_name,
+            "defaultAddress": self.address.as_json(),
+        }
+        return body
+
+
+# -- the client ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PartnerCenterStats:
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+
+
+class PartnerCenterClient:
+    """Partner Center's customers API for one partner tenant; use ``async with``."""
+
+    def __init__(
+        self,
+        tokens: PartnerCenterTokenSource,
+        *,
+        base_url: str = "https://api.partnercenter.microsoft.com",
+        ca_bundle: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        sleep: Sleep = asyncio.sleep,
+        max_retries: int = 5,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        locale: str = "en-US",
+        timeout: float = DEFAULT_TIMEOUT,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        base = URL(base_url.rstrip("/"))
+        if not base.absolute or base.scheme not in ("https", "http"):
+            raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
+        if not 1 <= page_size <= 1000:
+            raise ValueError("page_size must be between 1 and 1000")
+        self._base = str(base)
+        self._origin = (base.scheme, base.host, base.port)
+        self._tokens = tokens
+        self._ca_bundle = ca_bundle
+        self._session = session
+        self._owns_session = session is None
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # jitter, not secrets
+        self.max_retries = max_retries
+        self.page_size = page_size
+        self._timeout = timeout
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._headers = {
+            "Accept": "application/json",
+            "X-Locale": locale,
+            "User-Agent": f"cspgraph/{__version__}",
+        }
+        self.stats = PartnerCenterStats()
+
+    async def __aenter__(self) -> PartnerCenterClient:
+        self._ensure_session()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+            self._session = None
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            context = ssl.create_default_context(cafile=self._ca_bundle)
+            # Partner Center is slow to answer and small: a handful of connections (CIPP uses 5).
+            connector = aiohttp.TCPConnector(limit=10, limit_per_host=5, ssl=context)
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=self._timeout)
+            # trust_env stays False: no proxy or CA bundle from the environment (client-traps §3).
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return self._session
+
+    # -- customers ---------------------------------------------------------------------------------
+
+    async def pages(self) -> AsyncIterator[list[Customer]]:
+        """Every page of this partner's customers, following ``links.next`` verbatim."""
+        url = f"{self._base}/v1/customers?size={self.page_size}"
+        extra: dict[str, str] = {}
+        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        while True:
+            data = await self._request("GET", url, headers=extra, what="listing customers")
+            items = data.get("items") if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                raise _unexpected("listing customers", "a page of customers")
+            yield [Customer.from_json(item) for item in items if isinstance(item, dict)]
+            following = _next_link(data)
+            if following is None:
+                return
+            url, extra = self._follow(following)
+            marker = (url, tuple(sorted(extra.items())))
+            if marker in seen:  # a continuation that does not move on would loop for ever
+                raise _unexpected("listing customers", "a continuation that moves on")
+            seen.add(marker)
+
+    async def list_customers(self) -> AsyncIterator[Customer]:
+        """Every customer of this partner, across all pages."""
+        async for page in self.pages():
+            for customer in page:
+                yield customer
+
+    async def get_customer(self, tenant_id: str) -> Customer:
+        try:
+            tenant = str(uuid.UUID(tenant_id))
+        except ValueError:
+            raise BadRequestError(
+                f"a customer is read by its tenant ID (a GUID), got {tenant_id!r}",
+                error_class=ErrorClass.BAD_REQUEST,
+            ) from None
+        data = await self._request(
+            "GET", f"{self._base}/v1/customers/{tenant}", what=f"reading customer {tenant}"
+        )
+        return Customer.from_json(data if isinstance(data, dict) else {})
+
+    async def find_customer(
+        self, *, domain: str | None = None, tenant_id: str | None = None
+    ) -> Customer | None:
+        """This partner's customer with that domain (as Partner Center lists it) or tenant ID."""
+        wanted_domain = domain.lower() if domain else None
+        wanted_tenant = tenant_id.lower() if tenant_id else None
+        async for customer in self.list_customers():
+            if wanted_domain is not None and customer.domain == wanted_domain:
+                return customer
+            if wanted_tenant is not None and customer.tenant_id == wanted_tenant:
+                return customer
+        return None
+
+    async def create_customer(
+        self,
+        new: NewCustomer,
+        *,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> CreatedCustomer:
+        """``POST /v1/customers``. Pass the same ``request_id`` to repeat a create that may have
+        gone through (a crash, a timeout): Partner Center replays its first answer."""
+        request_id = request_id or str(uuid.uuid4())
+        headers = {
+            "MS-RequestId": request_id,
+            "MS-CorrelationId": correlation_id or str(uuid.uuid4()),
+            "Content-Type": "application/json",
+        }
+        data = await self._request(
+            "POST",
+            f"{self._base}/v1/customers",
+            headers=headers,
+            body=orjson.dumps(new.as_json()),
+            what=f"creating customer {new.domain}",
+        )
+        if not isinstance(data, dict) or not data.get("id"):
+            raise _unexpected(f"creating customer {new.domain}", "the created customer")
+        credentials = data.get("userCredentials")
+        if isinstance(credentials, dict) and credentials.get("password"):
+            domain = new.domain.lower()
+            user = str(credentials.get("userName") or "admin")
+            username = user if "@" in user else f"{user}@{domain}"
+            return CreatedCustomer(
+                Customer.from_json(data),
+                created=True,
+                admin_username=username,
+                admin_password=Secret(str(credentials["password"])),
+            )
+        return CreatedCustomer(Customer.from_json(data), created=False)
+
+    async def ensure_customer(self, new: NewCustomer) -> CreatedCustomer:
+        """The customer with ``new.domain``: found in this partner's list, else created."""
+        existing = await self.find_customer(domain=new.domain)
+        if existing is not None:
+            return CreatedCustomer(existing, created=False)
+        return await self.create_customer(new)
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _follow(self, link: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+        uri = str(link.get("uri") or "")
+        if uri.startswith(("https://", "http://")):
+            target = URL(uri, encoded=True)
+            # The partner token goes wherever the URL points: never off the configured host.
+            if (target.scheme, target.host, target.port) != self._origin:
+                raise _unexpected("listing customers", f"a next link on {self._base}")
+            url = uri
+        else:
+            url = self._base + ("" if uri.startswith("/") else "/") + uri
+        headers: dict[str, str] = {}
+        for pair in link.get("headers") or []:
+            if isinstance(pair, dict) and pair.get("key"):
+                headers[str(pair["key"])] = str(pair.get("value", ""))
+        return url, headers
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> Any:
+        session = self._ensure_session()
+        target = URL(url, encoded=True)  # verbatim: Partner Center's links are used as given
+        fixed = {**self._headers, **(headers or {})}
+        # Every call carries correlation ids; a POST's are fixed by the caller and kept across
+        # retries (MS-RequestId is Partner Center's idempotency key).
+        fixed.setdefault("MS-CorrelationId", str(uuid.uuid4()))
+        retries = 0
+        fresh = False
+        refreshed = False
+        while True:
+            token = await self._tokens.get_token(fresh=fresh)
+            fresh = False
+            send = dict(fixed)
+            send.setdefault("MS-RequestId", str(uuid.uuid4()))
+            send["Authorization"] = f"Bearer {token}"
+            self.stats.requests += 1
+            try:
+                async with session.request(
+                    method, target, headers=send, data=body, allow_redirects=False
+                ) as response:
+                    status = response.status
+                    payload = await response.read()
+                    retry_after = response.headers.get("Retry-After")
+                    answered_id = response.headers.get("MS-RequestId") or send["MS-RequestId"]
+            except aiohttp.ClientSSLError as exc:
+                raise NeedsPersonError(
+                    f"{what}: TLS certificate verification failed for {self._base}: {exc}",
+                    error_class=ErrorClass.NEEDS_PERSON,
+                    reason="the Partner Center endpoint's certificate is not trusted: check "
+                    "ca_bundle",
+                ) from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # GETs are safe to repeat, and so is a POST: its MS-RequestId makes it idempotent.
+                if retries < self.max_retries:
+                    retries += 1
+                    self.stats.retries += 1
+                    await self._sleep(self._backoff(retries))
+                    continue
+                raise TransientError(
+                    f"{what}: {type(exc).__name__} talking to Partner Center",
+                    error_class=ErrorClass.TRANSIENT,
+                    reason="the connection to Partner Center failed",
+                ) from exc
+            if status < 300:
+                return _json(payload)
+            error = partner_center_error(status, _json(payload), what=what, request_id=answered_id)
+            if status == 429:
+                self.stats.throttled += 1
+            if status == 401 and not refreshed:
+                # A token rejected once may just be stale (a key roll-over): one fresh try.
+                refreshed = fresh = True
+                self.stats.retries += 1
+                continue
+            if error.error_class is ErrorClass.TRANSIENT and retries < self.max_retries:
+                retries += 1
+                self.stats.retries += 1
+                delay = _retry_after(retry_after)
+                await self._sleep(delay if delay is not None else self._backoff(retries))
+                continue
+            raise error
+
+    def _backoff(self, attempt: int) -> float:
+        return self._rng.uniform(0.0, min(self._backoff_cap, self._backoff_base * 2**attempt))
+
+
+def _next_link(data: Any) -> Mapping[str, Any] | None:
+    links = data.get("links") if isinstance(data, dict) else None
+    following = links.get("next") if isinstance(links, dict) else None
+    if isinstance(following, dict) and following.get("uri"):
+        return following
+    return None
+
+
+def _json(payload: bytes) -> Any:
+    if not payload:
+        return None
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from Retry-After: Partner Center sends whole seconds; decimals are accepted."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _unexpected(what: str, wanted: str) -> TransientError:
+    return TransientError(
+        f"{what}: Partner Center did not answer with {wanted}",
+        error_class=ErrorClass.TRANSIENT,
+        reason="Partner Center answered in an unexpected shape",
+    )

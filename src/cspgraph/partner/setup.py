@@ -1,0 +1,932 @@
+"""Set up the partner-managed application of one region, through Microsoft Graph.
+
+The seed's recipe ("How to set-up a partner-managed application"), with Graph instead of the
+retired Azure AD PowerShell, run by a partner administrator signed in to the partner tenant:
+
+1. **application** — register the app as multi-tenant (``AzureADMultipleOrgs``) with the loopback
+   redirect URI agent sign-in needs, or find the one already registered (by the configured client
+   id, else by name);
+2. **permissions** — set ``requiredResourceAccess`` to the least-privileged Graph application and
+   delegated permissions for what the app will do (:func:`plan_permissions`); anything outside
+   directory and Intune is refused with the CSP rule quoted;
+3. **credential** — a self-signed certificate (the default; its public part uploaded with
+   ``PATCH keyCredentials``, the PEM kept 0600) or a client secret (``addPassword``; kept in a 0600
+   file or shown once for an environment variable);
+4. **service principal** — create it, or find it by ``appId``;
+5. **AdminAgents** — find the group by name and add the service principal to it (the seed's
+   four PowerShell steps), which pre-consents the app in every DAP customer;
+6. **configuration** — write the region's entry into the partner configuration file.
+
+Every step first looks, then changes only what is not already right, and says which it was; a
+dry run only looks. Secrets are never logged and appear in no report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import os
+import tomllib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import tomli_w
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from pydantic import ValidationError
+
+from cspgraph.config import ConfigModel, write_private_file
+from cspgraph.graph import scope
+from cspgraph.graph.client import GraphClient
+from cspgraph.graph.errors import (
+    BadRequestError,
+    CspGraphError,
+    CspScopeError,
+    ErrorClass,
+    NeedsPersonError,
+    PropagatingError,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+# Microsoft Graph's application id (its service principal in every tenant has this appId).
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+MULTI_TENANT = "AzureADMultipleOrgs"
+ADMIN_AGENTS = "AdminAgents"
+DEFAULT_APP_NAME = "cspgraph partner-managed app"
+DEFAULT_REDIRECT_URIS = ("http://localhost",)
+# A certificate this close to its end is replaced by a new one.
+RENEW_BEFORE = timedelta(days=30)
+# A region names exactly one credential; set-up replaces whichever was there.
+CREDENTIAL_KEYS = frozenset(
+    {"client_secret_env", "client_secret_file", "certificate_file", "certificate_password_env"}
+)
+
+
+class StepStatus(StrEnum):
+    ALREADY_DONE = "already done"
+    CHANGED = "changed"
+    WOULD_CHANGE = "would change"  # dry run
+
+
+@dataclass(frozen=True)
+class SetupStep:
+    name: str
+    status: StepStatus
+    detail: str
+
+
+# -- permissions -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PermissionPlan:
+    """The Graph permissions the app asks for: application (app roles) and delegated (scopes)."""
+
+    application: tuple[str, ...]
+    delegated: tuple[str, ...]
+    why: str = ""  # what they were computed from, for the report
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "application": list(self.application),
+            "delegated": list(self.delegated),
+            "why": self.why,
+        }
+
+
+def csp_permission_names() -> frozenset[str]:
+    """Graph permissions inside directory and Intune, as the CSP scope table knows them."""
+    names: set[str] = set(scope.APPLICATION_ROLE_IDS)
+    for rule in scope.RESOURCES.values():
+        for grant in (rule.read, rule.write):
+            names |= {n for n in (grant.application, grant.delegated) if n is not None}
+    # The delegated "act as the signed-in user" over the directory (what agents use).
+    names.add("Directory.AccessAsUser.All")
+    return frozenset(names)
+
+
+def in_csp_scope(permission: str) -> bool:
+    # Every Intune permission is named DeviceManagement*; the table lists only the common ones.
+    return permission in csp_permission_names() or permission.startswith("DeviceManagement")
+
+
+def check_csp_scope(permissions: Iterable[str]) -> None:
+    """Refuse permissions outside directory and Intune, quoting the rule."""
+    outside = sorted({p for p in permissions if not in_csp_scope(p)})
+    if outside:
+        raise CspScopeError(
+            f"refused {', '.join(outside)}: {scope.CSP_RULE} A partner-managed app cannot use "
+            "these in customer tenants; choose directory (User., Group., Device., "
+            "Organization., Directory., …) or Intune (DeviceManagement…) permissions.",
+            error_class=ErrorClass.BAD_REQUEST,
+            code="CspScopeViolation",
+        )
+
+
+def _operation(text: str) -> tuple[str, str]:
+    method, _, path = text.strip().partition(" ")
+    if not path:
+        method, path = "GET", text.strip()
+    return method.upper(), path.strip()
+
+
+def plan_permissions(
+    *,
+    preset: str | None = None,
+    operations: Sequence[str] = (),
+    permissions: Sequence[str] = (),
+    delegated: Sequence[str] | None = None,
+) -> PermissionPlan:
+    """The permissions for a named set of operations (``"sync"``), for explicit operations
+    (``"GET /users"``), or given by name.
+
+    Operations are turned into the least-privileged set by :func:`scope.required_permissions`.
+    Names given with ``permissions`` are asked for as application permissions and, unless
+    ``delegated`` names others, as delegated ones too. Anything outside directory and Intune is
+    refused (:class:`CspScopeError`) before anything is changed.
+    """
+    ops: list[tuple[str, str]] = []
+    why: list[str] = []
+    if preset is not None:
+        if preset not in scope.OPERATION_SETS:
+            known = ", ".join(sorted(scope.OPERATION_SETS))
+            raise BadRequestError(
+                f"unknown operation set {preset!r}; expected one of: {known}",
+                error_class=ErrorClass.BAD_REQUEST,
+            )
+        ops.extend(scope.OPERATION_SETS[preset])
+        why.append(f"for {preset}")
+    if operations:
+        ops.extend(_operation(o) for o in operations)
+        why.append(f"{len(operations)} operation(s)")
+    named = [p.strip() for p in permissions if p.strip()]
+    named_delegated = [p.strip() for p in (delegated or ()) if p.strip()]
+    check_csp_scope([*named, *named_delegated])
+    application: set[str] = set(named)
+    scopes: set[str] = set(named_delegated if delegated is not None else named)
+    # Directory.AccessAsUser.All exists only as a delegated permission.
+    application.discard("Directory.AccessAsUser.All")
+    if named:
+        why.append("named permissions")
+    if ops:
+        try:
+            application |= scope.required_permissions(ops)
+            scopes |= scope.required_permissions(ops, delegated=True)
+        except ValueError:
+            # Some operation has no application permission (/me): ask for the others per kind.
+            application |= _each(ops, delegated=False)
+            scopes |= _each(ops, delegated=True)
+    if not application and not scopes:
+        raise BadRequestError(
+            "no permissions to ask for: name an operation set (--for sync), operations or "
+            "permissions",
+            error_class=ErrorClass.BAD_REQUEST,
+        )
+    check_csp_scope([*application, *scopes])
+    return PermissionPlan(tuple(sorted(application)), tuple(sorted(scopes)), ", ".join(why))
+
+
+def _each(ops: Sequence[tuple[str, str]], *, delegated: bool) -> set[str]:
+    usable = []
+    for method, path in ops:
+        with contextlib.suppress(ValueError):
+            scope.permission_for(method, path, delegated=delegated)
+            usable.append((method, path))
+    return set(scope.required_permissions(usable, delegated=delegated)) if usable else set()
+
+
+# -- options and report ----------------------------------------------------------------------------
+
+CredentialKind = Literal["certificate", "secret"]
+
+
+@dataclass(frozen=True)
+class SetupOptions:
+    """What to set up. ``credential_path`` defaults to ``{region}-app.pem`` (certificate) or
+    ``{region}-app.secret`` (secret) next to the configuration file."""
+
+    name: str = DEFAULT_APP_NAME
+    permissions: PermissionPlan | None = None  # None: what the sync job needs
+    credential: CredentialKind = "certificate"
+    # For a secret: "file" keeps it in a 0600 file; "env" shows it once (show_secret) for an
+    # environment variable named secret_env.
+    secret_storage: Literal["file", "env"] = "file"
+    secret_env: str | None = None
+    credential_path: Path | None = None
+    redirect_uris: tuple[str, ...] = DEFAULT_REDIRECT_URIS
+    certificate_days: int = 730
+    dry_run: bool = False
+
+
+@dataclass
+class SetupReport:
+    region: str
+    partner_tenant: str
+    app_name: str
+    dry_run: bool
+    permissions: PermissionPlan
+    client_id: str | None = None
+    application_id: str | None = None  # the application object's id
+    service_principal_id: str | None = None
+    credential: str = ""  # where the credential is kept (never the credential)
+    config_path: str = ""
+    steps: list[SetupStep] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(s.status is not StepStatus.ALREADY_DONE for s in self.steps)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "partner_tenant": self.partner_tenant,
+            "app_name": self.app_name,
+            "dry_run": self.dry_run,
+            "client_id": self.client_id,
+            "application_id": self.application_id,
+            "service_principal_id": self.service_principal_id,
+            "permissions": self.permissions.as_dict(),
+            "credential": self.credential,
+            "config_path": self.config_path,
+            "changed": self.changed,
+            "steps": [
+                {"name": s.name, "status": str(s.status), "detail": s.detail} for s in self.steps
+            ],
+        }
+
+
+# -- the procedure ---------------------------------------------------------------------------------
+
+
+async def setup_partner_app(
+    graph: GraphClient,
+    partner_tenant: str,
+    *,
+    region: str,
+    config_path: Path,
+    options: SetupOptions | None = None,
+    on_step: Callable[[SetupStep], None] | None = None,
+    show_secret: Callable[[str, str], None] | None = None,
+    sleep: Sleep = asyncio.sleep,
+    graph_resource: str = "https://graph.microsoft.com",
+) -> SetupReport:
+    """Set up (or check) the partner-managed app of ``region`` in ``partner_tenant``.
+
+    ``graph`` must call Graph as a partner administrator of ``partner_tenant`` (for example
+    through :class:`~cspgraph.partner.auth.AdminSignIn`). ``show_secret(env_name, secret)`` is
+    called once when a secret is to be kept in an environment variable. ``graph_resource``
+    names Graph in member references (the cloud's Graph resource URI, e.g. for US Government).
+    """
+    options = options or SetupOptions()
+    plan = options.permissions or plan_permissions(preset="sync")
+    check_csp_scope([*plan.application, *plan.delegated])
+    if options.credential == "secret" and options.secret_storage == "env":
+        if not options.secret_env:
+            raise BadRequestError(
+                "a secret kept in an environment variable needs the variable's name "
+                f"(e.g. CSPGRAPH_SECRET_{region.upper()})",
+                error_class=ErrorClass.BAD_REQUEST,
+            )
+        if not options.dry_run and show_secret is None:
+            raise BadRequestError(
+                "a secret for an environment variable must be shown once: pass show_secret",
+                error_class=ErrorClass.BAD_REQUEST,
+            )
+    run = _SetupRun(
+        graph=graph,
+        tenant=partner_tenant,
+        region=region,
+        config_path=config_path,
+        options=options,
+        plan=plan,
+        on_step=on_step,
+        show_secret=show_secret,
+        sleep=sleep,
+        graph_resource=graph_resource.rstrip("/"),
+    )
+    return await run.run()
+
+
+@dataclass
+class _SetupRun:
+    graph: GraphClient
+    tenant: str
+    region: str
+    config_path: Path
+    options: SetupOptions
+    plan: PermissionPlan
+    on_step: Callable[[SetupStep], None] | None
+    show_secret: Callable[[str, str], None] | None
+    sleep: Sleep
+    graph_resource: str
+    report: SetupReport = field(init=False)
+    config_data: dict[str, Any] = field(init=False)
+    app: dict[str, Any] | None = field(init=False, default=None)
+    app_created: bool = field(init=False, default=False)
+    sp_created: bool = field(init=False, default=False)
+    credential_entry: dict[str, str] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.report = SetupReport(
+            region=self.region,
+            partner_tenant=self.tenant,
+            app_name=self.options.name,
+            dry_run=self.options.dry_run,
+            permissions=self.plan,
+            config_path=str(self.config_path),
+        )
+        self.config_data = _read_toml(self.config_path)
+
+    @property
+    def dry(self) -> bool:
+        return self.options.dry_run
+
+    def step(self, name: str, changed: bool, detail: str) -> None:
+        status = StepStatus.ALREADY_DONE
+        if changed:
+            status = StepStatus.WOULD_CHANGE if self.dry else StepStatus.CHANGED
+        item = SetupStep(name, status, detail)
+        self.report.steps.append(item)
+        log.info("setup %s: %s (%s)", name, status, detail)
+        if self.on_step is not None:
+            self.on_step(item)
+
+    def region_entry(self) -> dict[str, Any]:
+        regions = self.config_data.get("regions")
+        if not isinstance(regions, dict):
+            return {}
+        for name, entry in regions.items():
+            if name.lower() == self.region.lower() and isinstance(entry, dict):
+                return entry
+        return {}
+
+    async def run(self) -> SetupReport:
+        try:
+            await self.application()
+            await self.permissions()
+            await self.credential()
+            sp_id = await self.service_principal()
+            await self.admin_agents(sp_id)
+            self.configuration()
+        except PropagatingError as exc:
+            # In the partner's own tenant a 403 is not propagation: the administrator lacks rights.
+            raise NeedsPersonError(
+                f"Microsoft Graph refused a set-up step in {self.tenant}: {exc}. The signed-in "
+                "user needs Global Administrator (or Application Administrator together with "
+                "Groups Administrator) in the partner tenant, and must consent to "
+                "Application.ReadWrite.All and GroupMember.ReadWrite.All.",
+                error_class=ErrorClass.NEEDS_PERSON,
+                code=exc.code,
+                status=exc.status,
+                tenant=self.tenant,
+                request_id=exc.request_id,
+                reason="the administrator lacks the rights set-up needs",
+            ) from exc
+        return self.report
+
+    # -- 1. the application ------------------------------------------------------------------
+
+    async def application(self) -> None:
+        opts = self.options
+        configured = str(self.region_entry().get("client_id") or "").lower()
+        app = None
+        if configured:
+            app = await self._one("/applications", f"appId eq '{configured}'")
+        if app is None:
+            found = await self._all("/applications", f"displayName eq '{_quote(opts.name)}'")
+            if len(found) > 1:
+                raise NeedsPersonError(
+                    f"{len(found)} applications are named {opts.name!r} in {self.tenant}; give "
+                    "the app another --name, or delete the extra registrations",
+                    error_class=ErrorClass.NEEDS_PERSON,
+                    code="AmbiguousApplication",
+                )
+            app = found[0] if found else None
+        if app is None:
+            if self.dry:
+                self.step("application", True, f"would register {opts.name!r} (multi-tenant)")
+                return
+            app = await self.graph.post(
+                self.tenant,
+                "/applications",
+                {
+                    "displayName": opts.name,
+                    "signInAudience": MULTI_TENANT,
+                    "web": {"redirectUris": list(opts.redirect_uris)},
+                },
+            )
+            if not app or not app.get("appId"):
+                raise _unexpected("registering the application")
+            self.app, self.app_created = app, True
+            self._remember_app()
+            self.step("application", True, f"registered {opts.name!r}, client id {app['appId']}")
+            return
+        self.app = app
+        self._remember_app()
+        changes: dict[str, Any] = {}
+        notes = []
+        if app.get("signInAudience") != MULTI_TENANT:
+            changes["signInAudience"] = MULTI_TENANT
+            notes.append(f"made multi-tenant (was {app.get('signInAudience')})")
+        web = dict(app.get("web") or {})
+        uris = list(web.get("redirectUris") or [])
+        missing = [u for u in opts.redirect_uris if u not in uris]
+        if missing:
+            web["redirectUris"] = [*uris, *missing]
+            changes["web"] = web
+            notes.append(f"added redirect URI {', '.join(missing)}")
+        if changes and not self.dry:
+            await self.graph.patch(self.tenant, f"/applications/{app['id']}", changes)
+            app.update(changes)
+        detail = "; ".join(notes) if notes else "multi-tenant, redirect URIs in place"
+        self.step("application", bool(changes), f"{app.get('displayName')!r} ({detail})")
+
+    def _remember_app(self) -> None:
+        assert self.app is not None
+        self.report.client_id = str(self.app["appId"]).lower()
+        self.report.application_id = str(self.app["id"])
+
+    # -- 2. permissions ----------------------------------------------------------------------
+
+    async def permissions(self) -> None:
+        ids, known = await self._permission_ids()
+        wanted = [{"id": ids[("Role", n)], "type": "Role"} for n in self.plan.application]
+        wanted += [{"id": ids[("Scope", n)], "type": "Scope"} for n in self.plan.delegated]
+        summary = (
+            f"application: {', '.join(self.plan.application) or 'none'}; "
+            f"delegated: {', '.join(self.plan.delegated) or 'none'}"
+        )
+        if self.app is None:
+            self.step("permissions", True, f"would ask for {summary}")
+            return
+        current = list(self.app.get("requiredResourceAccess") or [])
+        graph_entries = [e for e in current if e.get("resourceAppId") == GRAPH_APP_ID]
+        have = {
+            (str(a.get("id", "")).lower(), a.get("type"))
+            for e in graph_entries
+            for a in e.get("resourceAccess") or []
+        }
+        want = {(a["id"].lower(), a["type"]) for a in wanted}
+        if have == want and len(graph_entries) == 1:
+            self.step("permissions", False, summary)
+            return
+        kinds = {"Role": "application", "Scope": "delegated"}
+        by_id = {(i.lower(), kind): f"{name} ({kinds[kind]})" for (kind, name), i in known.items()}
+        added = sorted(by_id.get(k, k[0]) for k in want - have)
+        removed = sorted(by_id.get(k, k[0]) for k in have - want)
+        others = [e for e in current if e.get("resourceAppId") != GRAPH_APP_ID]
+        access = [*others, {"resourceAppId": GRAPH_APP_ID, "resourceAccess": wanted}]
+        if not self.dry:
+            await self.graph.patch(
+                self.tenant, f"/applications/{self.app['id']}", {"requiredResourceAccess": access}
+            )
+            self.app["requiredResourceAccess"] = access
+        change = []
+        if added:
+            change.append(f"added {', '.join(added)}")
+        if removed:
+            change.append(f"removed {', '.join(removed)}")
+        self.step("permissions", True, f"{summary} ({'; '.join(change)})")
+
+    async def _permission_ids(
+        self,
+    ) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], str]]:
+        """The ids of the planned permissions, and of every permission Graph publishes, by
+        (kind, name): from the tenant's Microsoft Graph service principal (its appRoles and
+        oauth2PermissionScopes are the authority), else from the scope table."""
+        graph_sp = await self._one(
+            "/servicePrincipals",
+            f"appId eq '{GRAPH_APP_ID}'",
+            select=("id", "appId", "appRoles", "oauth2PermissionScopes"),
+        )
+        roles: dict[str, str] = {}
+        scopes: dict[str, str] = {}
+        if graph_sp is not None:
+            roles = {r["value"]: r["id"] for r in graph_sp.get("appRoles") or [] if r.get("value")}
+            scopes = {
+                s["value"]: s["id"]
+                for s in graph_sp.get("oauth2PermissionScopes") or []
+                if s.get("value")
+            }
+        ids: dict[tuple[str, str], str] = {}
+        unknown = []
+        for name in self.plan.application:
+            found = roles.get(name) or scope.APPLICATION_ROLE_IDS.get(name)
+            if found is None:
+                unknown.append(f"{name} (application)")
+            else:
+                ids[("Role", name)] = found
+        for name in self.plan.delegated:
+            found = scopes.get(name)
+            if found is None:
+                unknown.append(f"{name} (delegated)")
+            else:
+                ids[("Scope", name)] = found
+        if unknown:
+            raise BadRequestError(
+                f"Microsoft Graph in {self.tenant} publishes no permission "
+                f"{', '.join(unknown)}; check the spelling (e.g. User.Read.All)",
+                error_class=ErrorClass.BAD_REQUEST,
+                code="UnknownPermission",
+            )
+        known = {("Role", n): i for n, i in {**scope.APPLICATION_ROLE_IDS, **roles}.items()}
+        known.update({("Scope", n): i for n, i in scopes.items()})
+        return ids, known
+
+    # -- 3. the credential -------------------------------------------------------------------
+
+    def _credential_path(self, suffix: str, key: str) -> Path:
+        if self.options.credential_path is not None:
+            return self.options.credential_path.expanduser()
+        configured = self.region_entry().get(key)
+        if isinstance(configured, str) and configured:
+            path = Path(configured).expanduser()
+            return path if path.is_absolute() else self.config_path.parent / path
+        return self.config_path.parent / f"{self.region.lower()}-app.{suffix}"
+
+    async def credential(self) -> None:
+        if self.options.credential == "certificate":
+            await self._certificate()
+        else:
+            await self._secret()
+
+    async def _certificate(self) -> None:
+        path = self._credential_path("pem", "certificate_file")
+        self.report.credential = f"certificate {path}"
+        self.credential_entry = {"certificate_file": self._config_path_value(path)}
+        existing = _load_pem(path)
+        usable = existing is not None and _still_valid(existing[1])
+        if self.app is None:
+            verb = "would reuse" if usable else "would create"
+            self.step("credential", True, f"{verb} a certificate at {path} and upload it")
+            return
+        app = await self.graph.get(
+            self.tenant, f"/applications/{self.app['id']}", params={"$select": "id,keyCredentials"}
+        )
+        registered = list(app.get("keyCredentials") or [])
+        if usable:
+            assert existing is not None
+            if _registered(existing[1], registered):
+                self.step("credential", False, f"certificate {_thumb(existing[1])} at {path}")
+                return
+        if self.dry:
+            verb = "upload the certificate at" if usable else "create and upload a certificate at"
+            self.step("credential", True, f"would {verb} {path}")
+            return
+        if not usable:
+            pem, certificate = new_certificate(self.options.name, self.options.certificate_days)
+            write_private_file(path, pem)
+        else:
+            assert existing is not None
+            certificate = existing[1]
+        # PATCH replaces the whole collection: the certificates already there go back as Graph
+        # returned them (with their key when it came back, else named by keyId), so adding one
+        # never removes another.
+        kept = [{k: v for k, v in c.items() if v is not None} for c in registered]
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        entry = {
+            "type": "AsymmetricX509Cert",
+            "usage": "Verify",
+            "key": base64.b64encode(der).decode(),
+            "displayName": f"CN={self.options.name}",
+        }
+        await self.graph.patch(
+            self.tenant, f"/applications/{self.app['id']}", {"keyCredentials": [*kept, entry]}
+        )
+        made = "created and uploaded" if not usable else "uploaded"
+        self.step("credential", True, f"{made} certificate {_thumb(certificate)} ({path})")
+
+    async def _secret(self) -> None:
+        opts = self.options
+        env_name = opts.secret_env
+        if opts.secret_storage == "env":
+            assert env_name is not None
+            where = f"environment variable {env_name}"
+            current = os.environ.get(env_name) or None
+            self.credential_entry = {"client_secret_env": env_name}
+        else:
+            path = self._credential_path("secret", "client_secret_file")
+            where = f"secret file {path}"
+            current = _read_text(path)
+            self.credential_entry = {"client_secret_file": self._config_path_value(path)}
+        self.report.credential = where
+        if self.app is None:
+            self.step("credential", True, f"would add a client secret kept in {where}")
+            return
+        app = await self.graph.get(
+            self.tenant,
+            f"/applications/{self.app['id']}",
+            params={"$select": "id,passwordCredentials"},
+        )
+        if current and _secret_registered(current, app.get("passwordCredentials") or []):
+            self.step("credential", False, f"client secret in {where}")
+            return
+        if self.dry:
+            self.step("credential", True, f"would add a client secret kept in {where}")
+            return
+        answer = await self.graph.post(
+            self.tenant,
+            f"/applications/{self.app['id']}/addPassword",
+            {"passwordCredential": {"displayName": f"cspgraph {_today()}"}},
+        )
+        secret = str((answer or {}).get("secretText") or "")
+        if not secret:
+            raise _unexpected("adding a client secret")
+        if opts.secret_storage == "env":
+            assert env_name is not None and self.show_secret is not None
+            self.show_secret(env_name, secret)
+        else:
+            write_private_file(path, secret + "\n")
+        self.step("credential", True, f"added a client secret, kept in {where}")
+
+    def _config_path_value(self, path: Path) -> str:
+        """A credential path as the configuration names it: relative to the file if inside."""
+        try:
+            return str(path.resolve().relative_to(self.config_path.parent.resolve()))
+        except ValueError:
+            return str(path)
+
+    # -- 4. the service principal ------------------------------------------------------------
+
+    async def service_principal(self) -> str | None:
+        if self.app is None:
+            self.step("service principal", True, "would create the app's service principal")
+            return None
+        app_id = self.app["appId"]
+        sp = await self._one("/servicePrincipals", f"appId eq '{app_id}'", select=("id", "appId"))
+        if sp is not None:
+            self.report.service_principal_id = str(sp["id"])
+            self.step("service principal", False, f"object id {sp['id']}")
+            return str(sp["id"])
+        if self.dry:
+            self.step("service principal", True, "would create the app's service principal")
+            return None
+        created = await self._after_replication(
+            lambda: self.graph.post(self.tenant, "/servicePrincipals", {"appId": app_id}),
+            fresh=self.app_created,
+        )
+        if not created or not created.get("id"):
+            raise _unexpected("creating the service principal")
+        self.sp_created = True
+        self.report.service_principal_id = str(created["id"])
+        self.step("service principal", True, f"created, object id {created['id']}")
+        return str(created["id"])
+
+    # -- 5. AdminAgents ----------------------------------------------------------------------
+
+    async def admin_agents(self, sp_id: str | None) -> None:
+        group = await self._one(
+            "/groups", f"displayName eq '{ADMIN_AGENTS}'", select=("id", "displayName")
+        )
+        if group is None:
+            raise NeedsPersonError(
+                f"{self.tenant} has no {ADMIN_AGENTS} group: it is not a CSP partner tenant, "
+                "or not yet (Partner Center creates AdminAgents when the tenant enrols); sign in "
+                "to the partner tenant of this region",
+                error_class=ErrorClass.NEEDS_PERSON,
+                code="NoAdminAgents",
+                tenant=self.tenant,
+            )
+        if sp_id is None:
+            self.step(ADMIN_AGENTS, True, f"would add the service principal to group {group['id']}")
+            return
+        async for member in self.graph.list(
+            self.tenant, f"/groups/{group['id']}/members", select=["id"]
+        ):
+            if str(member.get("id", "")).lower() == sp_id.lower():
+                self.step(ADMIN_AGENTS, False, f"member of {ADMIN_AGENTS} ({group['id']})")
+                return
+        if self.dry:
+            self.step(ADMIN_AGENTS, True, f"would add the service principal to {ADMIN_AGENTS}")
+            return
+        reference = {"@odata.id": f"{self.graph_resource}/v1.0/directoryObjects/{sp_id}"}
+        try:
+            await self._after_replication(
+                lambda: self.graph.post(
+                    self.tenant, f"/groups/{group['id']}/members/$ref", reference
+                ),
+                fresh=self.sp_created,
+            )
+        except BadRequestError as exc:
+            # Graph's 400 for a reference that is already there: someone else added it.
+            if "already exist" not in str(exc):
+                raise
+            self.step(ADMIN_AGENTS, False, f"member of {ADMIN_AGENTS} ({group['id']})")
+            return
+        self.step(
+            ADMIN_AGENTS, True, f"added the service principal to {ADMIN_AGENTS} ({group['id']})"
+        )
+
+    # -- 6. the configuration ----------------------------------------------------------------
+
+    def configuration(self) -> None:
+        data = _deep_copy(self.config_data)
+        regions = data.setdefault("regions", {})
+        key = next((k for k in regions if k.lower() == self.region.lower()), self.region)
+        current = dict(regions.get(key) or {})
+        entry = {k: v for k, v in current.items() if k not in CREDENTIAL_KEYS}
+        entry["partner_tenant"] = current.get("partner_tenant") or self.tenant
+        entry["client_id"] = self.report.client_id or current.get("client_id") or "(new)"
+        entry.update(self.credential_entry)
+        if (
+            self.credential_entry.get("certificate_file")
+            and current.get("certificate_password_env")
+            and current.get("certificate_file") == self.credential_entry["certificate_file"]
+        ):
+            entry["certificate_password_env"] = current["certificate_password_env"]
+        if entry == current:
+            self.step("configuration", False, f"regions.{key} in {self.config_path}")
+            return
+        if self.dry or self.report.client_id is None:
+            self.step("configuration", True, f"would write regions.{key} in {self.config_path}")
+            return
+        regions[key] = entry
+        try:
+            ConfigModel.model_validate(data)
+        except ValidationError as exc:
+            raise BadRequestError(
+                f"{self.config_path}: the configuration would not be valid after set-up "
+                f"({exc.errors()[0]['msg']}); fix the file and run set-up again",
+                error_class=ErrorClass.BAD_REQUEST,
+            ) from None
+        write_private_file(self.config_path, tomli_w.dumps(data))
+        self.step("configuration", True, f"wrote regions.{key} in {self.config_path}")
+
+    # -- Graph helpers -----------------------------------------------------------------------
+
+    async def _all(
+        self, path: str, filter: str, select: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        return [
+            item async for item in self.graph.list(self.tenant, path, filter=filter, select=select)
+        ]
+
+    async def _one(
+        self, path: str, filter: str, select: Sequence[str] | None = None
+    ) -> dict[str, Any] | None:
+        found = await self._all(path, filter, select)
+        return found[0] if found else None
+
+    async def _after_replication(
+        self, call: Callable[[], Awaitable[T]], *, fresh: bool, attempts: int = 6
+    ) -> T:
+        """Run ``call``; when the object it refers to was created moments ago in this run, a
+        "does not reference a valid object"/404 answer is directory replication lag, retried
+        after a pause (Entra replicates a new application within seconds to a minute)."""
+        for attempt in range(attempts):
+            try:
+                return await call()
+            except BadRequestError as exc:
+                lagging = exc.status == 404 or "does not reference a valid" in str(exc)
+                if not (fresh and lagging) or attempt == attempts - 1:
+                    raise
+                await self.sleep(5.0 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+# -- certificates and secrets ----------------------------------------------------------------------
+
+
+def new_certificate(name: str, days: int = 730) -> tuple[str, x509.Certificate]:
+    """A self-signed RSA certificate for the app, as one PEM: private key (PKCS#8) + certificate."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name[:64])])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ) + certificate.public_bytes(serialization.Encoding.PEM)
+    return pem.decode(), certificate
+
+
+def _load_pem(path: Path) -> tuple[bytes, x509.Certificate] | None:
+    """The PEM at ``path`` when it holds a certificate and an unencrypted private key."""
+    try:
+        data = path.read_bytes()
+        certificate = x509.load_pem_x509_certificate(data)
+        serialization.load_pem_private_key(data, password=None)
+    except (OSError, ValueError, TypeError):
+        return None
+    return data, certificate
+
+
+def _still_valid(certificate: x509.Certificate) -> bool:
+    return certificate.not_valid_after_utc - datetime.now(UTC) > RENEW_BEFORE
+
+
+def _thumb(certificate: x509.Certificate) -> str:
+    return certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - an identifier
+
+
+def _registered(certificate: x509.Certificate, key_credentials: list[dict[str, Any]]) -> bool:
+    """Whether one of the app's keyCredentials is this certificate. Graph names a certificate
+    by its SHA-1 thumbprint in ``customKeyIdentifier`` (base64 of the digest, or its hex as the
+    portal shows it) and returns ``key`` on a single object's ``$select=keyCredentials``."""
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    sha1 = hashlib.sha1(der).digest()  # noqa: S324 - Graph's identifier for a certificate
+    names = {sha1.hex().upper(), base64.b64encode(sha1).decode()}
+    encoded = base64.b64encode(der).decode()
+    for entry in key_credentials:
+        identifier = str(entry.get("customKeyIdentifier") or "")
+        if identifier.upper() in {n.upper() for n in names} or entry.get("key") == encoded:
+            end = entry.get("endDateTime")
+            return end is None or _parse_time(str(end)) > datetime.now(UTC)
+    return False
+
+
+def _secret_registered(secret: str, password_credentials: list[dict[str, Any]]) -> bool:
+    """Whether a live client secret of the app starts like ``secret`` (Graph shows the first
+    three characters of each secret as its ``hint``; the secret itself is never returned)."""
+    now = datetime.now(UTC)
+    for entry in password_credentials:
+        end = entry.get("endDateTime")
+        if entry.get("hint") == secret[:3] and (end is None or _parse_time(str(end)) > now):
+            return True
+    return False
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+# -- the configuration file ------------------------------------------------------------------------
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise BadRequestError(
+            f"{path}: not valid TOML ({exc}); fix it before set-up writes to it",
+            error_class=ErrorClass.BAD_REQUEST,
+        ) from None
+
+
+def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
+    return tomllib.loads(tomli_w.dumps(data)) if data else {}
+
+
+def _quote(value: str) -> str:
+    """An OData string literal's content: a quote is written twice."""
+    return value.replace("'", "''")
+
+
+def _unexpected(what: str) -> CspGraphError:
+    return BadRequestError(
+        f"{what}: Microsoft Graph's answer lacked the object it should describe",
+        error_class=ErrorClass.BAD_REQUEST,
+    )
