@@ -625,8 +625,19 @@ class Store:
     ) -> None:
         values = {"domain": domain, "display_name": display_name, "region": region}
         stmt = self._insert(customers).values(tenant_id=tenant_id, **values)
+        # A later run that names customers by list knows less than Partner Center did: keep what
+        # is already known rather than overwrite it with nothing.
+        keep = {k: func.coalesce(stmt.excluded[k], customers.c[k]) for k in values}
         with self._writing() as conn:
-            conn.execute(stmt.on_conflict_do_update(index_elements=["tenant_id"], set_=values))
+            conn.execute(stmt.on_conflict_do_update(index_elements=["tenant_id"], set_=keep))
+
+    def clear_members(self, tenant_id: str) -> None:
+        """Forget a tenant's group memberships, before a full pull of its groups reads them again.
+
+        A full pull reports each group's members as additions only, so memberships that ended
+        while no delta link was kept would otherwise stay for ever."""
+        with self._writing() as conn:
+            conn.execute(delete(group_members).where(group_members.c.tenant_id == tenant_id))
 
     def set_status(
         self,

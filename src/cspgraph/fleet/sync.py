@@ -1,0 +1,296 @@
+"""The fleet sync: every customer's directory and Intune inventory, into the store.
+
+:func:`sync_fleet` lists the customers (Partner Center, per configured region, through each
+region's partner identity; or a list given by the caller), places each in its region, and syncs
+at most ``concurrency`` tenants at a time; in each tenant users, groups with their members,
+devices, the organization, Intune managed devices and the Global Administrators are pulled at once
+(:mod:`cspgraph.fleet.tenant_sync`). One Graph client serves the whole fleet, so its limiter keeps
+every tenant and the app as a whole inside Graph's budgets.
+
+Memory stays flat as the fleet grows: pages stream into the store as they arrive, and only the
+per-tenant outcome (a few counters) is kept until the summary.
+
+The first run pulls everything, through delta queries where Graph has them, and leaves delta links
+behind; later runs fetch changes only (``full=True`` forces full pulls). Each customer's outcome
+is recorded on it in the store — ``ok``, ``propagating``, ``needs_person`` with the reason,
+``failed`` with the error — and never stops the others. An interrupted run (Ctrl-C, a crash,
+``kill -9``) leaves every stream at its last committed page; running again resumes there.
+
+    from cspgraph.config import load_config
+    from cspgraph.fleet.store import Store
+    from cspgraph.fleet.sync import sync_fleet
+
+    with Store.open("sqlite:///cspgraph.db") as store:
+        summary = asyncio.run(sync_fleet(load_config(), store))
+    print(summary.by_status(), summary.requests, summary.throttled)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cspgraph.config import Config
+from cspgraph.fleet.customers import (
+    CustomerRef,
+    ListingErrors,
+    customers_from_list,
+    partner_center_customers,
+)
+from cspgraph.fleet.progress import NullProgress, SyncProgress
+from cspgraph.fleet.resources import ALL_RESOURCES, MAX_PAGE_SIZE
+from cspgraph.fleet.store import Store
+from cspgraph.fleet.tenant_sync import (
+    StoreWriter,
+    SyncSettings,
+    TenantAccess,
+    TenantResult,
+    sync_tenant,
+)
+from cspgraph.graph.client import GraphClient, GraphStats
+from cspgraph.identity import TokenProvider
+
+__all__ = [
+    "CustomerRef",
+    "SyncSummary",
+    "TenantResult",
+    "sync_customers",
+    "sync_fleet",
+]
+
+DEFAULT_CONCURRENCY = 16
+
+
+@dataclass(slots=True)
+class SyncSummary:
+    """The outcome of one sync run."""
+
+    tenants: list[TenantResult]
+    started_at: datetime
+    wall_time: float  # seconds
+    graph: dict[str, int]  # this run's Graph counters: requests, throttled (429s), retries, …
+    listing_errors: dict[str, str] = field(default_factory=dict)  # region -> why
+
+    @property
+    def requests(self) -> int:
+        return self.graph.get("requests", 0)
+
+    @property
+    def throttled(self) -> int:
+        """429 answers seen (each was waited out and retried)."""
+        return self.graph.get("throttled", 0)
+
+    @property
+    def ok(self) -> bool:
+        """Every customer synced and every region listed."""
+        return not self.listing_errors and all(t.status == "ok" for t in self.tenants)
+
+    def by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for t in self.tenants:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        return counts
+
+    def totals(self) -> dict[str, Any]:
+        received: dict[str, int] = {}
+        removed = 0
+        for t in self.tenants:
+            for resource, n in t.received.items():
+                received[resource] = received.get(resource, 0) + n
+            removed += sum(t.removed.values())
+        order = {name: i for i, name in enumerate(ALL_RESOURCES)}
+        received = dict(sorted(received.items(), key=lambda kv: order.get(kv[0], len(order))))
+        return {
+            "customers": len(self.tenants),
+            "status": self.by_status(),
+            "received": received,
+            "objects": sum(received.values()),
+            "removed": removed,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything, as JSON-ready data (what ``cspgraph sync --json`` prints)."""
+        return {
+            "started_at": self.started_at.isoformat(),
+            "wall_time_s": round(self.wall_time, 3),
+            "ok": self.ok,
+            "totals": self.totals(),
+            "requests": self.requests,
+            "throttled": self.throttled,
+            "graph": dict(self.graph),
+            "listing_errors": dict(self.listing_errors),
+            "tenants": [t.as_dict() for t in self.tenants],
+        }
+
+
+async def sync_fleet(
+    source: Config | TokenProvider,
+    store: Store,
+    *,
+    customers: Iterable[str] | None = None,
+    full: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress: SyncProgress | None = None,
+    page_size: int = MAX_PAGE_SIZE,
+    resources: Sequence[str] | None = None,
+    graph: GraphClient | None = None,
+) -> SyncSummary:
+    """Sync every customer (or just ``customers``) into ``store``; see the module docstring.
+
+    ``source``: a configuration (a :class:`TokenProvider` is made and closed here) or a provider
+    you own. ``customers``: tenant GUIDs, domains or sign-in names; None lists every customer
+    from Partner Center in every configured region. ``resources``: a subset of
+    :data:`~cspgraph.fleet.resources.ALL_RESOURCES`. ``graph``: a Graph client to use (sharing
+    its limiter and counters); by default one is made for the run, sending
+    ``x-ms-throttle-priority: Low`` as background jobs should (client-traps §11).
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if isinstance(source, TokenProvider):
+            provider = source
+        else:
+            provider = TokenProvider(source)
+            stack.push_async_callback(provider.aclose)
+        if graph is None:
+            cloud = provider.cloud
+            graph = await stack.enter_async_context(
+                GraphClient(
+                    provider,
+                    graph_url=cloud.graph,
+                    ca_bundle=cloud.ca_bundle,
+                    throttle_priority="Low",
+                )
+            )
+        errors = ListingErrors()
+        listed: Iterable[CustomerRef] | AsyncIterable[CustomerRef]
+        if customers is None:
+            listed = partner_center_customers(provider, errors=errors)
+        else:
+            listed = customers_from_list(customers)
+        summary = await sync_customers(
+            graph,
+            provider,
+            store,
+            listed,
+            full=full,
+            concurrency=concurrency,
+            progress=progress,
+            page_size=page_size,
+            resources=resources,
+        )
+        summary.listing_errors.update(errors.by_region)
+        return summary
+
+
+async def sync_customers(
+    client: GraphClient,
+    access: TenantAccess,
+    store: Store,
+    customers: Iterable[CustomerRef] | AsyncIterable[CustomerRef],
+    *,
+    full: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress: SyncProgress | None = None,
+    page_size: int = MAX_PAGE_SIZE,
+    resources: Sequence[str] | None = None,
+    writer_threads: int | None = None,
+) -> SyncSummary:
+    """:func:`sync_fleet` with the Graph client and the routing/tokens (``access``, e.g. a
+    :class:`TokenProvider`) supplied by the caller, for any stream of customers.
+
+    ``writer_threads``: store writer threads; one for SQLite (one writer at a time there
+    anyway), four for PostgreSQL by default.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+    wanted = frozenset(resources or ALL_RESOURCES)
+    if not wanted <= set(ALL_RESOURCES):
+        unknown = sorted(wanted - set(ALL_RESOURCES))
+        raise ValueError(f"unknown resources {unknown}; expected some of {list(ALL_RESOURCES)}")
+    settings = SyncSettings(full=full, page_size=page_size, resources=wanted)
+    observer: SyncProgress = progress or NullProgress()
+    if writer_threads is None:
+        writer_threads = 1 if store.engine.dialect.name == "sqlite" else 4
+    writer = StoreWriter(store, writer_threads)
+    results: list[TenantResult] = []
+    started_at = datetime.now(UTC)
+    clock = time.monotonic()
+    before = client.stats.as_dict()
+    observer.started(client.stats)
+    try:
+        await _fan_out(client, access, writer, observer, settings, customers, concurrency, results)
+    finally:
+        # Also when cancelled: the writes in flight finish (each is one atomic page).
+        await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, writer.close))
+    summary = SyncSummary(
+        tenants=results,
+        started_at=started_at,
+        wall_time=time.monotonic() - clock,
+        graph=_stats_since(before, client.stats),
+    )
+    observer.finished(summary)
+    return summary
+
+
+async def _fan_out(
+    client: GraphClient,
+    access: TenantAccess,
+    writer: StoreWriter,
+    observer: SyncProgress,
+    settings: SyncSettings,
+    customers: Iterable[CustomerRef] | AsyncIterable[CustomerRef],
+    concurrency: int,
+    results: list[TenantResult],
+) -> None:
+    """``concurrency`` workers take customers from a queue that the listing fills.
+
+    The listing runs ahead on its own (a customer is a few strings, and a Partner Center
+    continuation should not wait for hours on slow tenants), while only ``concurrency`` tenants
+    are ever being synced at once."""
+    queue: asyncio.Queue[CustomerRef | None] = asyncio.Queue()
+    seen: set[str] = set()
+
+    async def feed() -> None:
+        try:
+            async for customer in _aiter(customers):
+                key = (customer.tenant_id or customer.reference).strip().lower()
+                if key in seen:  # one customer listed by two regions, or named twice
+                    continue
+                seen.add(key)
+                observer.customers_found(1)
+                queue.put_nowait(customer)
+        finally:
+            for _ in range(concurrency):
+                queue.put_nowait(None)
+
+    async def work() -> None:
+        while (customer := await queue.get()) is not None:
+            result = await sync_tenant(client, access, writer, observer, settings, customer)
+            results.append(result)
+            observer.tenant_finished(result)
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(feed())
+        for _ in range(concurrency):
+            group.create_task(work())
+
+
+async def _aiter(
+    customers: Iterable[CustomerRef] | AsyncIterable[CustomerRef],
+) -> AsyncIterator[CustomerRef]:
+    if isinstance(customers, AsyncIterable):
+        async for customer in customers:
+            yield customer
+    else:
+        for customer in customers:
+            yield customer
+
+
+def _stats_since(before: dict[str, int], stats: GraphStats) -> dict[str, int]:
+    return {name: value - before.get(name, 0) for name, value in stats.as_dict().items()}

@@ -1,0 +1,514 @@
+"""One customer tenant's sync: every resource pulled at once, page by page, into the store.
+
+Each resource is a *stream*: pages follow one another from Graph into :meth:`Store.write_page`,
+which commits a page together with the checkpoint after it. Store calls are blocking SQLAlchemy,
+so they run on the :class:`StoreWriter`'s thread while the event loop fetches the next page; a
+stream hands the writer its next page only once the previous one is committed, so at most two of
+its pages are alive at a time and a failed write stops the stream at once.
+
+Where a stream starts (:meth:`TenantSync._pull`):
+
+* an interrupted pull (the checkpoint has a ``next_link``) continues there;
+* a resource with a delta link runs a delta round: changes and ``@removed`` only;
+* otherwise a full pull: ``begin_full_pull`` (mark & sweep: the last page deletes what the pull
+  did not see) and, for groups, a fresh start of the memberships.
+
+A saved link that Graph refuses (an expired delta token: 410, or 400 ``syncStateNotFound`` /
+``resyncRequired``; a skip token it no longer knows) restarts that resource as a full pull.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.exc import DBAPIError
+
+from cspgraph.discovery import Route
+from cspgraph.fleet.customers import CustomerRef
+from cspgraph.fleet.progress import SyncProgress
+from cspgraph.fleet.resources import ADMIN_ROLE_TEMPLATES, ADMIN_ROLES, PULLS, Pull
+from cspgraph.fleet.store import Store, member_changes_from_delta
+from cspgraph.graph.client import GraphClient, Page
+from cspgraph.graph.errors import BadRequestError, CspGraphError, ErrorClass
+
+T = TypeVar("T")
+
+# Graph codes of an expired delta token (wire-facts §2.2).
+RESYNC_CODES = frozenset({"syncStateNotFound", "resyncRequired"})
+# Intune's answer in a tenant without an Intune licence (CIPP's field experience).
+NOT_LICENSED_TEXT = "not applicable to target tenant"
+# A reason stored on a customer is shown in tables: keep it readable.
+MAX_REASON = 500
+# PostgreSQL's "deadlock detected" and "could not serialize": the transaction may simply be run
+# again. Store calls are tried this many times.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+DB_ATTEMPTS = 4
+
+
+class TenantAccess(Protocol):
+    """Routing and tokens per customer; :class:`cspgraph.identity.TokenProvider` is one."""
+
+    async def route(self, customer: str) -> Route: ...
+
+    async def get_token(self, tenant: str, *, fresh: bool = False) -> str: ...
+
+
+@dataclass(slots=True)
+class TenantResult:
+    """How one customer's sync went."""
+
+    customer: CustomerRef
+    tenant_id: str | None
+    region: str | None
+    status: str = "running"  # then ok | propagating | needs_person | failed
+    reason: str | None = None
+    error_class: str | None = None
+    # Per resource: "full" (a new full pull), "resumed" (an interrupted pull continued),
+    # "delta" (changes since the last run), "skipped: …" (not available, and why).
+    modes: dict[str, str] = field(default_factory=dict)
+    received: dict[str, int] = field(default_factory=dict)  # objects received per resource
+    removed: dict[str, int] = field(default_factory=dict)  # @removed entries per resource
+    pages: dict[str, int] = field(default_factory=dict)  # pages (= Graph requests) per resource
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "customer": self.customer.reference,
+            "domain": self.customer.domain,
+            "display_name": self.customer.display_name,
+            "region": self.region,
+            "status": self.status,
+            "reason": self.reason,
+            "error_class": self.error_class,
+            "modes": dict(self.modes),
+            "received": dict(self.received),
+            "removed": dict(self.removed),
+            "pages": dict(self.pages),
+            "notes": list(self.notes),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    full: bool
+    page_size: int
+    resources: frozenset[str]
+
+
+# -- the writer thread -----------------------------------------------------------------------------
+
+
+class StoreWriter:
+    """Runs blocking store calls on dedicated threads, off the event loop.
+
+    One thread by default: SQLite has one writer at a time anyway, and one thread keeps its lock
+    uncontended. PostgreSQL takes concurrent writers (``threads`` > 1). Order within a stream is
+    kept by the stream itself, which never has two writes outstanding.
+    """
+
+    def __init__(self, store: Store, threads: int = 1) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cspgraph-store")
+
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        call = functools.partial(_with_db_retries, fn, *args, **kwargs)
+        return loop.run_in_executor(self._pool, call)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self.submit(fn, *args, **kwargs)
+
+    def close(self) -> None:
+        """Wait for the writes in flight (the store must not close under them), then stop."""
+        self._pool.shutdown(wait=True)
+
+
+def _with_db_retries(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a store call again when the database gave up on it for a passing reason.
+
+    Concurrent PostgreSQL writers can deadlock on memberships (a user's deletion and its group's
+    delta touch the same rows); the database then aborts one transaction. Every store call the
+    sync makes is atomic and idempotent, so running it again is safe."""
+    for attempt in range(DB_ATTEMPTS):
+        try:
+            return fn(*args, **kwargs)
+        except DBAPIError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            passing = sqlstate in TRANSIENT_SQLSTATES or exc.connection_invalidated
+            if not passing or attempt == DB_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)  # on the writer thread, never the event loop
+    raise AssertionError("unreachable")
+
+
+# -- one tenant ------------------------------------------------------------------------------------
+
+
+class LinkRefused(Exception):
+    """Graph no longer accepts a saved nextLink/deltaLink."""
+
+    def __init__(self, error: CspGraphError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class TenantSync:
+    """Pulls every wanted resource of one tenant; the outcome lands on ``result``."""
+
+    def __init__(
+        self,
+        client: GraphClient,
+        writer: StoreWriter,
+        progress: SyncProgress,
+        settings: SyncSettings,
+        tenant_id: str,
+        result: TenantResult,
+    ) -> None:
+        self.client = client
+        self.writer = writer
+        self.store = writer.store
+        self.progress = progress
+        self.settings = settings
+        self.tenant = tenant_id
+        self.result = result
+
+    async def run(self) -> None:
+        """Pull everything at once; record how it went (raises only when cancelled)."""
+        jobs: dict[str, Coroutine[Any, Any, None]] = {
+            p.resource: self._pull(p) for p in PULLS if p.resource in self.settings.resources
+        }
+        if ADMIN_ROLES in self.settings.resources:
+            jobs[ADMIN_ROLES] = self._admins()
+        outcomes = await asyncio.gather(*jobs.values(), return_exceptions=True)
+        failures: dict[str, BaseException] = {}
+        for name, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+            if isinstance(outcome, BaseException):
+                failures[name] = outcome
+        self._judge(failures, succeeded=len(jobs) - len(failures))
+
+    # -- the outcome -------------------------------------------------------------------------------
+    def _judge(self, failures: dict[str, BaseException], succeeded: int) -> None:
+        result = self.result
+        real: dict[str, BaseException] = {}
+        for name, exc in failures.items():
+            why = _unavailable(name, exc) if succeeded else None
+            if why is None:
+                real[name] = exc
+            else:
+                result.modes[name] = f"skipped: {why}"
+                result.notes.append(f"{name} skipped: {why}")
+        if not real:
+            result.status = "ok"
+            return
+        # What a person must act on first, then "wait for it", then plain errors.
+        name, exc = min(real.items(), key=lambda item: _severity(item[1]))
+        result.status, result.error_class, result.reason = describe_failure(exc, name)
+        result.notes.extend(f"{other}: {_short(e)}" for other, e in real.items() if other != name)
+
+    # -- one resource ------------------------------------------------------------------------------
+    async def _pull(self, pull: Pull) -> None:
+        checkpoint = await self.writer.run(self.store.checkpoint, self.tenant, pull.resource)
+        full = self.settings.full
+        link: str | None = None
+        full_pull, mode = True, "full"
+        if checkpoint is not None and checkpoint.next_link and (checkpoint.full_pull or not full):
+            # --full continues a full pull under way, but not a delta round.
+            link, full_pull, mode = checkpoint.next_link, checkpoint.full_pull, "resumed"
+        elif checkpoint is not None and checkpoint.delta_link and pull.delta and not full:
+            link, full_pull, mode = checkpoint.delta_link, False, "delta"
+        self.result.modes[pull.resource] = mode
+        if link is not None:
+            try:
+                await self._stream(pull, link, full_pull=full_pull)
+                return
+            except LinkRefused as refused:
+                self.result.notes.append(
+                    f"{pull.resource}: saved link refused ({_short(refused.error)}); pulled in full"
+                )
+                self.result.modes[pull.resource] = "full"
+        await self._full_pull(pull)
+
+    async def _full_pull(self, pull: Pull) -> None:
+        # The old delta link is dropped first: a crash from here on starts a full pull again.
+        await self.writer.run(
+            self.store.begin_full_pull, self.tenant, pull.resource, uuid.uuid4().hex
+        )
+        if pull.resource == "groups":
+            await self.writer.run(self.store.clear_members, self.tenant)
+        try:
+            await self._stream(pull, None, full_pull=True)
+        except LinkRefused as refused:
+            raise refused.error from None  # refused within a pull we just started: give up
+
+    async def _stream(self, pull: Pull, link: str | None, *, full_pull: bool) -> None:
+        """Follow one pull page by page, from a saved ``link`` or from its start."""
+        if link is None:
+            params, headers = pull.first_request(self.settings.page_size)
+            pages = self.client.pages(self.tenant, pull.path, params=params, headers=headers)
+        else:
+            headers = pull.link_headers(self.settings.page_size)
+            pages = self.client.pages(self.tenant, link, headers=headers)
+        pending: asyncio.Future[None] | None = None
+        async for page in _refusals_as_link_refused(pages, following_link=link is not None):
+            items = page.items
+            changes = member_changes_from_delta(items) if pull.resource == "groups" else None
+            if pending is not None:
+                await pending  # a failed write stops the stream before the next page goes in
+            pending = self.writer.submit(
+                self.store.write_page,
+                self.tenant,
+                pull.resource,
+                items,
+                (),
+                next_link=page.next_link,
+                delta_link=page.delta_link if pull.delta else None,
+                full_pull=full_pull,
+                member_changes=changes,
+            )
+            pending.add_done_callback(functools.partial(self._written, pull.resource, len(items)))
+            self._count(pull.resource, len(items), sum(1 for o in items if "@removed" in o))
+        if pending is not None:
+            await pending
+
+    def _written(self, resource: str, n: int, future: asyncio.Future[None]) -> None:
+        # Also marks a failed write's exception as retrieved (the stream raises it anyway).
+        if not future.cancelled() and future.exception() is None:
+            self.progress.page_written(self.tenant, resource, n)
+
+    def _count(self, resource: str, n: int, removed: int, pages: int = 1) -> None:
+        self.result.pages[resource] = self.result.pages.get(resource, 0) + pages
+        self.result.received[resource] = self.result.received.get(resource, 0) + n
+        if removed:
+            self.result.removed[resource] = self.result.removed.get(resource, 0) + removed
+
+    # -- admins ------------------------------------------------------------------------------------
+    async def _admins(self) -> None:
+        """Members of the admin roles. directoryRoles takes no query options and lists activated
+        roles only; a role never activated has no members, which is recorded too."""
+        self.result.modes[ADMIN_ROLES] = "full"
+        roles: dict[str, dict[str, Any]] = {}
+        async for page in self.client.pages(self.tenant, "/directoryRoles"):
+            self._count(ADMIN_ROLES, 0, 0)
+            for item in page.items:
+                template = str(item.get("roleTemplateId") or "").lower()
+                if template in ADMIN_ROLE_TEMPLATES:
+                    roles[template] = item
+        for template, default_name in ADMIN_ROLE_TEMPLATES.items():
+            role = roles.get(template)
+            members: list[str] = []
+            name = default_name
+            if role is not None:
+                name = str(role.get("displayName") or default_name)
+                path = f"/directoryRoles/{role['id']}/members"
+                async for page in self.client.pages(self.tenant, path):
+                    members.extend(str(m["id"]) for m in page.items if "id" in m)
+                    self._count(ADMIN_ROLES, len(page.items), 0)
+            await self.writer.run(
+                self.store.upsert_role_members, self.tenant, template, name, members
+            )
+            self.progress.page_written(self.tenant, ADMIN_ROLES, len(members))
+
+
+async def _refusals_as_link_refused(
+    pages: AsyncIterator[Page], *, following_link: bool
+) -> AsyncIterator[Page]:
+    """The pages, with Graph's refusal of a saved link raised as :class:`LinkRefused`.
+
+    An expired-token code means "start over" wherever it comes; any other 400/404/410 does only
+    for the first request of a saved link (later in a round it is a real error)."""
+    first = True
+    while True:
+        try:
+            page = await anext(pages)
+        except StopAsyncIteration:
+            return
+        except BadRequestError as exc:
+            if _is_resync(exc) or (following_link and first and exc.status in (400, 404, 410)):
+                raise LinkRefused(exc) from exc
+            raise
+        first = False
+        yield page
+
+
+def _is_resync(exc: CspGraphError) -> bool:
+    return exc.status == 410 or exc.code in RESYNC_CODES
+
+
+def _unavailable(name: str, exc: BaseException) -> str | None:
+    """Why a resource is simply not available in a tenant whose other pulls worked, or None
+    when its failure is the tenant's failure."""
+    if not isinstance(exc, CspGraphError):
+        return None
+    if name == "managedDevices" and NOT_LICENSED_TEXT in str(exc).lower():
+        return "the tenant has no Intune licence"
+    if name == ADMIN_ROLES and exc.status == 403:
+        # The same token just read the directory, so this is not a young relationship: the
+        # partner-managed app lacks the permission directoryRoles needs.
+        return "the app lacks RoleManagement.Read.Directory, so admins are unknown"
+    return None
+
+
+def _severity(exc: BaseException) -> int:
+    if isinstance(exc, CspGraphError):
+        if exc.error_class is ErrorClass.NEEDS_PERSON:
+            return 0
+        if exc.error_class is ErrorClass.PROPAGATING:
+            return 1
+    return 2
+
+
+def describe_failure(exc: BaseException, resource: str | None = None) -> tuple[str, str, str]:
+    """(status, error class, reason) to record on a customer for ``exc``."""
+    where = f"{resource}: " if resource else ""
+    if isinstance(exc, CspGraphError):
+        if exc.error_class is ErrorClass.PROPAGATING:
+            return "propagating", exc.error_class.value, _clip(where + _short(exc))
+        if exc.error_class is ErrorClass.NEEDS_PERSON:
+            return "needs_person", exc.error_class.value, _clip(where + _short(exc))
+        return "failed", exc.error_class.value, _clip(where + str(exc))
+    return "failed", "error", _clip(f"{where}{type(exc).__name__}: {exc}")
+
+
+def _short(exc: BaseException) -> str:
+    """The reason a person acts on, followed by the detail that proves it."""
+    if isinstance(exc, CspGraphError):
+        detail = str(exc)
+        return detail if not exc.reason or exc.reason == detail else f"{exc.reason} ({detail})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+# -- routing and recording -------------------------------------------------------------------------
+
+
+async def sync_tenant(
+    client: GraphClient,
+    access: TenantAccess,
+    writer: StoreWriter,
+    progress: SyncProgress,
+    settings: SyncSettings,
+    customer: CustomerRef,
+) -> TenantResult:
+    """Place, register and pull one customer. Its failure ends up in the result (and on the
+    customer in the store), never raised: one customer must not stop the fleet."""
+    result = TenantResult(customer=customer, tenant_id=customer.tenant_id, region=customer.region)
+    progress.tenant_started(customer)
+    clock = time.monotonic()
+    store = writer.store
+    try:
+        try:
+            route = await access.route(customer.tenant_id or customer.reference)
+        except CspGraphError as exc:
+            await _unplaceable(access, writer, customer, result, exc)
+            return result
+        result.tenant_id, result.region = route.tenant_id, route.region
+        await writer.run(
+            store.upsert_customer,
+            route.tenant_id,
+            domain=customer.domain or _domain_of(customer.reference),
+            display_name=customer.display_name,
+            region=route.region,
+        )
+        await writer.run(store.set_status, route.tenant_id, "running")
+        try:
+            # One token first: a tenant without access fails once, not once per resource.
+            await access.get_token(route.tenant_id)
+        except CspGraphError as exc:
+            result.status, result.error_class, result.reason = describe_failure(exc)
+        else:
+            await TenantSync(client, writer, progress, settings, route.tenant_id, result).run()
+        await _record(writer, result)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a bug or a broken store in one customer must not stop the fleet
+        result.status, result.error_class, result.reason = describe_failure(exc)
+        if result.tenant_id is not None:
+            try:
+                await _record(writer, result)
+            except Exception as again:
+                result.notes.append(f"could not record the status: {_short(again)}")
+    finally:
+        result.seconds = time.monotonic() - clock
+    return result
+
+
+async def _unplaceable(
+    access: TenantAccess,
+    writer: StoreWriter,
+    customer: CustomerRef,
+    result: TenantResult,
+    exc: CspGraphError,
+) -> None:
+    """A customer that cannot be routed (no partner identity for its region, unknown tenant):
+    recorded on the customer when its tenant GUID is known."""
+    result.status, result.error_class, result.reason = describe_failure(exc)
+    tenant = exc.tenant if _is_guid(exc.tenant) else customer.tenant_id
+    result.tenant_id = tenant
+    result.region = customer.region or _known_region(access, customer.reference)
+    if tenant is None:
+        return
+    await writer.run(
+        writer.store.upsert_customer,
+        tenant,
+        domain=customer.domain or _domain_of(customer.reference),
+        display_name=customer.display_name,
+        region=result.region,
+    )
+    await _record(writer, result)
+
+
+def _known_region(access: TenantAccess, reference: str) -> str | None:
+    """The region discovery found for a customer it could place but not route."""
+    discovery = getattr(access, "discovery", None)
+    try:
+        info = discovery.cached(reference) if discovery is not None else None
+    except CspGraphError:  # not even a customer reference
+        return None
+    region = getattr(info, "region", None)
+    return str(region) if region else None
+
+
+async def _record(writer: StoreWriter, result: TenantResult) -> None:
+    assert result.tenant_id is not None
+    reason = result.reason
+    if result.status == "ok" and result.notes:
+        reason = _clip("; ".join(result.notes))  # what was skipped, for the report
+    await writer.run(
+        writer.store.set_status,
+        result.tenant_id,
+        result.status,
+        reason=reason,
+        error_class=result.error_class,
+    )
+
+
+def _is_guid(value: str | None) -> bool:
+    if not value or len(value) != 36:
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _domain_of(reference: str) -> str | None:
+    value = reference.strip().lower()
+    if "@" in value:
+        value = value.rsplit("@", 1)[1]
+    return None if _is_guid(value) or "." not in value else value
