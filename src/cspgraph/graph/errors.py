@@ -103,6 +103,21 @@ GRAPH_CODE_RULES: dict[str, Rule] = {
     "CspScopeViolation": Rule(ErrorClass.BAD_REQUEST, "outside what a CSP app may call"),
 }
 
+# Partner Center's own codes (wire-facts §4.3).
+PARTNER_CENTER_CODE_RULES: dict[str, Rule] = {
+    "20002": Rule(
+        ErrorClass.NEEDS_PERSON, "the partner has no commerce relationship with the customer"
+    ),
+    "60003": Rule(ErrorClass.BAD_REQUEST, "no such customer tenant"),
+    "800001": Rule(ErrorClass.NEEDS_PERSON, "Partner Center received no partner token"),
+    "800002": Rule(ErrorClass.BAD_REQUEST, "invalid request input"),
+    "600002": Rule(
+        ErrorClass.BAD_REQUEST, "organization registration id not accepted in this country"
+    ),
+    "600049": Rule(ErrorClass.BAD_REQUEST, "organization registration id required in this country"),
+    "600051": Rule(ErrorClass.BAD_REQUEST, "a phone number is required"),
+}
+
 # Texts that classify a failure when no code does (CIPP's field experience).
 TEXT_RULES: tuple[tuple[re.Pattern[str], Rule], ...] = (
     (re.compile(r"User was not found", re.I), Rule(ErrorClass.NEEDS_PERSON, "user not found")),
@@ -214,6 +229,33 @@ def classify_graph_error(status: int, code: str | None, message: str | None) -> 
         return GRAPH_CODE_RULES[code]
     if status == 403:
         return GRAPH_CODE_RULES["Authorization_RequestDenied"]
+    return Rule(ErrorClass.BAD_REQUEST, f"HTTP {status}")
+
+
+def classify_partner_center_error(status: int, code: str | None, description: str) -> Rule:
+    """Classify a Partner Center error answer (its own shape: code, description)."""
+    if status == 429:
+        return Rule(ErrorClass.TRANSIENT, "throttled by Partner Center")
+    if status >= 500:
+        return Rule(ErrorClass.TRANSIENT, f"HTTP {status} from Partner Center")
+    if status == 409:
+        return Rule(ErrorClass.BAD_REQUEST, "the domain is already used by another tenant")
+    if code in PARTNER_CENTER_CODE_RULES:
+        return PARTNER_CENTER_CODE_RULES[code]
+    if status == 401:
+        if "mfa" in description.lower():
+            return Rule(
+                ErrorClass.NEEDS_PERSON,
+                "Partner Center requires multi-factor authentication for app+user tokens",
+            )
+        return Rule(
+            ErrorClass.NEEDS_PERSON,
+            "Partner Center refused the token (is this a partner tenant's token?)",
+        )
+    if status == 403:
+        return Rule(ErrorClass.NEEDS_PERSON, "Partner Center denied access")
+    if status == 404:
+        return Rule(ErrorClass.BAD_REQUEST, "not found")
     return Rule(ErrorClass.BAD_REQUEST, f"HTTP {status}")
 
 

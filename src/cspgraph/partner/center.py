@@ -36,8 +36,9 @@ from cspgraph.graph.errors import (
     CspGraphError,
     ErrorClass,
     NeedsPersonError,
-    Rule,
+    PropagatingError,
     TransientError,
+    classify_partner_center_error,
 )
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -70,28 +71,17 @@ class NotYourCustomerError(NeedsPersonError):
     """The tenant exists but the partner has no commerce relationship with it (20002)."""
 
 
-# Partner Center's codes (wire-facts §4.3) and what they mean for a caller. Kept here because the
-# shape and the codes are Partner Center's own; the classes are the shared taxonomy's.
-_PC_RULES: dict[str, tuple[type[CspGraphError], Rule]] = {
-    "20002": (
-        NotYourCustomerError,
-        Rule(ErrorClass.NEEDS_PERSON, "the partner has no commerce relationship with the customer"),
-    ),
-    "60003": (CustomerNotFoundError, Rule(ErrorClass.BAD_REQUEST, "no such customer tenant")),
-    "800001": (
-        NeedsPersonError,
-        Rule(ErrorClass.NEEDS_PERSON, "Partner Center received no partner token"),
-    ),
-    "800002": (BadRequestError, Rule(ErrorClass.BAD_REQUEST, "invalid request input")),
-    "600002": (
-        BadRequestError,
-        Rule(ErrorClass.BAD_REQUEST, "organization registration id not accepted in this country"),
-    ),
-    "600049": (
-        BadRequestError,
-        Rule(ErrorClass.BAD_REQUEST, "organization registration id required in this country"),
-    ),
-    "600051": (BadRequestError, Rule(ErrorClass.BAD_REQUEST, "a phone number is required")),
+# The exception class a caller can catch for the Partner Center answers it may want to handle;
+# what each answer means (its taxonomy class) is decided in graph/errors.py.
+_PC_EXCEPTIONS: dict[str, type[CspGraphError]] = {
+    "20002": NotYourCustomerError,
+    "60003": CustomerNotFoundError,
+}
+_BY_CLASS: dict[ErrorClass, type[CspGraphError]] = {
+    ErrorClass.TRANSIENT: TransientError,
+    ErrorClass.PROPAGATING: PropagatingError,
+    ErrorClass.NEEDS_PERSON: NeedsPersonError,
+    ErrorClass.BAD_REQUEST: BadRequestError,
 }
 
 
@@ -103,38 +93,17 @@ def partner_center_error(
     code = data.get("code", data.get("statusCode"))
     code_text = str(code) if code is not None else None
     description = str(data.get("description") or data.get("message") or f"HTTP {status}")
-    message = f"{what} failed: {description}"
-    if status == 429:
-        rule = Rule(ErrorClass.TRANSIENT, "throttled by Partner Center")
-        cls: type[CspGraphError] = TransientError
-    elif status >= 500:
-        rule = Rule(ErrorClass.TRANSIENT, f"HTTP {status} from Partner Center")
-        cls = TransientError
-    elif status == 409:
-        rule = Rule(ErrorClass.BAD_REQUEST, "the domain is already used by another tenant")
-        cls = DomainInUseError
-    elif code_text in _PC_RULES:
-        cls, rule = _PC_RULES[code_text]
-    elif status == 401:
-        mfa = "mfa" in description.lower()
-        reason = (
-            "Partner Center requires multi-factor authentication for app+user tokens"
-            if mfa
-            else "Partner Center refused the token (is this a partner tenant's token?)"
-        )
-        rule = Rule(ErrorClass.NEEDS_PERSON, reason)
-        cls = NeedsPersonError
-    elif status == 403:
-        rule = Rule(ErrorClass.NEEDS_PERSON, "Partner Center denied access")
-        cls = NeedsPersonError
+    rule = classify_partner_center_error(status, code_text, description)
+    if status == 409:
+        cls: type[CspGraphError] = DomainInUseError
+    elif code_text in _PC_EXCEPTIONS:
+        cls = _PC_EXCEPTIONS[code_text]
     elif status == 404:
-        rule = Rule(ErrorClass.BAD_REQUEST, "not found")
         cls = CustomerNotFoundError
     else:
-        rule = Rule(ErrorClass.BAD_REQUEST, f"HTTP {status}")
-        cls = BadRequestError
+        cls = _BY_CLASS[rule.error_class]
     return cls(
-        message,
+        f"{what} failed: {description}",
         error_class=rule.error_class,
         code=code_text,
         status=status,
