@@ -150,13 +150,15 @@ def test_me_needs_a_signed_in_user() -> None:
         permission_for("GET", "/me")
 
 
-def test_the_sync_needs_exactly_five_read_permissions() -> None:
+def test_the_sync_needs_exactly_six_read_permissions() -> None:
+    # The five inventory reads, and who holds Global Administrator (the report's admins).
     assert required_permissions(SYNC_OPERATIONS) == {
         "User.Read.All",
         "GroupMember.Read.All",
         "Device.Read.All",
         "Organization.Read.All",
         "DeviceManagementManagedDevices.Read.All",
+        "RoleManagement.Read.Directory",
     }
     assert all(name in APPLICATION_ROLE_IDS for name in required_permissions(SYNC_OPERATIONS))
 
