@@ -102,6 +102,19 @@ def test_terminal_report_lists_every_customer_problems_first(sqlite_fleet: Store
     assert "Needs a person" in text
 
 
+def test_terminal_report_fits_a_narrow_terminal_and_keeps_detail_when_wide(
+    sqlite_fleet: Store,
+) -> None:
+    narrow = Console(record=True, width=80, color_system=None)
+    render_terminal(sqlite_fleet, narrow)
+    text = narrow.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "Non-compl." in text and "OS mix" not in text
+    wide = Console(record=True, width=220, color_system=None)
+    render_terminal(sqlite_fleet, wide)
+    assert "OS mix" in wide.export_text() and "Last sync" in wide.export_text()
+
+
 def test_terminal_report_of_an_empty_store(tmp_path: Path) -> None:
     console = Console(record=True, width=160, color_system=None)
     with Store.open(str(tmp_path / "empty.db")) as empty:

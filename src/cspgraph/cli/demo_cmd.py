@@ -383,7 +383,7 @@ def _report(console: Console, paths: DemoPaths) -> None:
 
     with Store.open(paths.db_url) as store:
         fleet = load_report(store)
-    console.print(terminal_view(fleet))
+    console.print(terminal_view(fleet, console.width))
     write_html(fleet, paths.report)
 
 

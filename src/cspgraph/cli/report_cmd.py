@@ -43,7 +43,8 @@ def report(
     if json_out:
         sys.stdout.buffer.write(orjson.dumps(data_of(fleet), option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        Console().print(terminal_view(fleet))
+        console = Console()
+        console.print(terminal_view(fleet, console.width))
     if html is not None:
         written = write_html(fleet, html)
         # On stderr under --json, so that stdout stays one JSON document.

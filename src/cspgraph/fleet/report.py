@@ -150,20 +150,26 @@ def data_of(report: FleetReport) -> dict[str, Any]:
 # --- terminal -----------------------------------------------------------------------------------
 
 
+# Below this width the customer table keeps only the columns that answer "who needs attention"
+# (the rest stays in --json and --html): 14 columns wrapped into 80 are unreadable.
+WIDE_TABLE = 150
+
+
 def render_terminal(store: Store, console: Console) -> None:
     """Print the report as Rich tables."""
-    console.print(terminal_view(load_report(store)))
+    console.print(terminal_view(load_report(store), console.width))
 
 
-def terminal_view(report: FleetReport) -> Group:
+def terminal_view(report: FleetReport, width: int = WIDE_TABLE) -> Group:
+    """The report as Rich renderables; ``width`` (the console's) picks the customer columns."""
     parts: list[Table | Text] = [
         Text.assemble(
             ("Fleet report", "bold"),
             f" · {report.totals.customers:,} customers · generated "
             f"{report.generated_at:%Y-%m-%d %H:%M} UTC",
         ),
-        _totals_table(report.totals),
-        _customers_table(report),
+        _totals_table(report.totals, width),
+        _customers_table(report, width),
     ]
     problems = [c for c in report.customers if c.status not in ("ok", "running")]
     if problems:
@@ -173,68 +179,88 @@ def terminal_view(report: FleetReport) -> Group:
     return Group(*parts)
 
 
-def _totals_table(t: FleetTotals) -> Table:
-    table = Table(title="Fleet", box=box.SIMPLE_HEAVY, title_justify="left")
-    for name in ("Customers", "Users", "Enabled", "Disabled", "Admins", "Groups", "Devices"):
-        table.add_column(name, justify="right")
-    table.add_column("Managed", justify="right")
-    table.add_column("Non-compliant", justify="right")
-    table.add_column("Sync health")
+def _totals_table(t: FleetTotals, width: int) -> Table:
     health = Text()
     for status, n in sorted(t.sync_health.items(), key=lambda kv: -kv[1]):
         key = None if status == "never" else status
         if health:
             health.append(" · ")
         health.append(f"{status_label(key)} {n:,}", STATUS_STYLES.get(key, ""))
-    table.add_row(
-        f"{t.customers:,}",
-        f"{t.users:,}",
-        f"{t.users_enabled:,}",
-        f"{t.users_disabled:,}",
-        f"{t.admins:,}",
-        f"{t.groups:,}",
-        f"{t.devices:,}",
-        f"{t.managed_devices:,}",
-        Text(f"{t.noncompliant:,}", "bold red" if t.noncompliant else ""),
-        health,
-    )
+    cells: list[tuple[str, str | Text]] = [
+        ("Customers", f"{t.customers:,}"),
+        ("Users", f"{t.users:,}"),
+        ("Enabled", f"{t.users_enabled:,}"),
+        ("Disabled", f"{t.users_disabled:,}"),
+        ("Admins", f"{t.admins:,}"),
+        ("Groups", f"{t.groups:,}"),
+        ("Devices", f"{t.devices:,}"),
+        ("Managed", f"{t.managed_devices:,}"),
+        ("Non-compliant", Text(f"{t.noncompliant:,}", "bold red" if t.noncompliant else "")),
+        ("Sync health", health),
+    ]
+    table = Table(title="Fleet", box=box.SIMPLE_HEAVY, title_justify="left")
+    if width >= WIDE_TABLE:
+        for name, _ in cells:
+            table.add_column(name, justify="left" if name == "Sync health" else "right")
+        table.add_row(*(value for _, value in cells))
+    else:  # one line per figure: ten columns do not fit a narrow terminal
+        table.show_header = False
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for name, value in cells:
+            table.add_row(name, value)
     return table
 
 
-def _customers_table(report: FleetReport) -> Table:
+def _customers_table(report: FleetReport, width: int) -> Table:
+    wide = width >= WIDE_TABLE
     table = Table(
         title="Customers (failed syncs and non-compliant devices first)",
         box=box.SIMPLE_HEAVY,
         title_justify="left",
+        pad_edge=wide,
     )
-    table.add_column("Customer", overflow="fold")
-    table.add_column("Status")
-    table.add_column("Last sync", justify="right")
-    for name in ("Users", "Enabled", "Disabled", "Admins", "Groups", "Devices", "Managed"):
-        table.add_column(name, justify="right")
-    table.add_column("Non-compl.", justify="right")
-    table.add_column("Compliant", justify="right")
-    table.add_column("OS mix")
+    table.add_column(
+        "Customer", overflow="ellipsis", no_wrap=not wide, max_width=None if wide else 18
+    )
+    table.add_column("Status", no_wrap=True, min_width=6)
+    names = ["Users", "Enabled", "Disabled", "Admins", "Groups", "Devices", "Managed"]
+    if wide:
+        table.add_column("Last sync", justify="right")
+    else:
+        names = ["Users", "Admins", "Devices", "Managed"]
+    for name in names:
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
+    table.add_column("Non-compl.", justify="right", no_wrap=True, min_width=10)
+    if wide:
+        table.add_column("Compliant", justify="right")
+        table.add_column("OS mix")
     for c in report.customers:
         customer = Text(c.display_name)
-        if c.domain and c.domain != c.display_name:
+        if wide and c.domain and c.domain != c.display_name:
             customer.append(f"\n{c.domain}", "dim")
-        share = compliant_share(c)
-        table.add_row(
+        admins = "—" if c.admins is None else f"{c.admins:,}"
+        counts = {
+            "Users": f"{c.users:,}",
+            "Enabled": f"{c.users_enabled:,}",
+            "Disabled": f"{c.users_disabled:,}",
+            "Admins": admins,
+            "Groups": f"{c.groups:,}",
+            "Devices": f"{c.devices:,}",
+            "Managed": f"{c.managed_devices:,}",
+        }
+        row: list[str | Text] = [
             customer,
             Text(status_label(c.status), STATUS_STYLES.get(c.status, "")),
-            ago(c.last_sync_at, report.generated_at),
-            f"{c.users:,}",
-            f"{c.users_enabled:,}",
-            f"{c.users_disabled:,}",
-            "—" if c.admins is None else f"{c.admins:,}",
-            f"{c.groups:,}",
-            f"{c.devices:,}",
-            f"{c.managed_devices:,}",
-            Text(f"{c.noncompliant:,}", "bold red" if c.noncompliant else "dim"),
-            "—" if share is None else f"{share:.0%}",
-            top_counts(c.managed_by_os),
-        )
+        ]
+        if wide:
+            row.append(ago(c.last_sync_at, report.generated_at))
+        row += [counts[name] for name in names]
+        row.append(Text(f"{c.noncompliant:,}", "bold red" if c.noncompliant else "dim"))
+        if wide:
+            share = compliant_share(c)
+            row += ["—" if share is None else f"{share:.0%}", top_counts(c.managed_by_os)]
+        table.add_row(*row)
     return table
 
 
