@@ -112,7 +112,8 @@ def test_terminal_report_fits_a_narrow_terminal_and_keeps_detail_when_wide(
     assert "Non-compl." in text and "OS mix" not in text
     wide = Console(record=True, width=220, color_system=None)
     render_terminal(sqlite_fleet, wide)
-    assert "OS mix" in wide.export_text() and "Last sync" in wide.export_text()
+    wide_text = wide.export_text()
+    assert "OS mix" in wide_text and "Last sync" in wide_text
 
 
 def test_terminal_report_of_an_empty_store(tmp_path: Path) -> None:
