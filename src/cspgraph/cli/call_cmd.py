@@ -1,0 +1,572 @@
+"""`cspgraph call`: one Microsoft Graph request for one customer, like `az rest`.
+
+The request goes through the library's :class:`~cspgraph.graph.client.GraphClient`, so it gets the
+same CSP scope guard (directory and Intune only), throttling budgets, retries and error taxonomy as
+any program using cspgraph. The answer is printed as JSON: pretty on a terminal, compact when piped.
+``--all`` follows every ``@odata.nextLink`` and prints one JSON array, written page by page as the
+pages arrive (never held whole in memory). If a later page fails, the array is left unterminated on
+purpose, so nothing downstream mistakes a partial listing for a whole one.
+
+A failure is one line on stderr — taxonomy class, message, code, HTTP status, tenant, request id —
+and the exit status says what to do about it (see :data:`EXIT_CODES`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from urllib.parse import parse_qsl, urlsplit
+
+import typer
+
+from cspgraph.cli.auth_cmd import CONFIG_OPTION
+
+if TYPE_CHECKING:
+    from cspgraph.graph.client import GraphClient, TokenSource
+    from cspgraph.graph.errors import CspGraphError
+
+# Exit statuses by taxonomy class (cspgraph.graph.errors.ErrorClass values); 0 is success.
+EXIT_CODES: dict[str, int] = {
+    "bad_request": 2,  # the request (or the command line, or the configuration) is wrong
+    "needs_person": 3,  # nothing changes until somebody acts (consent, credential, sign-in)
+    "propagating": 4,  # the partner relationship or consent is still reaching the tenant
+    "transient": 5,  # throttled, unavailable, the network: try again soon
+}
+USAGE_EXIT = EXIT_CODES["bad_request"]
+INTERRUPTED_EXIT = 130
+
+METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
+VERSIONS = ("v1.0", "beta")
+
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be sent; exits with status 2."""
+
+
+# -- the request, as the command line describes it -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    method: str
+    path: str  # relative to the version root ("/users?$top=5"), or an absolute Graph URL
+    version: str
+    params: dict[str, str] = field(default_factory=dict)
+    body: Any = None  # JSON, sent only with POST/PATCH/PUT
+    headers: dict[str, str] = field(default_factory=dict)
+    all_pages: bool = False
+
+    @property
+    def absolute(self) -> bool:
+        return self.path.startswith(("https://", "http://"))
+
+    @property
+    def count_path(self) -> str | None:
+        """The collection of a ``…/$count`` request, whose answer is a bare number."""
+        if self.absolute or self.method != "GET":
+            return None
+        bare = self.path.split("?", 1)[0].rstrip("/")
+        return bare.removesuffix("/$count") if bare.endswith("/$count") else None
+
+
+def build_request(
+    method: str,
+    path: str,
+    *,
+    beta: bool = False,
+    data: str | None = None,
+    all_pages: bool = False,
+    select: list[str] | None = None,
+    filter: str | None = None,
+    top: int | None = None,
+    headers: list[str] | None = None,
+    stdin: TextIO | None = None,
+) -> CallRequest:
+    """The request the command line means; :class:`UsageError` says what does not fit."""
+    verb = method.upper()
+    if verb not in METHODS:
+        raise UsageError(f"method {method!r}: expected one of {', '.join(METHODS)}")
+    params: dict[str, str] = {}
+    fields = [f.strip() for value in select or [] for f in value.split(",") if f.strip()]
+    if fields:
+        params["$select"] = ",".join(fields)
+    if filter:
+        params["$filter"] = filter
+    if top is not None:
+        if top < 1:
+            raise UsageError(f"--top {top}: expected a page size of 1 or more")
+        params["$top"] = str(top)
+    if verb != "GET":
+        options = {"--all": all_pages, "--select": bool(fields), "--filter": bool(filter),
+                   "--top": top is not None}  # fmt: skip
+        given = [name for name, used in options.items() if used]
+        if given:
+            raise UsageError(f"{', '.join(given)} only go with GET (this is {verb})")
+    if data is not None and verb not in ("POST", "PATCH", "PUT"):
+        raise UsageError(f"--data goes with POST, PATCH or PUT, not {verb}")
+    body = _read_body(data, stdin) if data is not None else None
+
+    version = "beta" if beta else "v1.0"
+    path = path.strip()
+    if path.startswith(("https://", "http://")):
+        if params:
+            raise UsageError(
+                "an absolute URL (a saved nextLink) already carries its query: drop "
+                "--select/--filter/--top, or give the path (/v1.0/users) instead"
+            )
+    else:
+        path = "/" + path.lstrip("/")
+        first = path.split("?", 1)[0].split("/")[1]
+        if first in VERSIONS:
+            if beta and first != "beta":
+                raise UsageError(f"--beta and a {first} path ({path}) disagree: keep one")
+            version = first
+            path = path[len(first) + 1 :] or "/"
+    return CallRequest(
+        method=verb,
+        path=path,
+        version=version,
+        params=params,
+        body=body,
+        headers=_parse_headers(headers or []),
+        all_pages=all_pages,
+    )
+
+
+def _read_body(data: str, stdin: TextIO | None) -> Any:
+    """--data: JSON text, ``@file`` or ``@-`` (standard input)."""
+    where = "--data"
+    text = data
+    if data.startswith("@"):
+        name = data[1:]
+        if name == "-":
+            where, text = "--data @- (standard input)", (stdin or sys.stdin).read()
+        else:
+            where = f"--data @{name}"
+            try:
+                text = Path(name).expanduser().read_text(encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"{where}: cannot read it ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{where}: not valid JSON: {exc}") from None
+
+
+def _parse_headers(values: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for value in values:
+        name, sep, text = value.partition(":")
+        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+            raise UsageError(f"--header {value!r}: expected 'Name: value'")
+        if name.strip().lower() == "authorization":
+            raise UsageError("--header Authorization: cspgraph sends the token itself")
+        headers[name.strip()] = text.strip()
+    return headers
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+
+class Output(Protocol):
+    def value(self, data: Any) -> None: ...
+    def begin_array(self) -> None: ...
+    def items(self, batch: list[Any]) -> None: ...
+    def end_array(self) -> None: ...
+
+
+class CompactOutput:
+    """One line of compact JSON per answer; an array is written page by page."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._first = True
+
+    def value(self, data: Any) -> None:
+        self._stream.write(_compact(data) + "\n")
+        self._stream.flush()
+
+    def begin_array(self) -> None:
+        self._stream.write("[")
+        self._first = True
+
+    def items(self, batch: list[Any]) -> None:
+        if not batch:
+            return
+        text = ",".join(_compact(item) for item in batch)
+        self._stream.write(text if self._first else "," + text)
+        self._first = False
+        self._stream.flush()
+
+    def end_array(self) -> None:
+        self._stream.write("]\n")
+        self._stream.flush()
+
+
+class PrettyOutput:
+    """Indented, highlighted JSON for a terminal (Rich); an array still streams item by item.
+
+    Each item is printed when the next one arrives, so its separating comma can follow it."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.highlighter import JSONHighlighter
+
+        self._console = console
+        self._highlight = JSONHighlighter()
+        self._held: Any = None
+        self._holding = False
+
+    def value(self, data: Any) -> None:
+        self._print(json.dumps(data, indent=2, ensure_ascii=False))
+
+    def begin_array(self) -> None:
+        self._print("[")
+        self._holding = False
+
+    def items(self, batch: list[Any]) -> None:
+        for item in batch:
+            if self._holding:
+                self._print_item(self._held, last=False)
+            self._held, self._holding = item, True
+
+    def end_array(self) -> None:
+        if self._holding:
+            self._print_item(self._held, last=True)
+            self._holding = False
+        self._print("]")
+
+    def _print_item(self, item: Any, *, last: bool) -> None:
+        text = json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        self._print("  " + text + ("" if last else ","))
+
+    def _print(self, text: str) -> None:
+        self._console.print(self._highlight(text), soft_wrap=True)
+
+
+def _compact(data: Any) -> str:
+    import orjson
+
+    return orjson.dumps(data).decode()
+
+
+def make_output(stream: TextIO) -> Output:
+    if stream.isatty():
+        from rich.console import Console
+
+        return PrettyOutput(Console(file=stream))
+    return CompactOutput(stream)
+
+
+# -- running it ------------------------------------------------------------------------------------
+
+
+def relocate(request: CallRequest, name: str, location: str) -> CallRequest:
+    """An absolute URL on the cloud's Graph *name* (https://graph.microsoft.com, what
+    ``@odata.context`` shows) sent to where Graph is reached (a proxy, the emulator)."""
+    if request.absolute and name != location and request.path.startswith(name + "/"):
+        return replace(request, path=location + request.path[len(name) :])
+    return request
+
+
+class RememberingTokens:
+    """The token source the client uses, keeping each tenant's last token in memory so a refusal
+    can be explained from the permissions it carried. A token is never printed or logged."""
+
+    def __init__(self, source: TokenSource, *, fresh: bool = False) -> None:
+        self._source = source
+        self._fresh = fresh
+        self.last: dict[str, str] = {}
+
+    async def get_token(self, tenant: str, *, fresh: bool = False) -> str:
+        token = await self._source.get_token(tenant, fresh=fresh or self._fresh)
+        self._fresh = False
+        self.last[tenant] = token
+        return token
+
+
+async def execute(client: GraphClient, tenant: str, request: CallRequest, out: Output) -> None:
+    """Send ``request`` for ``tenant`` and print the answer through ``out``."""
+    if request.count_path is not None:
+        inline = dict(parse_qsl(urlsplit(request.path).query))
+        number = await client.count(
+            tenant,
+            request.count_path,
+            filter=request.params.get("$filter") or inline.get("$filter"),
+            search=inline.get("$search"),
+            version=request.version,
+        )
+        out.value(number)
+        return
+    if request.method == "GET" and request.all_pages:
+        await _all_pages(client, tenant, request, out)
+        return
+    if request.method == "GET":
+        out.value(
+            await client.get(
+                tenant,
+                request.path,
+                params=request.params or None,
+                version=request.version,
+                headers=request.headers or None,
+            )
+        )
+        return
+    write = {"POST": client.post, "PATCH": client.patch, "PUT": client.put}.get(request.method)
+    if write is not None:
+        answer = await write(
+            tenant,
+            request.path,
+            request.body,
+            version=request.version,
+            headers=request.headers or None,
+        )
+    else:
+        answer = await client.delete(
+            tenant, request.path, version=request.version, headers=request.headers or None
+        )
+    if answer is not None:  # 204 No Content prints nothing, as `az rest` does
+        out.value(answer)
+
+
+async def _all_pages(client: GraphClient, tenant: str, request: CallRequest, out: Output) -> None:
+    from cspgraph.graph.errors import CspGraphError
+
+    started = False
+    try:
+        async for page in client.pages(
+            tenant,
+            request.path,
+            params=request.params or None,
+            version=request.version,
+            headers=request.headers or None,
+        ):
+            if not started:
+                out.begin_array()
+                started = True
+            out.items(page.items)
+    except CspGraphError as exc:
+        if not started and exc.status is not None and exc.status < 300:
+            # Graph answered fine, just not with a collection (/users/{id}): the --all is wrong.
+            raise UsageError(
+                f"--all follows the pages of a collection, and {request.path.split('?')[0]} "
+                "answered with a single object: drop --all"
+            ) from None
+        raise
+    out.end_array()
+
+
+def error_line(exc: CspGraphError, tenant: str | None) -> str:
+    """One line: class, message, and the fields support asks for (code, status, tenant, id)."""
+    message = _bare_message(exc).replace(
+        "Pass allow_any_resource=True to lift this.", "Pass --allow-any-resource to lift this."
+    )
+    fields = [
+        f"code={exc.code or 'none'}",
+        *([f"status={exc.status}"] if exc.status is not None else []),
+        f"tenant={exc.tenant or tenant or 'unknown'}",
+        f"request-id={exc.request_id or 'none'}",
+    ]
+    text = f"error: {exc.error_class}: {message} ({', '.join(fields)})"
+    return " ".join(text.split())  # one line, whatever the service put in its message
+
+
+def _bare_message(exc: CspGraphError) -> str:
+    """The message without the "(code=…, tenant=…)" tail CspGraphError adds to its text."""
+    text = str(exc)
+    details = ", ".join(
+        f"{k}={v}"
+        for k, v in (
+            ("code", exc.code),
+            ("status", exc.status),
+            ("tenant", exc.tenant),
+            ("request-id", exc.request_id),
+        )
+        if v is not None
+    )
+    return text.removesuffix(f" ({details})") if details else text
+
+
+def denied_hint(
+    exc: CspGraphError, request: CallRequest, token: str | None, *, agent: bool
+) -> str | None:
+    """For a 403 to an app-only call: which permission the call needs and whether the token
+    carried it. A token with application permissions but not the needed one will not get it by
+    waiting; a token with none at all is what a relationship still propagating looks like."""
+    if exc.status != 403 or agent or token is None or exc.code == "CspScopeViolation":
+        return None
+    import jwt
+
+    from cspgraph.graph import scope
+    from cspgraph.graph.errors import CspGraphError
+
+    try:
+        needed = scope.permission_for(request.method, request.path)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except (ValueError, CspGraphError, jwt.PyJWTError):
+        return None  # outside the CSP table (--allow-any-resource), or not a JWT
+    roles = sorted(str(r) for r in claims.get("roles") or [])
+    if scope.covers(roles, needed):
+        return None  # the token had it: the refusal is about something else
+    what = f"{request.method} {request.path.split('?')[0]}"
+    if not roles:
+        return (
+            "hint: the app-only token carries no application permissions at all: the partner "
+            "relationship (pre-consent) has not reached this customer yet; retry in a few minutes"
+        )
+    return (
+        f"hint: {what} needs {needed}; the app-only token carries only {', '.join(roles)}. "
+        "Grant it to the partner-managed app (and consent) — retrying will not help until then"
+    )
+
+
+async def _call(
+    config_path: Path | None,
+    customer: str,
+    request: CallRequest,
+    *,
+    agent: bool,
+    agent_user: str | None,
+    fresh: bool,
+    allow_any_resource: bool,
+    out: Output,
+) -> None:
+    from cspgraph.config import load_config
+    from cspgraph.graph.client import GraphClient
+    from cspgraph.graph.errors import CspGraphError
+    from cspgraph.identity import TokenProvider
+
+    provider = TokenProvider(load_config(config_path, required=True), workers=2)
+    tenant: str | None = None
+    tokens: RememberingTokens | None = None
+    try:
+        route = await provider.route(customer)
+        tenant = route.tenant_id
+        source: TokenSource = provider.agent(username=agent_user) if agent else provider
+        tokens = RememberingTokens(source, fresh=fresh)
+        cloud = provider.cloud
+        request = relocate(request, cloud.graph_resource, cloud.graph)
+        async with GraphClient(
+            tokens,
+            graph_url=cloud.graph,
+            ca_bundle=cloud.ca_bundle,
+            allow_any_resource=allow_any_resource,
+        ) as client:
+            await execute(client, tenant, request, out)
+    except CspGraphError as exc:
+        token = tokens.last.get(tenant) if tokens is not None and tenant else None
+        raise _Failed(exc, tenant, denied_hint(exc, request, token, agent=agent)) from None
+    finally:
+        await provider.aclose()
+
+
+class _Failed(Exception):
+    def __init__(self, error: CspGraphError, tenant: str | None, hint: str | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.tenant = tenant
+        self.hint = hint
+
+
+def call(
+    method: str = typer.Argument(..., help="GET, POST, PATCH, PUT or DELETE."),
+    path: str = typer.Argument(
+        ...,
+        help="/v1.0/users, /beta/users/{id}, /users?$top=5 (v1.0 unless --beta), or a saved "
+        "nextLink URL.",
+    ),
+    customer: str = typer.Option(
+        ..., "--customer", "-c", help="Customer tenant: ID, domain or user@domain."
+    ),
+    data: str | None = typer.Option(
+        None, "--data", "-d", help="Request body: JSON, @file, or @- for standard input."
+    ),
+    all_pages: bool = typer.Option(
+        False, "--all", help="Follow every nextLink and print one JSON array."
+    ),
+    beta: bool = typer.Option(False, "--beta", help="Use the beta endpoint for a bare path."),
+    agent: bool = typer.Option(
+        False, "--agent", help="Call as the signed-in agent (delegated), not as the app."
+    ),
+    agent_user: str | None = typer.Option(
+        None, "--agent-user", help="Which signed-in agent, when several are."
+    ),
+    select: list[str] | None = typer.Option(
+        None, "--select", help="$select: properties, comma-separated or repeated."
+    ),
+    filter: str | None = typer.Option(None, "--filter", help="$filter expression."),
+    top: int | None = typer.Option(None, "--top", help="$top: the page size."),
+    header: list[str] | None = typer.Option(
+        None, "--header", "-H", help="Extra request header 'Name: value' (repeatable)."
+    ),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Evict this tenant's cached token and get a new one first."
+    ),
+    allow_any_resource: bool = typer.Option(
+        False,
+        "--allow-any-resource",
+        help="Send calls outside directory and Intune too (Graph will refuse them for a CSP app).",
+    ),
+    config: Path | None = CONFIG_OPTION,
+) -> None:
+    """Call Microsoft Graph in a customer tenant and print the JSON answer (like `az rest`).
+
+    Exit status: 0 done; 2 bad request, usage or configuration; 3 needs a person;
+    4 propagating, retry in minutes; 5 transient, retry soon; 130 interrupted.
+    """
+    from cspgraph.config import ConfigError
+
+    try:
+        request = build_request(
+            method,
+            path,
+            beta=beta,
+            data=data,
+            all_pages=all_pages,
+            select=select,
+            filter=filter,
+            top=top,
+            headers=header,
+        )
+        out = make_output(sys.stdout)
+        asyncio.run(
+            _call(
+                config,
+                customer,
+                request,
+                agent=agent,
+                agent_user=agent_user,
+                fresh=fresh,
+                allow_any_resource=allow_any_resource,
+                out=out,
+            )
+        )
+    except _Failed as failed:
+        typer.echo(error_line(failed.error, failed.tenant), err=True)
+        if failed.hint:
+            typer.echo(failed.hint, err=True)
+        raise typer.Exit(EXIT_CODES.get(str(failed.error.error_class), 1)) from None
+    except (UsageError, ConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(USAGE_EXIT) from None
+    except ValueError as exc:  # the client refused the request itself (a URL to another host)
+        typer.echo(f"error: bad_request: {exc}", err=True)
+        raise typer.Exit(USAGE_EXIT) from None
+    except BrokenPipeError:  # `cspgraph call … | head`: the reader has what it wanted
+        _silence_stdout()
+        raise typer.Exit(0) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+
+
+def _silence_stdout() -> None:
+    # Python would complain about the broken pipe again when flushing stdout at exit.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
