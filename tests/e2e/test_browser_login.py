@@ -30,29 +30,12 @@ from cspgraph.emulator.server import Emulator, LocalCA
 from cspgraph.emulator.worldfile import demo_world
 from cspgraph.identity import TokenProvider
 from tests.client.conftest import AGENT, AGENT_PASSWORD, Control
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT_MS, requires_chromium
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# A guard against a hung browser, not a measurement.
-STEP_TIMEOUT_MS = 30_000
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason=f"Debian's chromium is not installed at {CHROMIUM}; `make test` installs it "
-    "(its `browser` target)",
-)
+pytestmark = requires_chromium
 
 
 def server_key_pin(state_dir: Path) -> str:
