@@ -1,0 +1,361 @@
+"""Running one client as a cold child process and measuring it from the outside.
+
+Wall time is the child's whole life (start-up included); CPU is the child's own user+sys time and
+peak RSS its own maximum resident set, both from ``wait4`` on that child alone, so the emulator's
+work (another process) and the other engineers' jobs on this machine never count. Each runner
+also reports its own counters in one ``BENCH-RESULT`` JSON line; the emulator's counters are
+read after the run and are the ones the table shows for requests and 429s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.budgets import best_time
+from bench.emulator import EmulatorProcess, load_average, partners
+from bench.fleet import COUNT_KEYS
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RESULT_PREFIX = "BENCH-RESULT "
+
+
+@dataclass
+class ChildRun:
+    returncode: int
+    wall: float
+    user: float
+    system: float
+    max_rss_mb: float
+    stdout: str
+    stderr: str
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.system
+
+
+def child_env(home: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    # A CA bundle in the environment would override the clients' own trust settings (traps §3).
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        env.pop(name, None)
+    env["PYTHONPATH"] = str(ROOT) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
+    if home is not None:
+        for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
+            env[name] = str(home / name.lower())
+    return env
+
+
+def run_child(cmd: list[str], *, env: dict[str, str], logdir: Path, timeout: float) -> ChildRun:
+    logdir.mkdir(parents=True, exist_ok=True)
+    out_path, err_path = logdir / "stdout.txt", logdir / "stderr.txt"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return ChildRun(
+        returncode=proc.returncode,
+        wall=wall,
+        user=usage.ru_utime,
+        system=usage.ru_stime,
+        max_rss_mb=usage.ru_maxrss / 1024,
+        stdout=out_path.read_text(errors="replace"),
+        stderr=err_path.read_text(errors="replace"),
+    )
+
+
+def reported_line(stdout: str) -> dict[str, Any] | None:
+    for line in stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])  # type: ignore[no-any-return]
+    return None
+
+
+def expected_for(manifest: dict[str, Any], customers: list[dict[str, Any]]) -> dict[str, int]:
+    per = manifest["expected"]["tenants"]
+    return {k: sum(per[c["tenant_id"]][k] for c in customers) for k in COUNT_KEYS}
+
+
+def stratified_sample(
+    manifest: dict[str, Any], customers: list[dict[str, Any]], n: int
+) -> list[dict[str, Any]]:
+    """``n`` customers evenly spaced through the fleet ranked by size, smallest to largest."""
+    if n >= len(customers):
+        return list(customers)
+    per = manifest["expected"]["tenants"]
+    ranked = sorted(customers, key=lambda c: (sum(per[c["tenant_id"]].values()), c["tenant_id"]))
+    step = len(ranked) / n
+    return [ranked[int(step * i + step / 2)] for i in range(n)]
+
+
+def sqlite_counts(path: Path) -> dict[str, int]:
+    """Rows a cspgraph sync stored, by the runners' names."""
+    tables = {
+        "users": "users",
+        "groups": "groups",
+        "devices": "devices",
+        "organization": "organizations",
+        "managedDevices": "managed_devices",
+        "members": "group_members",
+    }
+    out: dict[str, int] = dict.fromkeys(tables, 0)
+    if not path.exists():
+        return out
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        for kind, table in tables.items():
+            try:
+                (out[kind],) = db.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+            except sqlite3.Error:
+                out[kind] = -1
+    return out
+
+
+class Bench:
+    """Runs each client against one emulator, one after another, and records the figures."""
+
+    def __init__(
+        self, emu: EmulatorProcess, workdir: Path, *, concurrency: int, timeout: float
+    ) -> None:
+        self.emu = emu
+        self.emu_scale = 1.0  # the throttling scale in force, for the budget arithmetic
+        self._fixed_cost: float | None = None
+        self.workdir = workdir
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.customers: list[dict[str, Any]] = emu.manifest["customers"]
+        self.serial = 0
+
+    def _dir(self, label: str) -> Path:
+        self.serial += 1
+        path = self.workdir / f"{self.serial:02d}-{label}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _job(self, where: Path, customers: list[dict[str, Any]], plan: str, tokens: bool) -> Path:
+        job: dict[str, Any] = {
+            "endpoints": self.emu.endpoints,
+            "partners": partners(),
+            "customers": customers,
+            "plan": plan,
+            "concurrency": self.concurrency,
+        }
+        if tokens:
+            job["tokens"] = self.emu.fetch_tokens(customers)
+        path = where / "job.json"
+        path.write_text(json.dumps(job))
+        return path
+
+    @staticmethod
+    def _work(record: dict[str, Any]) -> None:
+        startup = record.get("startup_cpu_s")
+        work = None if startup is None else max(record["cpu_s"] - startup, 0.0)
+        record["work_cpu_s"] = None if work is None else round(work, 3)
+        items = record["items"]
+        record["work_cpu_s_per_10k_items"] = (
+            round(work / items * 10_000, 3) if work is not None and items else None
+        )
+
+    def sync_fixed_cost(self, repeat: int = 3) -> float:
+        """CPU of a ``cspgraph sync`` run that has almost nothing to pull (the smallest customer
+        only): start-up, configuration, store creation and one tenant; the median of ``repeat``."""
+        if self._fixed_cost is None:
+            smallest = min(self.customers, key=lambda c: c["users"])
+            samples = []
+            for _ in range(repeat):
+                where = self._dir("cspgraph-fixed-cost")
+                config, env = self._config(where)
+                db = where / "fleet.sqlite"
+                cmd = [
+                    str(BIN / "cspgraph"), "sync", "--config", str(config), "--db",
+                    f"sqlite:///{db}", "--json", "--no-progress",
+                    "--customers", smallest["tenant_id"],
+                ]  # fmt: skip
+                child = run_child(cmd, env=env, logdir=where, timeout=self.timeout)
+                samples.append(child.cpu)
+            self._fixed_cost = round(sorted(samples)[len(samples) // 2], 3)
+        return self._fixed_cost
+
+    def job_file(self, where: Path, plan: str, *, tokens: bool) -> Path:
+        return self._job(where, self.customers, plan, tokens)
+
+    def measure(
+        self,
+        label: str,
+        cmd: list[str],
+        customers: list[dict[str, Any]],
+        where: Path,
+        env: dict[str, str],
+        counts_from: Any = None,
+    ) -> dict[str, Any]:
+        self.emu.reset()
+        load_before = load_average()
+        emu_cpu = self.emu.cpu()
+        child = run_child(cmd, env=env, logdir=where, timeout=self.timeout)
+        emu_cpu = self.emu.cpu() - emu_cpu
+        counters = self.emu.counters()
+        reported = reported_line(child.stdout) or {}
+        counts = counts_from() if counts_from else reported.get("counts", {})
+        expected = expected_for(self.emu.manifest, customers)
+        missing = {
+            k: expected[k] - counts.get(k, 0) for k in COUNT_KEYS if counts.get(k) != expected[k]
+        }
+        items = sum(expected.values())
+        graph_statuses = counters["statuses"].get("graph", {})
+        problems = []
+        if child.returncode != 0:
+            problems.append(f"exit status {child.returncode}: {child.stderr.strip()[-400:]}")
+        if missing:
+            problems.append(f"objects missing (expected - got): {missing}")
+        if reported.get("errors"):
+            problems.append(f"errors: {reported['errors'][:3]}")
+        record = {
+            "runner": label,
+            "ok": not problems,
+            "problems": problems,
+            "customers": len(customers),
+            "wall_s": round(child.wall, 3),
+            "cpu_s": round(child.cpu, 3),
+            "user_s": round(child.user, 3),
+            "sys_s": round(child.system, 3),
+            # Start-up (interpreter, imports, set-up) as the runner reports it; the rest is work.
+            "startup_cpu_s": reported.get("startup_cpu"),
+            "peak_rss_mb": round(child.max_rss_mb, 1),
+            "items": items,
+            "expected": expected,
+            "counts": counts,
+            "cpu_s_per_10k_items": round(child.cpu / items * 10_000, 3) if items else None,
+            "requests_graph": counters["requests"].get("graph", 0),
+            "requests_login": counters["requests"].get("authority_host", 0),
+            "requests_reported": reported.get("requests"),
+            "throttled_429": graph_statuses.get("429", 0),
+            "throttled_reported": reported.get("throttled"),
+            "graph_statuses": graph_statuses,
+            "emulator_cpu_s": round(emu_cpu, 3),
+            "load_before": load_before,
+            "load_after": load_average(),
+            "best_time": best_time(counters, customers, self.emu_scale),
+            "logs": str(where),
+        }
+        self._work(record)
+        r429 = record["throttled_429"]
+        total = record["requests_graph"] or 1
+        record["throttled_share"] = round(r429 / total, 4)
+        return record
+
+    # -- the runners ----------------------------------------------------------------------------
+    def raw(self, plan: str) -> dict[str, Any]:
+        where = self._dir(f"raw-{plan}")
+        job = self._job(where, self.customers, plan, tokens=True)
+        cmd = [sys.executable, "-m", "bench.runners.raw", str(job)]
+        return self.measure(f"raw-{plan}", cmd, self.customers, where, child_env())
+
+    def sample(self) -> dict[str, Any]:
+        where = self._dir("sample")
+        job = self._job(where, self.customers, "list", tokens=False)
+        cmd = [sys.executable, "-m", "bench.runners.sample", str(job)]
+        return self.measure("sample", cmd, self.customers, where, child_env())
+
+    def sdk(self, sample: int) -> dict[str, Any]:
+        where = self._dir("sdk")
+        chosen = stratified_sample(self.emu.manifest, self.customers, sample)
+        job = self._job(where, chosen, "list", tokens=False)
+        cmd = [sys.executable, "-m", "bench.runners.sdk", str(job)]
+        record = self.measure("sdk", cmd, chosen, where, child_env())
+        full = expected_for(self.emu.manifest, self.customers)
+        factor = sum(full.values()) / max(record["items"], 1)
+        record["sampled"] = len(chosen) < len(self.customers)
+        record["scale_factor"] = round(factor, 3)
+        startup = record["startup_cpu_s"] or 0.0
+        # Start-up is paid once; everything after it grows with the objects pulled.
+        record["scaled"] = {
+            "customers": len(self.customers),
+            "items": sum(full.values()),
+            "cpu_s": round(startup + (record["cpu_s"] - startup) * factor, 1),
+            "wall_s": round(record["wall_s"] * factor, 1),
+            "requests_graph": round(record["requests_graph"] * factor),
+        }
+        return record
+
+    def _config(self, where: Path) -> tuple[Path, dict[str, str]]:
+        """A fresh cspgraph configuration for the emulator's demo partners, and a fresh home."""
+        config = where / "config" / "cspgraph.toml"
+        env = child_env(where / "home")
+        init = subprocess.run(
+            [str(BIN / "cspgraph"), "config", "init", "--from-emulator",
+             str(self.emu.endpoints_file), "--path", str(config), "--force"],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if init.returncode != 0:
+            raise RuntimeError(f"cspgraph config init failed: {init.stderr or init.stdout}")
+        return config, env
+
+    def cspgraph(
+        self, *, label: str = "cspgraph", extra: list[str] | None = None, fixed_cost: bool = True
+    ) -> dict[str, Any]:
+        where = self._dir(label)
+        config, env = self._config(where)
+        db = where / "fleet.sqlite"
+        cmd = [
+            str(BIN / "cspgraph"), "sync", "--config", str(config), "--db", f"sqlite:///{db}",
+            "--json", "--no-progress", "--concurrency", str(self.concurrency), *(extra or []),
+        ]  # fmt: skip
+        record = self.measure(
+            label, cmd, self.customers, where, env, counts_from=lambda: sqlite_counts(db)
+        )
+        if record["ok"] and fixed_cost:
+            # The CLI cannot report its own start-up; a near-empty sync measures it.
+            record["startup_cpu_s"] = self.sync_fixed_cost()
+            record["startup_estimated"] = True
+            self._work(record)
+        try:
+            summary = json.loads((where / "stdout.txt").read_text())
+            record["sync_summary"] = {k: v for k, v in summary.items() if k != "tenants"}
+        except (ValueError, OSError):
+            record["sync_summary"] = None
+        record["db_mb"] = round(db.stat().st_size / 2**20, 1) if db.exists() else None
+        return record
+
+    def profile_sync(self) -> dict[str, Any]:
+        """Where ``cspgraph sync``'s CPU goes (py-spy from outside the process)."""
+        from bench.emulator_speed import profile_client
+
+        where = self._dir("cspgraph-profile")
+        config, env = self._config(where)
+        db = where / "fleet.sqlite"
+        cmd = [
+            str(BIN / "cspgraph"), "sync", "--config", str(config), "--db", f"sqlite:///{db}",
+            "--json", "--no-progress", "--concurrency", str(self.concurrency),
+        ]  # fmt: skip
+        self.emu.reset()
+        return profile_client(cmd, where, env, self.timeout)
+
+    def cspgraph_fetch(self) -> dict[str, Any]:
+        where = self._dir("cspgraph-fetch")
+        config, env = self._config(where)
+        job = self._job(where, self.customers, "delta", tokens=False)
+        cmd = [sys.executable, "-m", "bench.runners.cspgraph_fetch", str(job), str(config)]
+        return self.measure("cspgraph-fetch", cmd, self.customers, where, env)
+
+
+def cleanup(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
