@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from cspgraph.config import Config, config_from_data
 from cspgraph.emulator.server import Emulator
 from cspgraph.graph.client import GraphClient
+from cspgraph.graph.errors import PropagatingError
 from cspgraph.identity import TokenProvider
 from cspgraph.partner.auth import PartnerCenterTokens
 from cspgraph.partner.center import (
@@ -27,11 +28,13 @@ from cspgraph.partner.center import (
 from cspgraph.partner.onboarding import (
     EmulatorClock,
     OnboardingProgress,
+    OnboardingRecord,
     OnboardingSettings,
     OnboardingStore,
     OnboardingTimeout,
     onboard_customer,
     young_tenant_policy,
+    young_tenants,
 )
 from tests.client.partner_helpers import emulator_cloud
 from tests.conftest import MakeEmulator, tls
@@ -340,6 +343,40 @@ async def test_the_policy_protects_any_call_to_a_young_tenant(h: Harness) -> Non
     assert users["value"] and waits == [SETTINGS.initial_wait, SETTINGS.retry_every]
     # every retry came with a newly acquired token
     assert [fresh for t, fresh, _ in h.tokens.calls if t == tenant] == [False, True, True]
+
+
+async def test_the_policy_can_be_limited_to_tenants_onboarded_moments_ago(h: Harness) -> None:
+    async with h.partner_center() as pc:
+        ours = await pc.create_customer(new_customer("youngco.onmicrosoft.com"))
+        other = await pc.create_customer(new_customer("olderco.onmicrosoft.com"))
+    # Only "ours" went through onboarding here, so only it is known to be young.
+    h.store.save(
+        OnboardingRecord(
+            domain="youngco.onmicrosoft.com",
+            company_name="Ours",
+            region="NA",
+            tenant_id=ours.customer.tenant_id,
+            created_at=h.clock.now(),
+        )
+    )
+    waits: list[float] = []
+    policy = young_tenant_policy(
+        SETTINGS,
+        on_wait=lambda error, wait: waits.append(wait),
+        young=young_tenants(h.store, clock=h.clock),
+    )
+    async with GraphClient(
+        h.tokens,
+        graph_url=h.cloud.graph,
+        ca_bundle=h.cloud.ca_bundle,
+        sleep=h.clock.sleep,
+        propagation=policy,
+    ) as graph:
+        with pytest.raises(PropagatingError):
+            await graph.get(other.customer.tenant_id, "/users")
+        assert waits == []  # not young by our records: the denial is raised at once
+        users = await graph.get(ours.customer.tenant_id, "/users")
+    assert users["value"] and waits == [SETTINGS.initial_wait, SETTINGS.retry_every]
 
 
 def test_the_onboard_command(make_emulator: MakeEmulator, tmp_path: Path) -> None:

@@ -76,12 +76,15 @@ class PropagationPolicy:
     ``initial_wait`` after the first propagating answer of a call, then ``retry_every`` between
     later ones, always with a fresh token, until ``budget`` seconds of waiting are spent; then the
     :class:`PropagatingError` is raised. ``on_wait`` is told about every wait (for progress UIs).
+    ``applies_to`` limits the policy to some tenants (those whose relationship is young): for the
+    others a denial is more likely a missing permission, and is raised at once.
     """
 
     initial_wait: float = 180.0
     retry_every: float = 60.0
     budget: float = 900.0
     on_wait: Callable[[PropagatingError, float], None] | None = None
+    applies_to: Callable[[str], bool] | None = None
 
     def next_wait(self, attempt: int, waited: float) -> float | None:
         """Seconds to wait before retry number ``attempt`` (0-based), or None to give up."""
@@ -672,7 +675,7 @@ class GraphClient:
                 token = await self._get_token(tenant, state)
             except PropagatingError as token_error:
                 # The token endpoint too says "not yet" while consent propagates (AADSTS700016).
-                if await self._wait_for_propagation(token_error, state):
+                if await self._wait_for_propagation(token_error, state, tenant):
                     continue
                 raise
             request_id = str(uuid.uuid4())
@@ -756,18 +759,21 @@ class GraphClient:
             self.stats.retries += 1
             return True
         if isinstance(error, PropagatingError):
-            return await self._wait_for_propagation(error, state)
+            return await self._wait_for_propagation(error, state, tenant)
         return False
 
-    async def _wait_for_propagation(self, error: PropagatingError, state: _CallState) -> bool:
+    async def _wait_for_propagation(
+        self, error: PropagatingError, state: _CallState, tenant: str
+    ) -> bool:
         """Wait as the propagation policy says, then retry with a fresh token; False: give up."""
-        if self.propagation is None:
+        policy = self.propagation
+        if policy is None or (policy.applies_to is not None and not policy.applies_to(tenant)):
             return False
-        wait = self.propagation.next_wait(state.propagation_attempts, state.propagation_waited)
+        wait = policy.next_wait(state.propagation_attempts, state.propagation_waited)
         if wait is None:
             return False
-        if self.propagation.on_wait is not None:
-            self.propagation.on_wait(error, wait)
+        if policy.on_wait is not None:
+            policy.on_wait(error, wait)
         state.propagation_attempts += 1
         state.propagation_waited += wait
         state.fresh = True

@@ -40,6 +40,7 @@ from cspgraph.partner.onboarding import (
     SystemClock,
     onboard_customer,
     young_tenant_policy,
+    young_tenants,
 )
 from cspgraph.partner.setup import (
     PermissionPlan,
@@ -89,4 +90,5 @@ __all__ = [
     "plan_permissions",
     "setup_partner_app",
     "young_tenant_policy",
+    "young_tenants",
 ]

@@ -177,15 +177,35 @@ def young_tenant_policy(
     settings: OnboardingSettings | None = None,
     *,
     on_wait: Callable[[PropagatingError, float], None] | None = None,
+    young: Callable[[str], bool] | None = None,
 ) -> PropagationPolicy:
     """The Graph client's retry policy for tenants whose partner relationship may still be on its
     way: on an authorization error wait ``initial_wait``, then every ``retry_every``, each time with
     a newly acquired token, for at most ``budget`` seconds of waiting. Give it to
-    ``GraphClient(propagation=…)`` for calls to customers onboarded moments ago."""
+    ``GraphClient(propagation=…)``. ``young`` (e.g. :func:`young_tenants`) limits it to tenants
+    onboarded moments ago; without it the policy covers every tenant the client calls."""
     s = settings or OnboardingSettings()
     return PropagationPolicy(
-        initial_wait=s.initial_wait, retry_every=s.retry_every, budget=s.budget, on_wait=on_wait
+        initial_wait=s.initial_wait,
+        retry_every=s.retry_every,
+        budget=s.budget,
+        on_wait=on_wait,
+        applies_to=young,
     )
+
+
+def young_tenants(
+    store: OnboardingStore, *, clock: Clock | None = None, within: float = 3600.0
+) -> Callable[[str], bool]:
+    """Which tenants are young: created (or taken over) by this partner's onboarding less than
+    ``within`` seconds ago, by the onboarding state files. Read once, when called."""
+    now = (clock or SystemClock()).now()
+    young: set[str] = set()
+    for record in store.records():
+        started = record.created_at if record.created_at is not None else record.adopted_at
+        if record.tenant_id and started is not None and now - started < within:
+            young.add(record.tenant_id.lower())
+    return lambda tenant: tenant.lower() in young
 
 
 # -- the persisted state ---------------------------------------------------------------------------
@@ -279,6 +299,14 @@ class OnboardingStore:
                 error_class=ErrorClass.NEEDS_PERSON,
                 code="BadStateFile",
             ) from None
+
+    def records(self) -> Iterator[OnboardingRecord]:
+        """Every domain's record; unreadable files are skipped (``load`` names them)."""
+        if not self.directory.is_dir():
+            return
+        for path in sorted(self.directory.glob("*.json")):
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                yield OnboardingRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
 
     def save(self, record: OnboardingRecord) -> None:
         write_private_file(self.path(record.domain), json.dumps(record.to_json(), indent=1))
