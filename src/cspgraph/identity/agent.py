@@ -33,7 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
@@ -194,14 +194,20 @@ class LoopbackReceiver:
         self._server.server_close()
 
 
-class PendingSignIn:
-    """A sign-in in progress: open ``auth_url`` in a browser, then ``wait()`` for the result."""
+R = TypeVar("R")
+
+
+class PendingSignIn(Generic[R]):
+    """A sign-in in progress: open ``auth_url`` in a browser, then ``wait()`` for the result.
+
+    ``R`` is what the sign-in yields: an agent's :class:`SignInResult` here, a partner admin's
+    account in ``partner.auth``; both wait on the same loopback receiver."""
 
     def __init__(
         self,
         auth_url: str,
         receiver: LoopbackReceiver,
-        complete: Callable[[dict[str, str]], SignInResult],
+        complete: Callable[[dict[str, str]], R],
     ) -> None:
         self.auth_url = auth_url
         self._receiver = receiver
@@ -211,14 +217,14 @@ class PendingSignIn:
     def redirect_uri(self) -> str:
         return self._receiver.redirect_uri
 
-    def wait(self, timeout: float = 300.0) -> SignInResult:
+    def wait(self, timeout: float = 300.0) -> R:
         try:
             answer = self._receiver.wait(timeout)
         finally:
             self._receiver.close()
         return self._complete(answer)
 
-    def complete(self, auth_response: dict[str, str]) -> SignInResult:
+    def complete(self, auth_response: dict[str, str]) -> R:
         """Finish with an authorization response received elsewhere (a pasted redirect URL)."""
         self._receiver.close()
         return self._complete(auth_response)
@@ -226,7 +232,7 @@ class PendingSignIn:
     def close(self) -> None:
         self._receiver.close()
 
-    def __enter__(self) -> PendingSignIn:
+    def __enter__(self) -> PendingSignIn[R]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -275,7 +281,7 @@ class AgentTokenProvider:
         v1: bool = False,
         port: int = 0,
         login_hint: str | None = None,
-    ) -> PendingSignIn:
+    ) -> PendingSignIn[SignInResult]:
         """Start a sign-in for ``customer``. The customer is placed first: a customer of a region
         without a partner identity is refused here, before any browser opens."""
         route = self.router.route_sync(customer)
@@ -306,7 +312,7 @@ class AgentTokenProvider:
 
     def _begin_v2(
         self, route: Route, receiver: LoopbackReceiver, login_hint: str | None
-    ) -> PendingSignIn:
+    ) -> PendingSignIn[SignInResult]:
         app = self._app(route)
         flow = app.initiate_auth_code_flow(
             scopes=[route.cloud.graph_scope],
@@ -337,7 +343,7 @@ class AgentTokenProvider:
 
     def _begin_v1(
         self, route: Route, tenant_ref: str, receiver: LoopbackReceiver, login_hint: str | None
-    ) -> PendingSignIn:
+    ) -> PendingSignIn[SignInResult]:
         cloud = route.cloud
         identity = route.identity
         state = secrets.token_urlsafe(16)

@@ -29,7 +29,7 @@ import requests
 from cspgraph.clouds import Cloud
 from cspgraph.config import PartnerIdentity, is_guid
 from cspgraph.graph.errors import BadRequestError, ErrorClass, NeedsPersonError
-from cspgraph.identity.agent import LoopbackReceiver, SignInError
+from cspgraph.identity.agent import LoopbackReceiver, PendingSignIn, SignInError
 from cspgraph.identity.app_tokens import TRANSPORT_ERRORS, Credentials, token_error, transport_error
 from cspgraph.identity.http import DiscoveryOnlyHttpCache, MsalTransport
 
@@ -153,38 +153,8 @@ class DeviceCodePrompt:
     message: str
 
 
-class PendingAdminSignIn:
-    """An interactive sign-in in progress: open :attr:`auth_url`, then :meth:`wait`."""
-
-    def __init__(
-        self,
-        auth_url: str,
-        receiver: LoopbackReceiver,
-        complete: Callable[[dict[str, str]], AdminAccount],
-    ) -> None:
-        self.auth_url = auth_url
-        self._receiver = receiver
-        self._complete = complete
-
-    @property
-    def redirect_uri(self) -> str:
-        return self._receiver.redirect_uri
-
-    def wait(self, timeout: float = 300.0) -> AdminAccount:
-        try:
-            answer = self._receiver.wait(timeout)
-        finally:
-            self._receiver.close()
-        return self._complete(answer)
-
-    def close(self) -> None:
-        self._receiver.close()
-
-    def __enter__(self) -> PendingAdminSignIn:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._receiver.close()
+# An admin's interactive sign-in in progress: open ``auth_url``, then ``wait()``.
+PendingAdminSignIn = PendingSignIn[AdminAccount]
 
 
 class AdminSignIn:
