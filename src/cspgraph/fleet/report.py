@@ -17,7 +17,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from cspgraph.fleet.store import CustomerSummary, FleetTotals, Store, totals_of
+from cspgraph.fleet.store import Store
+from cspgraph.fleet.summaries import CustomerSummary, FleetTotals, totals_of
 
 STATUS_LABELS = {
     "ok": "OK",

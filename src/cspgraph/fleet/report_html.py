@@ -20,7 +20,8 @@ from cspgraph.fleet.report import (
     status_label,
     top_counts,
 )
-from cspgraph.fleet.store import CustomerSummary, Store
+from cspgraph.fleet.store import Store
+from cspgraph.fleet.summaries import CustomerSummary
 
 # Intune's compliance states, in the order a reader scans them: good, pending, bad, unknown.
 COMPLIANCE_COLORS = {

@@ -15,318 +15,106 @@ Full (non-delta) pulls cannot see deletions, so they mark and sweep: every row w
 pull carries that pull's run id in ``seen_run``; the page that completes the pull deletes the rows
 of that tenant and resource that the run did not see. The run id lives in the checkpoint row, so a
 pull resumed after a crash keeps marking with the same id.
+
+The tables and row builders are in :mod:`cspgraph.fleet.schema`, the report's summaries and their
+queries in :mod:`cspgraph.fleet.summaries`; their public names are importable from here too.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    DateTime,
-    Dialect,
-    Index,
-    MetaData,
-    String,
-    Table,
-    TypeDecorator,
-    and_,
-    case,
-    create_engine,
-    delete,
-    event,
-    func,
-    literal,
-    select,
-    union,
-    update,
-)
+from sqlalchemy import Table, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.sql.dml import Insert
 
-RESOURCES = ("users", "groups", "devices", "managedDevices", "organization")
-# The resources whose objects can be members of groups and directory roles.
-DIRECTORY_MEMBERS = ("users", "groups", "devices")
-STATUSES = ("ok", "running", "propagating", "needs_person", "failed")
-# Entra built-in role template id, the same in every tenant (public Entra docs).
-GLOBAL_ADMIN_ROLE_TEMPLATE = "62e90394-69f5-4237-9190-012177145e10"
+from cspgraph.fleet.schema import (
+    DIRECTORY_MEMBERS,
+    OBJECT_TABLES,
+    RESOURCES,
+    ROW_BUILDERS,
+    STATUSES,
+    RawJson,
+    RowBuilder,
+    UtcDateTime,
+    checkpoints,
+    customers,
+    devices,
+    directory_roles,
+    group_members,
+    groups,
+    is_membership_only,
+    json_text,
+    managed_devices,
+    metadata,
+    organizations,
+    role_members,
+    sqlite_managed_device_row,
+    users,
+)
+from cspgraph.fleet.summaries import (
+    GLOBAL_ADMIN_ROLE_TEMPLATE,
+    CustomerSummary,
+    FleetTotals,
+    attention_order,
+    read_compliance_by_customer,
+    read_customer_summaries,
+    read_os_mix,
+    totals_of,
+)
+
+# The tables, their row builders and the report's value types live in schema.py and summaries.py;
+# they stay importable from here, where they were first defined.
+__all__ = [
+    "DIRECTORY_MEMBERS",
+    "GLOBAL_ADMIN_ROLE_TEMPLATE",
+    "OBJECT_TABLES",
+    "RESOURCES",
+    "ROW_BUILDERS",
+    "STATUSES",
+    "Checkpoint",
+    "CustomerSummary",
+    "FleetTotals",
+    "MemberChanges",
+    "RawJson",
+    "RowBuilder",
+    "Store",
+    "UtcDateTime",
+    "attention_order",
+    "checkpoints",
+    "customers",
+    "devices",
+    "directory_roles",
+    "group_members",
+    "groups",
+    "managed_devices",
+    "member_changes_from_delta",
+    "metadata",
+    "normalize_url",
+    "organizations",
+    "role_members",
+    "sqlite_file",
+    "totals_of",
+    "users",
+]
 
 # Ids per statement when deleting by id list: well under SQLite's and PostgreSQL's parameter caps.
 _ID_CHUNK = 500
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp that is always timezone-aware UTC in Python, whatever the backend stores.
-
-    SQLite keeps no zone; without this a value read back would be naive and compare wrongly with
-    the aware datetimes the rest of cspgraph uses."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-# JSONB on PostgreSQL makes the raw objects queryable there; plain JSON text on SQLite.
-RawJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
-
-metadata = MetaData()
-
-
-def _object_table(name: str, *typed: Column[Any]) -> Table:
-    return Table(
-        name,
-        metadata,
-        Column("tenant_id", String, primary_key=True),
-        Column("id", String, primary_key=True),
-        *typed,
-        Column("raw", RawJson, nullable=False),
-        Column("seen_run", String),
-    )
-
-
-customers = Table(
-    "customers",
-    metadata,
-    Column("tenant_id", String, primary_key=True),
-    Column("domain", String),
-    Column("display_name", String),
-    Column("region", String),
-    Column("status", String),
-    Column("status_reason", String),
-    Column("error_class", String),
-    Column("status_at", UtcDateTime),
-    Column("last_sync_at", UtcDateTime),
-)
-
-users = _object_table(
-    "users",
-    Column("upn", String),
-    Column("display_name", String),
-    Column("account_enabled", Boolean),
-    Column("user_type", String),
-)
-groups = _object_table(
-    "groups",
-    Column("display_name", String),
-    Column("security_enabled", Boolean),
-)
-devices = _object_table(
-    "devices",
-    Column("display_name", String),
-    Column("operating_system", String),
-    Column("account_enabled", Boolean),
-)
-managed_devices = _object_table(
-    "managed_devices",
-    Column("device_name", String),
-    Column("operating_system", String),
-    Column("compliance_state", String),
-    Column("user_id", String),
-    Column("last_sync", UtcDateTime),
-)
-organizations = _object_table(
-    "organizations",
-    Column("display_name", String),
-    Column("country", String),
-)
-
-group_members = Table(
-    "group_members",
-    metadata,
-    Column("tenant_id", String, primary_key=True),
-    Column("group_id", String, primary_key=True),
-    Column("member_id", String, primary_key=True),
-)
-directory_roles = Table(
-    "directory_roles",
-    metadata,
-    Column("tenant_id", String, primary_key=True),
-    Column("role_template_id", String, primary_key=True),
-    Column("display_name", String),
-)
-role_members = Table(
-    "role_members",
-    metadata,
-    Column("tenant_id", String, primary_key=True),
-    Column("role_template_id", String, primary_key=True),
-    Column("member_id", String, primary_key=True),
-)
-checkpoints = Table(
-    "checkpoints",
-    metadata,
-    Column("tenant_id", String, primary_key=True),
-    Column("resource", String, primary_key=True),
-    Column("next_link", String),
-    Column("delta_link", String),
-    Column("full_pull", Boolean, nullable=False),
-    Column("run_id", String),
-    Column("updated_at", UtcDateTime, nullable=False),
-)
-
-# Only what the report and the delete paths read; every extra index is paid on each upsert.
-Index("ix_users_enabled", users.c.tenant_id, users.c.account_enabled, users.c.user_type)
-Index(
-    "ix_managed_devices_state",
-    managed_devices.c.tenant_id,
-    managed_devices.c.compliance_state,
-    managed_devices.c.operating_system,
-)
-Index("ix_group_members_member", group_members.c.tenant_id, group_members.c.member_id)
-
-OBJECT_TABLES: dict[str, Table] = {
-    "users": users,
-    "groups": groups,
-    "devices": devices,
-    "managedDevices": managed_devices,
-    "organization": organizations,
-}
-
-
-# --- Graph object -> row ------------------------------------------------------------------------
-# One small function per resource, producing the driver's own values (JSON already serialised):
-# the upserts bypass SQLAlchemy's per-row parameter processing, which measured as half the CPU
-# of the write path.
-
-RowBuilder = Callable[[str, Mapping[str, Any], "str | None"], dict[str, Any]]
-
-
-def _user_row(tenant_id: str, o: Mapping[str, Any], run: str | None) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant_id,
-        "id": o["id"],
-        "upn": o.get("userPrincipalName"),
-        "display_name": o.get("displayName"),
-        "account_enabled": o.get("accountEnabled"),
-        "user_type": o.get("userType"),
-        "raw": _dumps(o),
-        "seen_run": run,
-    }
-
-
-def _group_row(tenant_id: str, o: Mapping[str, Any], run: str | None) -> dict[str, Any]:
-    if "members@delta" in o:
-        # Membership lives in group_members; a big group's member list must not bloat the row.
-        o = {k: v for k, v in o.items() if k != "members@delta"}
-    return {
-        "tenant_id": tenant_id,
-        "id": o["id"],
-        "display_name": o.get("displayName"),
-        "security_enabled": o.get("securityEnabled"),
-        "raw": _dumps(o),
-        "seen_run": run,
-    }
-
-
-def _device_row(tenant_id: str, o: Mapping[str, Any], run: str | None) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant_id,
-        "id": o["id"],
-        "display_name": o.get("displayName"),
-        "operating_system": o.get("operatingSystem"),
-        "account_enabled": o.get("accountEnabled"),
-        "raw": _dumps(o),
-        "seen_run": run,
-    }
-
-
-def _managed_device_row(tenant_id: str, o: Mapping[str, Any], run: str | None) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant_id,
-        "id": o["id"],
-        "device_name": o.get("deviceName"),
-        "operating_system": o.get("operatingSystem"),
-        "compliance_state": o.get("complianceState"),
-        "user_id": o.get("userId") or None,
-        "last_sync": _parse_time(o.get("lastSyncDateTime")),
-        "raw": _dumps(o),
-        "seen_run": run,
-    }
-
-
-def _organization_row(tenant_id: str, o: Mapping[str, Any], run: str | None) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant_id,
-        "id": o["id"],
-        "display_name": o.get("displayName"),
-        "country": o.get("countryLetterCode"),
-        "raw": _dumps(o),
-        "seen_run": run,
-    }
-
-
-def _sqlite_managed_device_row(
-    tenant_id: str, o: Mapping[str, Any], run: str | None
-) -> dict[str, Any]:
-    row = _managed_device_row(tenant_id, o, run)
-    row["last_sync"] = _sqlite_time(row["last_sync"])
-    return row
-
-
-def _sqlite_time(value: datetime | None) -> str | None:
-    """A UTC timestamp as SQLAlchemy's SQLite DateTime stores it (naive), so reads parse it."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-
-ROW_BUILDERS: dict[str, RowBuilder] = {
-    "users": _user_row,
-    "groups": _group_row,
-    "devices": _device_row,
-    "managedDevices": _managed_device_row,
-    "organization": _organization_row,
-}
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-        # Graph times are UTC ("Z"); a zone-less one is taken as UTC too.
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
-def _is_membership_only(o: Mapping[str, Any]) -> bool:
-    """A groups delta reports a change of members alone as ``{"id", "members@delta"}``; writing
-    that as the group's row would erase its name and flags."""
-    return all(k == "id" or "@" in k for k in o)
-
-
-def _dumps(value: Any) -> str:
-    # Text, not bytes: SQLite's json_* functions read a BLOB as its binary JSONB format.
-    return orjson.dumps(value).decode()
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-# --- Public value types ---------------------------------------------------------------------------
+# --- Checkpoints and membership changes -----------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,117 +156,7 @@ def member_changes_from_delta(groups: Sequence[Mapping[str, Any]]) -> dict[str, 
     return changes
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerSummary:
-    """Everything the report shows about one customer."""
-
-    tenant_id: str
-    display_name: str
-    domain: str | None
-    region: str | None
-    status: str | None  # None: never synced
-    status_reason: str | None
-    error_class: str | None
-    status_at: datetime | None
-    last_sync_at: datetime | None
-    users: int = 0
-    users_enabled: int = 0
-    guests: int = 0
-    admins: int | None = None  # None: directory roles were never synced for this customer
-    groups: int = 0
-    devices: int = 0
-    managed_devices: int = 0
-    managed_by_os: dict[str, int] = field(default_factory=dict)
-    compliance: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def users_disabled(self) -> int:
-        return self.users - self.users_enabled
-
-    @property
-    def noncompliant(self) -> int:
-        return self.compliance.get("noncompliant", 0)
-
-    @property
-    def needs_attention(self) -> bool:
-        return self.status == "failed" or self.noncompliant > 0
-
-
-@dataclass(frozen=True, slots=True)
-class FleetTotals:
-    customers: int
-    users: int
-    users_enabled: int
-    guests: int
-    admins: int
-    groups: int
-    devices: int
-    managed_devices: int
-    customers_noncompliant: int
-    compliance: dict[str, int]
-    os_mix: dict[str, int]
-    sync_health: dict[str, int]  # status -> customers; "never" for customers not yet synced
-    last_sync_at: datetime | None  # the most recent successful sync of any customer
-    oldest_sync_at: datetime | None  # the least recent one: how stale the fleet view can be
-
-    @property
-    def users_disabled(self) -> int:
-        return self.users - self.users_enabled
-
-    @property
-    def noncompliant(self) -> int:
-        return self.compliance.get("noncompliant", 0)
-
-
-# Problems first: a failed sync hides the customer's current state, then people to chase.
-_STATUS_RANK = {"failed": 0, "needs_person": 1, "propagating": 2, "running": 3, None: 4, "ok": 5}
-
-
-def attention_order(summary: CustomerSummary) -> tuple[bool, int, int, str]:
-    """Sort key: customers with non-compliant devices or failed syncs first, worst first."""
-    return (
-        not summary.needs_attention,
-        _STATUS_RANK.get(summary.status, 4),
-        -summary.noncompliant,
-        summary.display_name.casefold(),
-    )
-
-
-def _add(into: dict[str, int], other: Mapping[str, int]) -> None:
-    for key, n in other.items():
-        into[key] = into.get(key, 0) + n
-
-
-def totals_of(summaries: Sequence[CustomerSummary]) -> FleetTotals:
-    """Fleet totals from per-customer summaries, so a report runs the per-customer queries once."""
-    compliance: dict[str, int] = {}
-    os_mix: dict[str, int] = {}
-    health: dict[str, int] = {}
-    synced = [s.last_sync_at for s in summaries if s.last_sync_at is not None]
-    for s in summaries:
-        _add(compliance, s.compliance)
-        _add(os_mix, s.managed_by_os)
-        key = s.status or "never"
-        health[key] = health.get(key, 0) + 1
-    return FleetTotals(
-        customers=len(summaries),
-        users=sum(s.users for s in summaries),
-        users_enabled=sum(s.users_enabled for s in summaries),
-        guests=sum(s.guests for s in summaries),
-        admins=sum(s.admins or 0 for s in summaries),
-        groups=sum(s.groups for s in summaries),
-        devices=sum(s.devices for s in summaries),
-        managed_devices=sum(s.managed_devices for s in summaries),
-        customers_noncompliant=sum(1 for s in summaries if s.noncompliant),
-        compliance=dict(sorted(compliance.items(), key=lambda kv: -kv[1])),
-        os_mix=dict(sorted(os_mix.items(), key=lambda kv: -kv[1])),
-        sync_health=health,
-        last_sync_at=max(synced, default=None),
-        oldest_sync_at=min(synced, default=None),
-    )
-
-
-# --- Opening -------------------------------------------------------------------------------------
+# --- Opening --------------------------------------------------------------------------------------
 
 
 def normalize_url(url: str) -> str:
@@ -535,14 +213,14 @@ class Store:
         self._add_role_member = self._insert(role_members).on_conflict_do_nothing()
         self._builders = dict(ROW_BUILDERS)
         if self._dialect == "sqlite":
-            self._builders["managedDevices"] = _sqlite_managed_device_row
+            self._builders["managedDevices"] = sqlite_managed_device_row
 
     @classmethod
     def open(cls, url: str) -> Store:
         """Open (and create if needed) the store at ``url``: a SQLAlchemy URL
         (``sqlite:///fleet.db``, ``postgresql+psycopg://user@host/db``) or a bare SQLite path."""
         url = normalize_url(url)
-        engine = create_engine(url, json_serializer=_dumps, json_deserializer=orjson.loads)
+        engine = create_engine(url, json_serializer=json_text, json_deserializer=orjson.loads)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)
         file = sqlite_file(url)
@@ -690,7 +368,7 @@ class Store:
         build = self._builders[resource]
         if resource == "groups" and run is None:
             # Not during a full pull: there every object is whole, and must be marked as seen.
-            objects = [o for o in objects if not _is_membership_only(o)]
+            objects = [o for o in objects if not is_membership_only(o)]
         rows = [build(tenant_id, o, run) for o in objects]
         if rows:
             conn.exec_driver_sql(self._upserts[resource], rows)
@@ -933,114 +611,17 @@ class Store:
     def customer_summaries(self) -> list[CustomerSummary]:
         """One summary per customer, customers needing attention first (see attention_order)."""
         with self._reading() as conn:
-            users_by = _grouped(
-                conn,
-                select(
-                    users.c.tenant_id,
-                    func.count(),
-                    func.sum(case((users.c.account_enabled.is_(True), 1), else_=0)),
-                    func.sum(case((users.c.user_type == "Guest", 1), else_=0)),
-                ).group_by(users.c.tenant_id),
-            )
-            groups_by = _counts_by_tenant(conn, groups)
-            devices_by = _counts_by_tenant(conn, devices)
-            org_names = dict(
-                conn.execute(select(organizations.c.tenant_id, organizations.c.display_name)).all()
-            )
-            admins_by = self._admins_by_tenant(conn)
-            managed: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
-            md = managed_devices.c
-            stmt = select(md.tenant_id, md.operating_system, md.compliance_state, func.count())
-            stmt = stmt.group_by(md.tenant_id, md.operating_system, md.compliance_state)
-            for tenant, os, state, n in conn.execute(stmt):
-                by_os, by_state = managed.setdefault(tenant, ({}, {}))
-                by_os[os or "unknown"] = by_os.get(os or "unknown", 0) + n
-                by_state[state or "unknown"] = by_state.get(state or "unknown", 0) + n
-            rows = conn.execute(select(customers)).all()
-
-        summaries = []
-        for row in rows:
-            t = row.tenant_id
-            n_users, n_enabled, n_guests = users_by.get(t, (0, 0, 0))
-            by_os, by_state = managed.get(t, ({}, {}))
-            summaries.append(
-                CustomerSummary(
-                    tenant_id=t,
-                    display_name=row.display_name or org_names.get(t) or row.domain or t,
-                    domain=row.domain,
-                    region=row.region,
-                    status=row.status,
-                    status_reason=row.status_reason,
-                    error_class=row.error_class,
-                    status_at=row.status_at,
-                    last_sync_at=row.last_sync_at,
-                    users=n_users,
-                    users_enabled=n_enabled or 0,
-                    guests=n_guests or 0,
-                    admins=admins_by.get(t),
-                    groups=groups_by.get(t, 0),
-                    devices=devices_by.get(t, 0),
-                    managed_devices=sum(by_os.values()),
-                    managed_by_os=by_os,
-                    compliance=by_state,
-                )
-            )
-        summaries.sort(key=attention_order)
-        return summaries
-
-    def _admins_by_tenant(self, conn: Connection) -> dict[str, int]:
-        """Users holding Global Administrator, directly or through a role-assignable group (such
-        groups cannot nest, so one level of expansion is complete). Tenants whose roles were
-        synced but that have no such user get 0; tenants without synced roles are absent."""
-        rm, gm = role_members.c, group_members.c
-        is_ga = rm.role_template_id == GLOBAL_ADMIN_ROLE_TEMPLATE
-        holders = union(
-            select(rm.tenant_id, rm.member_id.label("user_id")).where(is_ga),
-            select(rm.tenant_id, gm.member_id.label("user_id"))
-            .join(group_members, and_(gm.tenant_id == rm.tenant_id, gm.group_id == rm.member_id))
-            .where(is_ga),
-        ).subquery()
-        counted = (
-            select(holders.c.tenant_id, func.count(holders.c.user_id.distinct()))
-            .join(
-                users,
-                and_(users.c.tenant_id == holders.c.tenant_id, users.c.id == holders.c.user_id),
-            )
-            .group_by(holders.c.tenant_id)
-        )
-        result: dict[str, int] = {
-            t: 0 for t in conn.execute(select(directory_roles.c.tenant_id).distinct()).scalars()
-        }
-        for tenant, n in conn.execute(counted):
-            result[tenant] = n
-        return result
+            return read_customer_summaries(conn)
 
     def fleet_totals(self) -> FleetTotals:
         return totals_of(self.customer_summaries())
 
     def os_mix(self) -> dict[str, int]:
         """Managed devices per operating system, fleet-wide, most common first."""
-        os = func.coalesce(managed_devices.c.operating_system, literal("unknown"))
-        stmt = select(os, func.count()).group_by(os).order_by(func.count().desc())
         with self._reading() as conn:
-            return {name: n for name, n in conn.execute(stmt)}
+            return read_os_mix(conn)
 
     def compliance_by_customer(self) -> dict[str, dict[str, int]]:
         """tenant id -> managed devices per compliance state."""
-        md = managed_devices.c
-        state = func.coalesce(md.compliance_state, literal("unknown"))
-        stmt = select(md.tenant_id, state, func.count()).group_by(md.tenant_id, state)
-        result: dict[str, dict[str, int]] = {}
         with self._reading() as conn:
-            for tenant, name, n in conn.execute(stmt):
-                result.setdefault(tenant, {})[name] = n
-        return result
-
-
-def _counts_by_tenant(conn: Connection, table: Table) -> dict[str, int]:
-    stmt = select(table.c.tenant_id, func.count()).group_by(table.c.tenant_id)
-    return {tenant: n for tenant, n in conn.execute(stmt)}
-
-
-def _grouped(conn: Connection, stmt: Any) -> dict[str, tuple[int, int, int]]:
-    return {row[0]: (row[1], row[2], row[3]) for row in conn.execute(stmt)}
+            return read_compliance_by_customer(conn)

@@ -1,14 +1,7 @@
 """Talking to Microsoft Graph for many customer tenants: client, limits, CSP scope, errors."""
 
-from cspgraph.graph.client import (
-    BatchRequest,
-    BatchResponse,
-    GraphClient,
-    GraphStats,
-    Page,
-    PropagationPolicy,
-    TokenSource,
-)
+from cspgraph.graph.batch import BatchRequest, BatchResponse
+from cspgraph.graph.client import GraphClient, Page
 from cspgraph.graph.errors import (
     BadRequestError,
     CspGraphError,
@@ -36,6 +29,7 @@ from cspgraph.graph.scope import (
     permission_for,
     required_permissions,
 )
+from cspgraph.graph.transport import GraphStats, PropagationPolicy, TokenSource
 
 __all__ = [
     "CSP_RULE",

@@ -28,13 +28,12 @@ from cspgraph.identity.agent import (
     AgentAccount,
     AgentTokenProvider,
     NotSignedInError,
-    PendingSignIn,
-    SignInError,
     SignInResult,
 )
 from cspgraph.identity.app_tokens import AppTokenProvider, CredentialError, Credentials
 from cspgraph.identity.cache import PersistentTokenCache
 from cspgraph.identity.http import TransportSession
+from cspgraph.identity.loopback import PendingSignIn, SignInError
 
 __all__ = [
     "AgentAccount",

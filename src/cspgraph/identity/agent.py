@@ -12,19 +12,17 @@ v2 (the default) goes through MSAL. v1 (``/oauth2/authorize`` + ``/oauth2/token`
 and its result is stored in the same MSAL cache so the refresh token serves the next customer the
 same way.
 
-The redirect comes back to a one-shot listener on loopback (``http://localhost:{free port}``).
+The redirect comes back to a one-shot listener on loopback (``http://localhost:{free port}``),
+:mod:`cspgraph.identity.loopback`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
-import html
 import json
 import logging
-import queue
 import secrets
 import threading
 import time
@@ -32,9 +30,8 @@ import webbrowser
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from typing import Any, Literal
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 import msal
@@ -42,7 +39,6 @@ import requests
 
 from cspgraph.discovery import Route, Router, customer_key
 from cspgraph.graph.errors import (
-    BadRequestError,
     ErrorClass,
     NeedsPersonError,
     TransientError,
@@ -57,15 +53,25 @@ from cspgraph.identity.app_tokens import (
 )
 from cspgraph.identity.cache import PersistentTokenCache
 from cspgraph.identity.http import DiscoveryOnlyHttpCache, MsalTransport, redact_msal_logs
+from cspgraph.identity.loopback import LoopbackReceiver, PendingSignIn, SignInError
+
+# The loopback listener and PendingSignIn moved to loopback.py (the partner admin's sign-in uses
+# them too); they stay importable from here.
+__all__ = [
+    "ID_TOKEN_LEEWAY",
+    "AgentAccount",
+    "AgentTokenProvider",
+    "LoopbackReceiver",
+    "NotSignedInError",
+    "PendingSignIn",
+    "SignInError",
+    "SignInResult",
+]
 
 log = logging.getLogger(__name__)
 
 _CT = msal.TokenCache.CredentialType
 ID_TOKEN_LEEWAY = 300  # seconds of clock skew accepted on id_token times (MSAL's own figure)
-
-
-class SignInError(BadRequestError):
-    """The sign-in did not complete: refused, mismatched, timed out."""
 
 
 class NotSignedInError(NeedsPersonError):
@@ -94,149 +100,6 @@ class SignInResult:
     region: str
     protocol: Literal["v2", "v1"]
     expires_at: float
-
-
-# -- the loopback listener -------------------------------------------------------------------------
-
-_DONE_PAGE = (
-    "<!doctype html><html><head><meta charset='utf-8'><title>cspgraph</title></head><body>"
-    "<h1>{title}</h1><p>{text}</p></body></html>"
-)
-
-
-class LoopbackReceiver:
-    """A one-shot HTTP listener on 127.0.0.1 that captures the authorization response.
-
-    It answers only the response that carries the expected ``state`` (query or form_post); other
-    requests (a favicon, a stray tab) get a 404 and do not end the wait. It never logs a request:
-    the URL carries the authorization code.
-    """
-
-    def __init__(self, port: int = 0) -> None:
-        self._answers: queue.Queue[dict[str, str]] = queue.Queue(maxsize=1)
-        self._state: str | None = None
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self._handle(dict(parse_qsl(urlsplit(self.path).query)))
-
-            def do_POST(self) -> None:  # response_mode=form_post
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode("utf-8", "replace")
-                self._handle(dict(parse_qsl(body)))
-
-            def _handle(self, params: dict[str, str]) -> None:
-                if not receiver._accepts(params):
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                failed = "error" in params
-                page = _DONE_PAGE.format(
-                    title="Sign-in failed" if failed else "Signed in",
-                    text=html.escape(params.get("error_description", params.get("error", "")))
-                    if failed
-                    else "You can close this window and return to the terminal.",
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(page)))
-                self.end_headers()
-                self.wfile.write(page)
-                receiver._deliver(params)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # never log: the request line holds the authorization code
-
-        self._server = HTTPServer(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="cspgraph-loopback", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def redirect_uri(self) -> str:
-        # "localhost" because that is what apps register; Entra ignores the port of a loopback
-        # redirect URI, so any free port matches the registration "http://localhost".
-        return f"http://localhost:{self.port}"
-
-    def expect(self, state: str) -> None:
-        self._state = state
-
-    def _accepts(self, params: dict[str, str]) -> bool:
-        return (
-            self._state is not None
-            and secrets.compare_digest(params.get("state", ""), self._state)
-            and ("code" in params or "error" in params)
-        )
-
-    def _deliver(self, params: dict[str, str]) -> None:
-        # A second answer for the same sign-in (a reload) changes nothing.
-        with contextlib.suppress(queue.Full):
-            self._answers.put_nowait(params)
-
-    def wait(self, timeout: float) -> dict[str, str]:
-        try:
-            return self._answers.get(timeout=timeout)
-        except queue.Empty:
-            raise SignInError(
-                f"no sign-in came back within {timeout:.0f} s",
-                error_class=ErrorClass.BAD_REQUEST,
-                code="SignInTimeout",
-            ) from None
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-R = TypeVar("R")
-
-
-class PendingSignIn(Generic[R]):
-    """A sign-in in progress: open ``auth_url`` in a browser, then ``wait()`` for the result.
-
-    ``R`` is what the sign-in yields: an agent's :class:`SignInResult` here, a partner admin's
-    account in ``partner.auth``; both wait on the same loopback receiver."""
-
-    def __init__(
-        self,
-        auth_url: str,
-        receiver: LoopbackReceiver,
-        complete: Callable[[dict[str, str]], R],
-    ) -> None:
-        self.auth_url = auth_url
-        self._receiver = receiver
-        self._complete = complete
-
-    @property
-    def redirect_uri(self) -> str:
-        return self._receiver.redirect_uri
-
-    def wait(self, timeout: float = 300.0) -> R:
-        try:
-            answer = self._receiver.wait(timeout)
-        finally:
-            self._receiver.close()
-        return self._complete(answer)
-
-    def complete(self, auth_response: dict[str, str]) -> R:
-        """Finish with an authorization response received elsewhere (a pasted redirect URL)."""
-        self._receiver.close()
-        return self._complete(auth_response)
-
-    def close(self) -> None:
-        self._receiver.close()
-
-    def __enter__(self) -> PendingSignIn[R]:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._receiver.close()
 
 
 # -- the provider ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ onboarding new customers through the propagation of their partner relationship.
     center       PartnerCenterClient: list (continuation paging), get, create (idempotent)
     auth         PartnerCenterTokens (app-only, partner tenant); AdminSignIn (set-up)
     setup        setup_partner_app: register, least privilege, credential, AdminAgents, config
+    permissions  plan_permissions: least-privileged Graph permissions within the CSP rule
     onboarding   onboard_customer: create → wait → fresh token → smoke test, resumable
 """
 
@@ -42,14 +43,12 @@ from cspgraph.partner.onboarding import (
     young_tenant_policy,
     young_tenants,
 )
+from cspgraph.partner.permissions import PermissionPlan, check_csp_scope, plan_permissions
 from cspgraph.partner.setup import (
-    PermissionPlan,
     SetupOptions,
     SetupReport,
     SetupStep,
     StepStatus,
-    check_csp_scope,
-    plan_permissions,
     setup_partner_app,
 )
 

@@ -29,9 +29,9 @@ import requests
 from cspgraph.clouds import Cloud
 from cspgraph.config import PartnerIdentity, is_guid
 from cspgraph.graph.errors import BadRequestError, ErrorClass, NeedsPersonError
-from cspgraph.identity.agent import LoopbackReceiver, PendingSignIn, SignInError
 from cspgraph.identity.app_tokens import TRANSPORT_ERRORS, Credentials, token_error, transport_error
 from cspgraph.identity.http import DiscoveryOnlyHttpCache, MsalTransport
+from cspgraph.identity.loopback import LoopbackReceiver, PendingSignIn, SignInError
 
 _CT = msal.TokenCache.CredentialType
 

@@ -19,29 +19,27 @@ retired Azure AD PowerShell, run by a partner administrator signed in to the par
 
 Every step first looks, then changes only what is not already right, and says which it was; a
 dry run only looks. Secrets are never logged and appear in no report.
+
+The permission planning is in :mod:`cspgraph.partner.permissions`, the certificate and secret
+checks in :mod:`cspgraph.partner.app_credentials`; their public names are importable from here too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import hashlib
 import logging
 import os
 import tomllib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import tomli_w
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from pydantic import ValidationError
 
 from cspgraph.config import ConfigModel, write_private_file
@@ -50,11 +48,49 @@ from cspgraph.graph.client import GraphClient
 from cspgraph.graph.errors import (
     BadRequestError,
     CspGraphError,
-    CspScopeError,
     ErrorClass,
     NeedsPersonError,
     PropagatingError,
 )
+from cspgraph.partner.app_credentials import (
+    RENEW_BEFORE,
+    certificate_registered,
+    load_pem,
+    new_certificate,
+    read_secret_file,
+    secret_registered,
+    still_valid,
+    thumbprint,
+)
+from cspgraph.partner.permissions import (
+    PermissionPlan,
+    check_csp_scope,
+    csp_permission_names,
+    in_csp_scope,
+    plan_permissions,
+)
+
+__all__ = [
+    "ADMIN_AGENTS",
+    "CREDENTIAL_KEYS",
+    "DEFAULT_APP_NAME",
+    "DEFAULT_REDIRECT_URIS",
+    "GRAPH_APP_ID",
+    "MULTI_TENANT",
+    "RENEW_BEFORE",
+    "CredentialKind",
+    "PermissionPlan",
+    "SetupOptions",
+    "SetupReport",
+    "SetupStep",
+    "StepStatus",
+    "check_csp_scope",
+    "csp_permission_names",
+    "in_csp_scope",
+    "new_certificate",
+    "plan_permissions",
+    "setup_partner_app",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +103,6 @@ MULTI_TENANT = "AzureADMultipleOrgs"
 ADMIN_AGENTS = "AdminAgents"
 DEFAULT_APP_NAME = "cspgraph partner-managed app"
 DEFAULT_REDIRECT_URIS = ("http://localhost",)
-# A certificate this close to its end is replaced by a new one.
-RENEW_BEFORE = timedelta(days=30)
 # A region names exactly one credential; set-up replaces whichever was there.
 CREDENTIAL_KEYS = frozenset(
     {"client_secret_env", "client_secret_file", "certificate_file", "certificate_password_env"}
@@ -86,126 +120,6 @@ class SetupStep:
     name: str
     status: StepStatus
     detail: str
-
-
-# -- permissions -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PermissionPlan:
-    """The Graph permissions the app asks for: application (app roles) and delegated (scopes)."""
-
-    application: tuple[str, ...]
-    delegated: tuple[str, ...]
-    why: str = ""  # what they were computed from, for the report
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "application": list(self.application),
-            "delegated": list(self.delegated),
-            "why": self.why,
-        }
-
-
-def csp_permission_names() -> frozenset[str]:
-    """Graph permissions inside directory and Intune, as the CSP scope table knows them."""
-    names: set[str] = set(scope.APPLICATION_ROLE_IDS)
-    for rule in scope.RESOURCES.values():
-        for grant in (rule.read, rule.write):
-            names |= {n for n in (grant.application, grant.delegated) if n is not None}
-    # The delegated "act as the signed-in user" over the directory (what agents use).
-    names.add("Directory.AccessAsUser.All")
-    return frozenset(names)
-
-
-def in_csp_scope(permission: str) -> bool:
-    # Every Intune permission is named DeviceManagement*; the table lists only the common ones.
-    return permission in csp_permission_names() or permission.startswith("DeviceManagement")
-
-
-def check_csp_scope(permissions: Iterable[str]) -> None:
-    """Refuse permissions outside directory and Intune, quoting the rule."""
-    outside = sorted({p for p in permissions if not in_csp_scope(p)})
-    if outside:
-        raise CspScopeError(
-            f"refused {', '.join(outside)}: {scope.CSP_RULE} A partner-managed app cannot use "
-            "these in customer tenants; choose directory (User., Group., Device., "
-            "Organization., Directory., …) or Intune (DeviceManagement…) permissions.",
-            error_class=ErrorClass.BAD_REQUEST,
-            code="CspScopeViolation",
-        )
-
-
-def _operation(text: str) -> tuple[str, str]:
-    method, _, path = text.strip().partition(" ")
-    if not path:
-        method, path = "GET", text.strip()
-    return method.upper(), path.strip()
-
-
-def plan_permissions(
-    *,
-    preset: str | None = None,
-    operations: Sequence[str] = (),
-    permissions: Sequence[str] = (),
-    delegated: Sequence[str] | None = None,
-) -> PermissionPlan:
-    """The permissions for a named set of operations (``"sync"``), for explicit operations
-    (``"GET /users"``), or given by name.
-
-    Operations are turned into the least-privileged set by :func:`scope.required_permissions`.
-    Names given with ``permissions`` are asked for as application permissions and, unless
-    ``delegated`` names others, as delegated ones too. Anything outside directory and Intune is
-    refused (:class:`CspScopeError`) before anything is changed.
-    """
-    ops: list[tuple[str, str]] = []
-    why: list[str] = []
-    if preset is not None:
-        if preset not in scope.OPERATION_SETS:
-            known = ", ".join(sorted(scope.OPERATION_SETS))
-            raise BadRequestError(
-                f"unknown operation set {preset!r}; expected one of: {known}",
-                error_class=ErrorClass.BAD_REQUEST,
-            )
-        ops.extend(scope.OPERATION_SETS[preset])
-        why.append(f"for {preset}")
-    if operations:
-        ops.extend(_operation(o) for o in operations)
-        why.append(f"{len(operations)} operation(s)")
-    named = [p.strip() for p in permissions if p.strip()]
-    named_delegated = [p.strip() for p in (delegated or ()) if p.strip()]
-    check_csp_scope([*named, *named_delegated])
-    application: set[str] = set(named)
-    scopes: set[str] = set(named_delegated if delegated is not None else named)
-    # Directory.AccessAsUser.All exists only as a delegated permission.
-    application.discard("Directory.AccessAsUser.All")
-    if named:
-        why.append("named permissions")
-    if ops:
-        try:
-            application |= scope.required_permissions(ops)
-            scopes |= scope.required_permissions(ops, delegated=True)
-        except ValueError:
-            # Some operation has no application permission (/me): ask for the others per kind.
-            application |= _each(ops, delegated=False)
-            scopes |= _each(ops, delegated=True)
-    if not application and not scopes:
-        raise BadRequestError(
-            "no permissions to ask for: name an operation set (--for sync), operations or "
-            "permissions",
-            error_class=ErrorClass.BAD_REQUEST,
-        )
-    check_csp_scope([*application, *scopes])
-    return PermissionPlan(tuple(sorted(application)), tuple(sorted(scopes)), ", ".join(why))
-
-
-def _each(ops: Sequence[tuple[str, str]], *, delegated: bool) -> set[str]:
-    usable = []
-    for method, path in ops:
-        with contextlib.suppress(ValueError):
-            scope.permission_for(method, path, delegated=delegated)
-            usable.append((method, path))
-    return set(scope.required_permissions(usable, delegated=delegated)) if usable else set()
 
 
 # -- options and report ----------------------------------------------------------------------------
@@ -567,8 +481,8 @@ class _SetupRun:
         path = self._credential_path("pem", "certificate_file")
         self.report.credential = f"certificate {path}"
         self.credential_entry = {"certificate_file": self._config_path_value(path)}
-        existing = _load_pem(path)
-        usable = existing is not None and _still_valid(existing[1])
+        existing = load_pem(path)
+        usable = existing is not None and still_valid(existing[1])
         if self.app is None:
             verb = "would reuse" if usable else "would create"
             self.step("credential", True, f"{verb} a certificate at {path} and upload it")
@@ -579,8 +493,8 @@ class _SetupRun:
         registered = list(app.get("keyCredentials") or [])
         if usable:
             assert existing is not None
-            if _registered(existing[1], registered):
-                self.step("credential", False, f"certificate {_thumb(existing[1])} at {path}")
+            if certificate_registered(existing[1], registered):
+                self.step("credential", False, f"certificate {thumbprint(existing[1])} at {path}")
                 return
         if self.dry:
             verb = "upload the certificate at" if usable else "create and upload a certificate at"
@@ -607,7 +521,7 @@ class _SetupRun:
             self.tenant, f"/applications/{self.app['id']}", {"keyCredentials": [*kept, entry]}
         )
         made = "created and uploaded" if not usable else "uploaded"
-        self.step("credential", True, f"{made} certificate {_thumb(certificate)} ({path})")
+        self.step("credential", True, f"{made} certificate {thumbprint(certificate)} ({path})")
 
     async def _secret(self) -> None:
         opts = self.options
@@ -620,7 +534,7 @@ class _SetupRun:
         else:
             path = self._credential_path("secret", "client_secret_file")
             where = f"secret file {path}"
-            current = _read_text(path)
+            current = read_secret_file(path)
             self.credential_entry = {"client_secret_file": self._config_path_value(path)}
         self.report.credential = where
         if self.app is None:
@@ -631,7 +545,7 @@ class _SetupRun:
             f"/applications/{self.app['id']}",
             params={"$select": "id,passwordCredentials"},
         )
-        if current and _secret_registered(current, app.get("passwordCredentials") or []):
+        if current and secret_registered(current, app.get("passwordCredentials") or []):
             self.step("credential", False, f"client secret in {where}")
             return
         if self.dry:
@@ -795,106 +709,6 @@ class _SetupRun:
                     raise
                 await self.sleep(5.0 * (attempt + 1))
         raise AssertionError("unreachable")
-
-
-# -- certificates and secrets ----------------------------------------------------------------------
-
-
-def new_certificate(name: str, days: int = 730) -> tuple[str, x509.Certificate]:
-    """A self-signed RSA certificate for the app, as one PEM: private key (PKCS#8) + certificate."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name[:64])])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ) + certificate.public_bytes(serialization.Encoding.PEM)
-    return pem.decode(), certificate
-
-
-def _load_pem(path: Path) -> tuple[bytes, x509.Certificate] | None:
-    """The PEM at ``path`` when it holds a certificate and an unencrypted private key."""
-    try:
-        data = path.read_bytes()
-        certificate = x509.load_pem_x509_certificate(data)
-        serialization.load_pem_private_key(data, password=None)
-    except (OSError, ValueError, TypeError):
-        return None
-    return data, certificate
-
-
-def _still_valid(certificate: x509.Certificate) -> bool:
-    return certificate.not_valid_after_utc - datetime.now(UTC) > RENEW_BEFORE
-
-
-def _thumb(certificate: x509.Certificate) -> str:
-    return certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - an identifier
-
-
-def _registered(certificate: x509.Certificate, key_credentials: list[dict[str, Any]]) -> bool:
-    """Whether one of the app's keyCredentials is this certificate. Graph names a certificate
-    by its SHA-1 thumbprint in ``customKeyIdentifier`` (base64 of the digest, or its hex as the
-    portal shows it) and returns ``key`` on a single object's ``$select=keyCredentials``."""
-    der = certificate.public_bytes(serialization.Encoding.DER)
-    sha1 = hashlib.sha1(der).digest()  # noqa: S324 - Graph's identifier for a certificate
-    names = {sha1.hex().upper(), base64.b64encode(sha1).decode()}
-    encoded = base64.b64encode(der).decode()
-    for entry in key_credentials:
-        identifier = str(entry.get("customKeyIdentifier") or "")
-        if identifier.upper() in {n.upper() for n in names} or entry.get("key") == encoded:
-            end = entry.get("endDateTime")
-            return end is None or _parse_time(str(end)) > datetime.now(UTC)
-    return False
-
-
-def _secret_registered(secret: str, password_credentials: list[dict[str, Any]]) -> bool:
-    """Whether a live client secret of the app starts like ``secret`` (Graph shows the first
-    three characters of each secret as its ``hint``; the secret itself is never returned)."""
-    now = datetime.now(UTC)
-    for entry in password_credentials:
-        end = entry.get("endDateTime")
-        if entry.get("hint") == secret[:3] and (end is None or _parse_time(str(end)) > now):
-            return True
-    return False
-
-
-def _parse_time(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.max.replace(tzinfo=UTC)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
 
 
 def _today() -> str:

@@ -1,0 +1,256 @@
+"""What the report shows: per-customer summaries and fleet totals, and the queries behind them.
+
+:class:`~cspgraph.fleet.store.Store` runs these queries inside one read transaction (one snapshot,
+so the figures add up while a sync writes); the report modules format what they return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, case, func, literal, select, union
+from sqlalchemy.engine import Connection
+
+from cspgraph.fleet.schema import (
+    customers,
+    devices,
+    directory_roles,
+    group_members,
+    groups,
+    managed_devices,
+    organizations,
+    role_members,
+    users,
+)
+
+# Entra built-in role template id, the same in every tenant (public Entra docs).
+GLOBAL_ADMIN_ROLE_TEMPLATE = "62e90394-69f5-4237-9190-012177145e10"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSummary:
+    """Everything the report shows about one customer."""
+
+    tenant_id: str
+    display_name: str
+    domain: str | None
+    region: str | None
+    status: str | None  # None: never synced
+    status_reason: str | None
+    error_class: str | None
+    status_at: datetime | None
+    last_sync_at: datetime | None
+    users: int = 0
+    users_enabled: int = 0
+    guests: int = 0
+    admins: int | None = None  # None: directory roles were never synced for this customer
+    groups: int = 0
+    devices: int = 0
+    managed_devices: int = 0
+    managed_by_os: dict[str, int] = field(default_factory=dict)
+    compliance: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def users_disabled(self) -> int:
+        return self.users - self.users_enabled
+
+    @property
+    def noncompliant(self) -> int:
+        return self.compliance.get("noncompliant", 0)
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.status == "failed" or self.noncompliant > 0
+
+
+@dataclass(frozen=True, slots=True)
+class FleetTotals:
+    customers: int
+    users: int
+    users_enabled: int
+    guests: int
+    admins: int
+    groups: int
+    devices: int
+    managed_devices: int
+    customers_noncompliant: int
+    compliance: dict[str, int]
+    os_mix: dict[str, int]
+    sync_health: dict[str, int]  # status -> customers; "never" for customers not yet synced
+    last_sync_at: datetime | None  # the most recent successful sync of any customer
+    oldest_sync_at: datetime | None  # the least recent one: how stale the fleet view can be
+
+    @property
+    def users_disabled(self) -> int:
+        return self.users - self.users_enabled
+
+    @property
+    def noncompliant(self) -> int:
+        return self.compliance.get("noncompliant", 0)
+
+
+# Problems first: a failed sync hides the customer's current state, then people to chase.
+_STATUS_RANK = {"failed": 0, "needs_person": 1, "propagating": 2, "running": 3, None: 4, "ok": 5}
+
+
+def attention_order(summary: CustomerSummary) -> tuple[bool, int, int, str]:
+    """Sort key: customers with non-compliant devices or failed syncs first, worst first."""
+    return (
+        not summary.needs_attention,
+        _STATUS_RANK.get(summary.status, 4),
+        -summary.noncompliant,
+        summary.display_name.casefold(),
+    )
+
+
+def _add(into: dict[str, int], other: Mapping[str, int]) -> None:
+    for key, n in other.items():
+        into[key] = into.get(key, 0) + n
+
+
+def totals_of(summaries: Sequence[CustomerSummary]) -> FleetTotals:
+    """Fleet totals from per-customer summaries, so a report runs the per-customer queries once."""
+    compliance: dict[str, int] = {}
+    os_mix: dict[str, int] = {}
+    health: dict[str, int] = {}
+    synced = [s.last_sync_at for s in summaries if s.last_sync_at is not None]
+    for s in summaries:
+        _add(compliance, s.compliance)
+        _add(os_mix, s.managed_by_os)
+        key = s.status or "never"
+        health[key] = health.get(key, 0) + 1
+    return FleetTotals(
+        customers=len(summaries),
+        users=sum(s.users for s in summaries),
+        users_enabled=sum(s.users_enabled for s in summaries),
+        guests=sum(s.guests for s in summaries),
+        admins=sum(s.admins or 0 for s in summaries),
+        groups=sum(s.groups for s in summaries),
+        devices=sum(s.devices for s in summaries),
+        managed_devices=sum(s.managed_devices for s in summaries),
+        customers_noncompliant=sum(1 for s in summaries if s.noncompliant),
+        compliance=dict(sorted(compliance.items(), key=lambda kv: -kv[1])),
+        os_mix=dict(sorted(os_mix.items(), key=lambda kv: -kv[1])),
+        sync_health=health,
+        last_sync_at=max(synced, default=None),
+        oldest_sync_at=min(synced, default=None),
+    )
+
+
+# --- Report queries -------------------------------------------------------------------------------
+
+
+def read_customer_summaries(conn: Connection) -> list[CustomerSummary]:
+    """One summary per customer, customers needing attention first (see attention_order)."""
+    users_by = _grouped(
+        conn,
+        select(
+            users.c.tenant_id,
+            func.count(),
+            func.sum(case((users.c.account_enabled.is_(True), 1), else_=0)),
+            func.sum(case((users.c.user_type == "Guest", 1), else_=0)),
+        ).group_by(users.c.tenant_id),
+    )
+    groups_by = _counts_by_tenant(conn, groups)
+    devices_by = _counts_by_tenant(conn, devices)
+    org_names = dict(
+        conn.execute(select(organizations.c.tenant_id, organizations.c.display_name)).all()
+    )
+    admins_by = _admins_by_tenant(conn)
+    managed: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+    md = managed_devices.c
+    stmt = select(md.tenant_id, md.operating_system, md.compliance_state, func.count())
+    stmt = stmt.group_by(md.tenant_id, md.operating_system, md.compliance_state)
+    for tenant, os, state, n in conn.execute(stmt):
+        by_os, by_state = managed.setdefault(tenant, ({}, {}))
+        by_os[os or "unknown"] = by_os.get(os or "unknown", 0) + n
+        by_state[state or "unknown"] = by_state.get(state or "unknown", 0) + n
+    rows = conn.execute(select(customers)).all()
+
+    summaries = []
+    for row in rows:
+        t = row.tenant_id
+        n_users, n_enabled, n_guests = users_by.get(t, (0, 0, 0))
+        by_os, by_state = managed.get(t, ({}, {}))
+        summaries.append(
+            CustomerSummary(
+                tenant_id=t,
+                display_name=row.display_name or org_names.get(t) or row.domain or t,
+                domain=row.domain,
+                region=row.region,
+                status=row.status,
+                status_reason=row.status_reason,
+                error_class=row.error_class,
+                status_at=row.status_at,
+                last_sync_at=row.last_sync_at,
+                users=n_users,
+                users_enabled=n_enabled or 0,
+                guests=n_guests or 0,
+                admins=admins_by.get(t),
+                groups=groups_by.get(t, 0),
+                devices=devices_by.get(t, 0),
+                managed_devices=sum(by_os.values()),
+                managed_by_os=by_os,
+                compliance=by_state,
+            )
+        )
+    summaries.sort(key=attention_order)
+    return summaries
+
+
+def _admins_by_tenant(conn: Connection) -> dict[str, int]:
+    """Users holding Global Administrator, directly or through a role-assignable group (such
+    groups cannot nest, so one level of expansion is complete). Tenants whose roles were
+    synced but that have no such user get 0; tenants without synced roles are absent."""
+    rm, gm = role_members.c, group_members.c
+    is_ga = rm.role_template_id == GLOBAL_ADMIN_ROLE_TEMPLATE
+    holders = union(
+        select(rm.tenant_id, rm.member_id.label("user_id")).where(is_ga),
+        select(rm.tenant_id, gm.member_id.label("user_id"))
+        .join(group_members, and_(gm.tenant_id == rm.tenant_id, gm.group_id == rm.member_id))
+        .where(is_ga),
+    ).subquery()
+    counted = (
+        select(holders.c.tenant_id, func.count(holders.c.user_id.distinct()))
+        .join(
+            users,
+            and_(users.c.tenant_id == holders.c.tenant_id, users.c.id == holders.c.user_id),
+        )
+        .group_by(holders.c.tenant_id)
+    )
+    result: dict[str, int] = {
+        t: 0 for t in conn.execute(select(directory_roles.c.tenant_id).distinct()).scalars()
+    }
+    for tenant, n in conn.execute(counted):
+        result[tenant] = n
+    return result
+
+
+def read_os_mix(conn: Connection) -> dict[str, int]:
+    """Managed devices per operating system, fleet-wide, most common first."""
+    os = func.coalesce(managed_devices.c.operating_system, literal("unknown"))
+    stmt = select(os, func.count()).group_by(os).order_by(func.count().desc())
+    return {name: n for name, n in conn.execute(stmt)}
+
+
+def read_compliance_by_customer(conn: Connection) -> dict[str, dict[str, int]]:
+    """tenant id -> managed devices per compliance state."""
+    md = managed_devices.c
+    state = func.coalesce(md.compliance_state, literal("unknown"))
+    stmt = select(md.tenant_id, state, func.count()).group_by(md.tenant_id, state)
+    result: dict[str, dict[str, int]] = {}
+    for tenant, name, n in conn.execute(stmt):
+        result.setdefault(tenant, {})[name] = n
+    return result
+
+
+def _counts_by_tenant(conn: Connection, table: Table) -> dict[str, int]:
+    stmt = select(table.c.tenant_id, func.count()).group_by(table.c.tenant_id)
+    return {tenant: n for tenant, n in conn.execute(stmt)}
+
+
+def _grouped(conn: Connection, stmt: Any) -> dict[str, tuple[int, int, int]]:
+    return {row[0]: (row[1], row[2], row[3]) for row in conn.execute(stmt)}
