@@ -148,7 +148,8 @@ class Bench:
     def _dir(self, label: str) -> Path:
         self.serial += 1
         path = self.workdir / f"{self.serial:02d}-{label}"
-        path.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(path, ignore_errors=True)  # a reused work directory: no stale caches
+        path.mkdir(parents=True)
         return path
 
     def _job(self, where: Path, customers: list[dict[str, Any]], plan: str, tokens: bool) -> Path:

@@ -9,7 +9,8 @@ apps the emulator builds):
   units each answered request was charged (``x-ms-resource-unit``) and Intune requests, per tenant
   and per app, from the token's unverified ``tid``/``appid`` claims. A runner that miscounts its
   own requests cannot hide it: the harness reads these after every run;
-* ``/_bench/...`` on the control host: ``GET counters``, ``POST reset`` (zero the counters and drop
+* ``/_bench/...`` on the control host: ``GET counters``, ``GET log`` (time, tenant, status and
+  path of every Graph request since the last reset), ``POST reset`` (zero the counters and drop
   the throttling windows and listing caches, so every runner meets the same emulator), ``POST
   profile/start`` and ``POST profile/stop?out=FILE`` (cProfile of the serving thread).
 """
@@ -21,6 +22,7 @@ import base64
 import cProfile
 import json
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,8 @@ class Counters:
         self.tenants: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.apps: dict[str, float] = defaultdict(float)  # app id -> identity RU answered
         self.claims: dict[bytes, tuple[str, str]] = {}
+        # (monotonic seconds, tenant, status, path) of every Graph request, for timelines.
+        self.log: list[tuple[float, str, int, str]] = []
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +101,8 @@ def counting(app: Any, host: str, counters: Counters) -> Any:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 counters.statuses[host][str(status)] += 1
+                if graph and len(counters.log) < 500_000:
+                    counters.log.append((time.monotonic(), tenant, status, scope["path"]))
                 if graph and tenant:
                     row = counters.tenants[tenant]
                     if status == 429:
@@ -133,6 +139,8 @@ def bench_control(app: Any, counters: Counters, emulator: Any) -> Any:
         body: Any = {"ok": True}
         if what == "counters":
             body = counters.as_dict()
+        elif what == "log":
+            body = counters.log
         elif what == "reset":
             counters.reset()
             for key in ("throttle", "graph.matches"):

@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 PAGE = 999
+# Attempts per request before a runner gives up; each waits Graph's Retry-After, so under budgets
+# that bind (``--throttling on:SCALE``) a baseline still completes instead of losing pages.
+MAX_ATTEMPTS = 100
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 RESULT_PREFIX = "BENCH-RESULT "
 

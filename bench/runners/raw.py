@@ -23,6 +23,7 @@ from bench.runners.common import (
     DELTA_HEADERS,
     DELTA_KINDS,
     KINDS,
+    MAX_ATTEMPTS,
     Job,
     Tally,
     delta_url,
@@ -43,7 +44,7 @@ class Raw:
         if extra:
             headers.update(extra)
         target = URL(url, encoded=True)  # nextLinks are used verbatim, not re-quoted
-        for attempt in range(12):
+        for attempt in range(MAX_ATTEMPTS):
             self.tally.requests += 1
             async with self.session.get(target, headers=headers) as response:
                 body = await response.read()

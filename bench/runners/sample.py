@@ -20,7 +20,16 @@ from typing import Any
 import msal
 import requests
 
-from bench.runners.common import GRAPH_SCOPE, KINDS, Job, Tally, list_url, members_url, retry_after
+from bench.runners.common import (
+    GRAPH_SCOPE,
+    KINDS,
+    MAX_ATTEMPTS,
+    Job,
+    Tally,
+    list_url,
+    members_url,
+    retry_after,
+)
 
 
 def main() -> None:
@@ -32,7 +41,7 @@ def main() -> None:
     tally.start()
 
     def get(url: str, token: str) -> Any:
-        for attempt in range(12):
+        for attempt in range(MAX_ATTEMPTS):
             tally.requests += 1
             response = session.get(url, headers={"Authorization": "Bearer " + token}, timeout=60)
             if response.status_code == 200:

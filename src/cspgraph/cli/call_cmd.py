@@ -13,7 +13,6 @@ and the exit status says what to do about it (see :data:`EXIT_CODES`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -534,6 +533,8 @@ def call(
             headers=header,
         )
         out = make_output(sys.stdout)
+        import asyncio  # imported where used: keeps `cspgraph --help` fast
+
         asyncio.run(
             _call(
                 config,

@@ -17,7 +17,6 @@ the demo does. Everything it writes goes under ``--dir`` (./cspgraph-demo by def
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 import time
@@ -95,6 +94,8 @@ def demo(
     paths = DemoPaths(directory.expanduser().resolve())
     started = time.monotonic()
     try:
+        import asyncio  # imported where used: keeps `cspgraph --help` fast
+
         asyncio.run(_demo(console, paths, customers, concurrency))
     except KeyboardInterrupt:
         console.print("[yellow]demo interrupted[/yellow]")
@@ -249,6 +250,8 @@ async def _setup_apps(console: Console, paths: DemoPaths, emu: Emulator) -> None
                 "(authorization code + PKCE; the emulator's sign-in page is filled in by script)"
             )
             admin = AdminSignIn(cloud, identity.partner_tenant, session=session)
+            import asyncio  # imported where used: keeps `cspgraph --help` fast
+
             await asyncio.to_thread(
                 admin.sign_in_interactive,
                 open_browser=_scripted_browser(emu, username, password),

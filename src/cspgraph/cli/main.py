@@ -25,6 +25,7 @@ app = typer.Typer(
     help="Microsoft Graph for CSP partners: tokens, calls, onboarding, fleet sync, emulator.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
     add_completion=False,
 )
 app.add_typer(emulator_cmd.app, name="emulator")

@@ -7,7 +7,6 @@ customer's first admin password is shown once, on the terminal, and never logged
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import sys
@@ -256,6 +255,8 @@ def setup(
                 )
 
         try:
+            import asyncio  # imported where used: keeps `cspgraph --help` fast
+
             report = asyncio.run(go())
         finally:
             session.close()
@@ -327,6 +328,8 @@ def customers_list(
                     async with client:
                         async for customer in client.list_customers():
                             rows.append({"region": name, **customer.as_dict()})
+
+                import asyncio  # imported where used: keeps `cspgraph --help` fast
 
                 asyncio.run(listing())
     if _wants_json(json_out):
@@ -455,6 +458,8 @@ def customers_create(
                     result: CreatedCustomer = await client.ensure_customer(new)
                     return result
 
+            import asyncio  # imported where used: keeps `cspgraph --help` fast
+
             created = asyncio.run(create())
     data = {"region": identity.region, "created": created.created, **created.customer.as_dict()}
     if created.admin_username:
@@ -576,6 +581,8 @@ def onboard(
                     await pc.close()
                     if emulated is not None:
                         await emulated.aclose()
+
+        import asyncio  # imported where used: keeps `cspgraph --help` fast
 
         result = asyncio.run(go())
     if _wants_json(json_out):

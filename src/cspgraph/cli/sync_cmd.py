@@ -7,7 +7,6 @@ that cannot be used, 130 when interrupted (run it again: it resumes).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sys
 from pathlib import Path
@@ -114,8 +113,12 @@ def sync(
         with store:
             if show:
                 with RichSyncProgress(Console(stderr=True)) as live:
+                    import asyncio  # imported where used: keeps `cspgraph --help` fast
+
                     summary = asyncio.run(run(progress=live))
             else:
+                import asyncio  # imported where used: keeps `cspgraph --help` fast
+
                 summary = asyncio.run(run())
     except KeyboardInterrupt:
         typer.echo(
