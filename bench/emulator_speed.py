@@ -168,8 +168,11 @@ def _frame_key(frame: str) -> str:
 CLIENT_AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("imports (start-up)", ("importlib._bootstrap",)),
     ("tokens (MSAL, discovery)", ("msal/", "cspgraph/identity/", "cspgraph/discovery.py")),
-    ("store (SQLAlchemy, SQLite)", ("cspgraph/fleet/store.py", "sqlalchemy/", "sqlite3")),
-    ("Graph client: JSON parse", ("cspgraph/graph/client.py(_json)",)),
+    (
+        "store (SQLAlchemy, SQLite)",
+        ("cspgraph/fleet/store.py", "cspgraph/fleet/schema.py", "sqlalchemy/", "sqlite3"),
+    ),
+    ("Graph client: JSON parse", ("cspgraph/graph/transport.py(parse_json)",)),
     ("Graph client: HTTP, TLS, paging", ("cspgraph/graph/", "aiohttp/", "ssl.py", "sslproto")),
     ("sync orchestration", ("cspgraph/fleet/",)),
 )
