@@ -26,6 +26,7 @@ from bench.fleet import fleet_world_data
 from bench.harness import Bench, cleanup
 
 RUNNERS = ("raw", "cspgraph", "fetch", "sample", "sdk")
+RESULTS = Path(__file__).parent / "results"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,7 +38,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--only", default=",".join(RUNNERS), help=f"clients to run, of {','.join(RUNNERS)}"
     )
-    p.add_argument("--throttling", default="off,on", help="regimes: off, on, or both")
+    p.add_argument(
+        "--throttling",
+        default="off,on",
+        help="regimes, comma-separated: off, on (published budgets), on:SCALE (budgets × SCALE)",
+    )
     p.add_argument(
         "--throttle-scale",
         type=float,
@@ -54,7 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="40 customers, throttling off, small SDK sample, no memory/rps/profile",
+        help="40 customers, throttling off, SDK sample of 4, no start-up/memory/rps/profile; "
+        "writes results/quick.json and leaves docs/benchmarks.md alone",
     )
     p.add_argument("--skip", default="", help="skip parts: startup,memory,rps,profile")
     p.add_argument("--memory-sizes", default="100,1000", help="fleet sizes for the memory check")
@@ -67,9 +73,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="rounds of every client but the SDK; the table shows medians",
     )
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per client run")
-    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "latest.json")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="raw figures (default bench/results/latest.json, quick.json with --quick)",
+    )
     p.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite)")
+    p.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="run nothing: print and write to the docs the figures of a saved run",
+    )
     args = p.parse_args(argv)
     if args.customers is None:
         args.customers = 40 if args.quick else 200
@@ -81,6 +98,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if "--throttling" not in " ".join(argv or sys.argv):
             args.throttling = "off"
     args.skip_set = skip
+    if args.out is None:
+        args.out = RESULTS / ("quick.json" if args.quick else "latest.json")
+    if args.quick:
+        args.no_docs = True  # the docs keep a full run
     args.only_set = {s.strip() for s in args.only.split(",") if s.strip()}
     unknown = args.only_set - set(RUNNERS)
     if unknown:
@@ -344,6 +365,15 @@ def memory_check(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render is not None:
+        import json
+
+        saved = json.loads(args.render.read_text())
+        print(report.full_text(saved, markdown=False))
+        if not args.no_docs:
+            report.update_docs(saved)
+            print(f"summary: {report.DOCS}")
+        return 0
     started = time.time()
     workdir = Path(tempfile.mkdtemp(prefix="cspgraph-bench-"))
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])

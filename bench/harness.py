@@ -247,6 +247,8 @@ class Bench:
             "cpu_s_per_10k_items": round(child.cpu / items * 10_000, 3) if items else None,
             "requests_graph": counters["requests"].get("graph", 0),
             "requests_login": counters["requests"].get("authority_host", 0),
+            "requests_partner_center": counters["requests"].get("partner_center", 0),
+            "partner_center_statuses": counters["statuses"].get("partner_center", {}),
             "requests_reported": reported.get("requests"),
             "throttled_429": graph_statuses.get("429", 0),
             "throttled_reported": reported.get("throttled"),

@@ -43,7 +43,7 @@ def run_rows(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     ref_cpu10k = reference["cpu_s_per_10k_items"] if reference else None
     header = [
         "client", "customers", "wall s", "client CPU s", "CPU s / 10k items",
-        "work CPU s / 10k", "peak RSS MB",
+        "work CPU s / 10k", "peak RSS MB", "emulator CPU s",
         "requests", "429s", "items", "complete", "wall ÷ cspgraph", "CPU/item ÷ cspgraph",
     ]  # fmt: skip
     rows = []
@@ -71,6 +71,7 @@ def run_rows(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
                 _fmt(r["cpu_s_per_10k_items"], 3),
                 _fmt(r.get("work_cpu_s_per_10k_items"), 3),
                 _fmt(r["peak_rss_mb"], 0),
+                _fmt(r.get("emulator_cpu_s")) + (" (sample)" if r.get("sampled") else ""),
                 _fmt(requests),
                 _fmt(r["throttled_429"]),
                 _fmt(items),

@@ -5,10 +5,10 @@
 Besides the stock emulator this process adds, without touching emulator code (it wraps the ASGI
 apps the emulator builds):
 
-* counters on the Graph and login hosts: requests and status codes; on Graph also the resource
-  units each answered request was charged (``x-ms-resource-unit``) and Intune requests, per tenant
-  and per app, from the token's unverified ``tid``/``appid`` claims. A runner that miscounts its
-  own requests cannot hide it: the harness reads these after every run;
+* counters on the Graph, login and Partner Center hosts: requests and status codes; on Graph also
+  the resource units each answered request was charged (``x-ms-resource-unit``) and Intune
+  requests, per tenant and per app, from the token's unverified ``tid``/``appid`` claims. A
+  runner that miscounts its own requests cannot hide it: the harness reads these after each run;
 * ``/_bench/...`` on the control host: ``GET counters``, ``GET log`` (time, tenant, status and
   path of every Graph request since the last reset), ``POST reset`` (zero the counters and drop
   the throttling windows and listing caches, so every runner meets the same emulator), ``POST
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def build_apps(ctx: Any) -> dict[str, Any]:
         apps = stock_build_apps(ctx)
-        for host in ("graph", "authority_host"):
+        for host in ("graph", "authority_host", "partner_center"):
             apps[host] = counting(apps[host], host, counters)
         apps["control"] = bench_control(apps["control"], counters, holder["emulator"])
         return apps
