@@ -230,6 +230,8 @@ class Emulator:
                 timeout_keep_alive=30,
                 server_header=False,
                 date_header=True,
+                # Loopback only, no proxy in front: the X-Forwarded-* middleware is pure cost.
+                proxy_headers=False,
             )
             out.append((uvicorn.Server(config), self._sockets[name]))
         return out
