@@ -3,8 +3,9 @@
 One table per Graph resource, keyed by (tenant_id, id), with a few typed columns that the report
 queries and the object as received (``raw``, JSON). A page is written with one ``executemany``
 of plain dicts through ``INSERT ... ON CONFLICT DO UPDATE`` (built with SQLAlchemy Core, compiled
-once per dialect), so a page written twice changes nothing, and the sync streams pages without ever
-holding a whole tenant in memory.
+once per store), so a page written twice changes nothing, and the sync streams pages without ever
+holding a whole tenant in memory. Every write runs such prepared driver SQL on a pooled DBAPI
+connection (see :class:`Store`); the report's queries are SQLAlchemy Core.
 
 Resumability rests on one rule: a page's objects, its removals, its membership changes and the
 checkpoint that says "continue after this page" commit in one transaction
@@ -24,16 +25,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, create_engine, delete, event, func, select, update
+from sqlalchemy import Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from cspgraph.fleet.schema import (
@@ -45,6 +47,7 @@ from cspgraph.fleet.schema import (
     RawJson,
     RowBuilder,
     UtcDateTime,
+    _sqlite_time,
     checkpoints,
     customers,
     devices,
@@ -199,21 +202,110 @@ def _configure_sqlite(engine: Engine) -> None:
 
 class Store:
     """The fleet database. Safe to share between threads: every call checks out its own
-    connection and runs in its own transaction."""
+    connection and runs in its own transaction.
+
+    Writes (and the checkpoint reads of the sync) run the driver's own SQL, prepared once per
+    store, on a pooled DBAPI connection (:meth:`_writing`): the sync makes a few transactions per
+    page and per customer, and SQLAlchemy's per-call statement building, coercion and cache-key
+    generation measured as most of its CPU. Driver errors are raised as SQLAlchemy's
+    :class:`~sqlalchemy.exc.DBAPIError`, as before. The report's queries stay SQLAlchemy Core."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
         if self._dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database {self._dialect!r}: use SQLite or PostgreSQL")
+        self._sqlite = self._dialect == "sqlite"
+        dbapi = engine.dialect.loaded_dbapi
+        self._dbapi_error: type[Exception] = dbapi.Error
         self._upserts = {
             name: self._driver_sql(self._upsert_statement(t)) for name, t in OBJECT_TABLES.items()
         }
-        self._add_member = self._driver_sql(self._insert(group_members).on_conflict_do_nothing())
-        self._add_role_member = self._insert(role_members).on_conflict_do_nothing()
         self._builders = dict(ROW_BUILDERS)
-        if self._dialect == "sqlite":
+        if self._sqlite:
             self._builders["managedDevices"] = sqlite_managed_device_row
+        # "IS DISTINCT FROM" as each dialect spells it (SQLite's IS NOT is null-safe).
+        distinct = "IS NOT" if self._sqlite else "IS DISTINCT FROM"
+        sql = self._sql
+        self._sql_save_checkpoint = sql(
+            "INSERT INTO checkpoints"
+            " (tenant_id, resource, next_link, delta_link, full_pull, run_id, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, resource) DO UPDATE SET"
+            " next_link = excluded.next_link, delta_link = excluded.delta_link,"
+            " full_pull = excluded.full_pull, run_id = excluded.run_id,"
+            " updated_at = excluded.updated_at"
+        )
+        self._sql_checkpoint = sql(
+            "SELECT next_link, delta_link, full_pull, updated_at, run_id FROM checkpoints"
+            " WHERE tenant_id = ? AND resource = ?"
+        )
+        self._sql_active_run = sql(
+            "SELECT run_id FROM checkpoints WHERE tenant_id = ? AND resource = ?"
+        )
+        self._sql_end_run = sql(
+            "UPDATE checkpoints SET run_id = NULL, updated_at = ?"
+            " WHERE tenant_id = ? AND resource = ? AND run_id = ?"
+        )
+        self._sql_clear_checkpoints = sql("DELETE FROM checkpoints WHERE tenant_id = ?")
+        # A later run that names customers by list knows less than Partner Center did: keep what
+        # is already known rather than overwrite it with nothing.
+        self._sql_upsert_customer = sql(
+            "INSERT INTO customers (tenant_id, domain, display_name, region) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (tenant_id) DO UPDATE SET"
+            " domain = coalesce(excluded.domain, customers.domain),"
+            " display_name = coalesce(excluded.display_name, customers.display_name),"
+            " region = coalesce(excluded.region, customers.region)"
+        )
+        # last_sync_at is given for "ok" only; any other status keeps the last one.
+        self._sql_set_status = sql(
+            "INSERT INTO customers"
+            " (tenant_id, status, status_reason, error_class, status_at, last_sync_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET"
+            " status = excluded.status, status_reason = excluded.status_reason,"
+            " error_class = excluded.error_class, status_at = excluded.status_at,"
+            " last_sync_at = coalesce(excluded.last_sync_at, customers.last_sync_at)"
+        )
+        self._sql_clear_members = sql("DELETE FROM group_members WHERE tenant_id = ?")
+        self._sql_drop_group_members = sql(
+            "DELETE FROM group_members WHERE tenant_id = ? AND group_id = ?"
+        )
+        self._sql_remove_member = sql(
+            "DELETE FROM group_members WHERE tenant_id = ? AND group_id = ? AND member_id = ?"
+        )
+        self._sql_add_member = sql(
+            "INSERT INTO group_members (tenant_id, group_id, member_id) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING"
+        )
+        self._sql_upsert_role = sql(
+            "INSERT INTO directory_roles (tenant_id, role_template_id, display_name)"
+            " VALUES (?, ?, ?) ON CONFLICT (tenant_id, role_template_id) DO UPDATE SET"
+            " display_name = excluded.display_name"
+        )
+        self._sql_drop_role_members = sql(
+            "DELETE FROM role_members WHERE tenant_id = ? AND role_template_id = ?"
+        )
+        self._sql_add_role_member = sql(
+            "INSERT INTO role_members (tenant_id, role_template_id, member_id) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING"
+        )
+        # Table and column names below are the schema's own constants, never input.
+        unseen = "SELECT id FROM {} WHERE tenant_id = ? AND seen_run {} ?"
+        self._sql_unseen = {
+            name: sql(unseen.format(t.name, distinct)) for name, t in OBJECT_TABLES.items()
+        }
+        # Deleting by a list of ids: one parameter set per id on SQLite (executemany), one array
+        # on PostgreSQL.
+        self._sql_delete_in: dict[tuple[str, str], str] = {}
+        for table, column in [
+            *((t.name, "id") for t in OBJECT_TABLES.values()),
+            ("group_members", "member_id"),
+            ("group_members", "group_id"),
+            ("role_members", "member_id"),
+        ]:
+            match = f"{column} = ?" if self._sqlite else f"{column} = ANY(?)"
+            self._sql_delete_in[table, column] = sql(
+                f"DELETE FROM {table} WHERE tenant_id = ? AND {match}"  # noqa: S608
+            )
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -227,8 +319,10 @@ class Store:
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
         store = cls(engine)
-        with store._writing() as conn:
-            metadata.create_all(conn)
+        with engine.connect() as conn:
+            conn.execution_options(cspgraph_write=True)
+            with conn.begin():
+                metadata.create_all(conn)
         return store
 
     def close(self) -> None:
@@ -246,6 +340,10 @@ class Store:
 
     # --- plumbing ----------------------------------------------------------------------------
 
+    def _sql(self, text: str) -> str:
+        """Driver SQL written with ``?`` placeholders, in this driver's parameter style."""
+        return text if self._sqlite else text.replace("?", "%s")
+
     def _insert(self, table: Table) -> Any:
         # Both dialects spell ON CONFLICT the same way but through their own insert() construct.
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
@@ -254,7 +352,7 @@ class Store:
     def _driver_sql(self, stmt: Insert) -> str:
         """The statement as the driver's own SQL with named parameters, for executemany with the
         rows the builders make (compiled once; SQLAlchemy's per-row processing is skipped)."""
-        dialect = sqlite.dialect(paramstyle="named") if self._dialect == "sqlite" else None
+        dialect = sqlite.dialect(paramstyle="named") if self._sqlite else None
         return str(stmt.compile(dialect=dialect or self._engine.dialect))
 
     def _upsert_statement(self, table: Table) -> Insert:
@@ -270,12 +368,67 @@ class Store:
             | table.c.seen_run.is_distinct_from(stmt.excluded.seen_run),
         )
 
+    def _time(self, value: datetime) -> Any:
+        """A UTC timestamp as the driver takes it for a :class:`UtcDateTime` column."""
+        return _sqlite_time(value) if self._sqlite else value
+
+    @staticmethod
+    def _read_time(value: Any) -> datetime:
+        """A :class:`UtcDateTime` column's value as the driver returned it, as aware UTC."""
+        if isinstance(value, str):  # SQLite: naive UTC text, as SQLAlchemy writes it
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            conn.execution_options(cspgraph_write=True)
-            with conn.begin():
-                yield conn
+    def _writing(self) -> Iterator[Any]:
+        """One write transaction on a pooled connection; yields a DBAPI cursor.
+
+        SQLite's writers take the write lock up front (``BEGIN IMMEDIATE``): a deferred
+        transaction that reads first and then writes fails with SQLITE_BUSY without waiting when
+        another writer got in between. Commits on success, rolls back on any exception."""
+        with self._transaction(write=True) as cursor:
+            yield cursor
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Any]:
+        fairy = self._engine.raw_connection()
+        dbapi_conn: Any = fairy.dbapi_connection
+        cursor: Any = None
+        try:
+            cursor = dbapi_conn.cursor()
+            if self._sqlite and write:
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            dbapi_conn.commit()
+        except BaseException as exc:
+            self._abandon(fairy, dbapi_conn, cursor, exc)
+            if isinstance(exc, self._dbapi_error):
+                raise self._wrap(fairy, cursor, exc) from exc
+            raise
+        finally:
+            if cursor is not None:
+                with suppress(Exception):
+                    cursor.close()
+            fairy.close()
+
+    def _abandon(self, fairy: Any, dbapi_conn: Any, cursor: Any, exc: BaseException) -> None:
+        try:
+            dbapi_conn.rollback()
+        except Exception:
+            fairy.invalidate(exc if isinstance(exc, Exception) else None)
+
+    def _wrap(self, fairy: Any, cursor: Any, exc: Exception) -> BaseException:
+        """A driver error as SQLAlchemy raises it (what the sync's retry logic looks at)."""
+        dialect = self._engine.dialect
+        error: Any = exc  # a DBAPI error (self._dbapi_error), which the stubs cannot name
+        disconnect = dialect.is_disconnect(error, fairy.dbapi_connection, cursor)
+        if disconnect and fairy.is_valid:
+            fairy.invalidate(exc)
+        wrapped = DBAPIError.instance(
+            None, None, exc, self._dbapi_error, connection_invalidated=disconnect, dialect=dialect
+        )
+        return wrapped.with_traceback(exc.__traceback__)
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -301,21 +454,16 @@ class Store:
     def upsert_customer(
         self, tenant_id: str, *, domain: str | None, display_name: str | None, region: str | None
     ) -> None:
-        values = {"domain": domain, "display_name": display_name, "region": region}
-        stmt = self._insert(customers).values(tenant_id=tenant_id, **values)
-        # A later run that names customers by list knows less than Partner Center did: keep what
-        # is already known rather than overwrite it with nothing.
-        keep = {k: func.coalesce(stmt.excluded[k], customers.c[k]) for k in values}
-        with self._writing() as conn:
-            conn.execute(stmt.on_conflict_do_update(index_elements=["tenant_id"], set_=keep))
+        with self._writing() as cursor:
+            cursor.execute(self._sql_upsert_customer, (tenant_id, domain, display_name, region))
 
     def clear_members(self, tenant_id: str) -> None:
         """Forget a tenant's group memberships, before a full pull of its groups reads them again.
 
         A full pull reports each group's members as additions only, so memberships that ended
         while no delta link was kept would otherwise stay for ever."""
-        with self._writing() as conn:
-            conn.execute(delete(group_members).where(group_members.c.tenant_id == tenant_id))
+        with self._writing() as cursor:
+            cursor.execute(self._sql_clear_members, (tenant_id,))
 
     def set_status(
         self,
@@ -328,18 +476,12 @@ class Store:
         """Record a customer's sync status; ``ok`` also stamps ``last_sync_at``."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
-        now = _now()
-        values: dict[str, Any] = {
-            "status": status,
-            "status_reason": reason,
-            "error_class": error_class,
-            "status_at": now,
-        }
-        if status == "ok":
-            values["last_sync_at"] = now
-        stmt = self._insert(customers).values(tenant_id=tenant_id, **values)
-        with self._writing() as conn:
-            conn.execute(stmt.on_conflict_do_update(index_elements=["tenant_id"], set_=values))
+        now = self._time(_now())
+        last_sync = now if status == "ok" else None
+        with self._writing() as cursor:
+            cursor.execute(
+                self._sql_set_status, (tenant_id, status, reason, error_class, now, last_sync)
+            )
 
     # --- objects -------------------------------------------------------------------------------
 
@@ -348,18 +490,18 @@ class Store:
     ) -> int:
         """Insert or update objects as Graph returned them; returns how many were written."""
         self._table(resource)
-        with self._writing() as conn:
-            run = self._active_run(conn, tenant_id, resource)
-            return self._upsert(conn, tenant_id, resource, objects, run)
+        with self._writing() as cursor:
+            run = self._active_run(cursor, tenant_id, resource)
+            return self._upsert(cursor, tenant_id, resource, objects, run)
 
     def delete_objects(self, tenant_id: str, resource: str, ids: Sequence[str]) -> int:
         self._table(resource)
-        with self._writing() as conn:
-            return self._delete(conn, tenant_id, resource, ids)
+        with self._writing() as cursor:
+            return self._delete(cursor, tenant_id, resource, ids)
 
     def _upsert(
         self,
-        conn: Connection,
+        cursor: Any,
         tenant_id: str,
         resource: str,
         objects: Sequence[Mapping[str, Any]],
@@ -371,95 +513,75 @@ class Store:
             objects = [o for o in objects if not is_membership_only(o)]
         rows = [build(tenant_id, o, run) for o in objects]
         if rows:
-            conn.exec_driver_sql(self._upserts[resource], rows)
+            cursor.executemany(self._upserts[resource], rows)
         return len(rows)
 
-    def _delete(self, conn: Connection, tenant_id: str, resource: str, ids: Sequence[str]) -> int:
-        table = self._table(resource)
-        deleted = 0
-        for start in range(0, len(ids), _ID_CHUNK):
-            chunk = list(ids[start : start + _ID_CHUNK])
-            result = conn.execute(
-                delete(table).where(table.c.tenant_id == tenant_id, table.c.id.in_(chunk))
-            )
-            deleted += result.rowcount
-            if resource not in DIRECTORY_MEMBERS:
-                continue
+    def _delete_in(
+        self, cursor: Any, table: str, column: str, tenant_id: str, ids: Sequence[str]
+    ) -> int:
+        """Delete a tenant's rows whose ``column`` is one of ``ids``; returns how many."""
+        if not ids:
+            return 0
+        sql = self._sql_delete_in[table, column]
+        if self._sqlite:
+            cursor.executemany(sql, [(tenant_id, i) for i in ids])
+        else:
+            cursor.execute(sql, (tenant_id, list(ids)))
+        return int(cursor.rowcount)
+
+    def _delete(self, cursor: Any, tenant_id: str, resource: str, ids: Sequence[str]) -> int:
+        table = self._table(resource).name
+        deleted = self._delete_in(cursor, table, "id", tenant_id, ids)
+        if resource in DIRECTORY_MEMBERS:
             # A deleted object is no longer anyone's member, and a deleted group has no members.
-            conn.execute(
-                delete(group_members).where(
-                    group_members.c.tenant_id == tenant_id, group_members.c.member_id.in_(chunk)
-                )
-            )
-            conn.execute(
-                delete(role_members).where(
-                    role_members.c.tenant_id == tenant_id, role_members.c.member_id.in_(chunk)
-                )
-            )
+            self._delete_in(cursor, "group_members", "member_id", tenant_id, ids)
+            self._delete_in(cursor, "role_members", "member_id", tenant_id, ids)
             if resource == "groups":
-                conn.execute(
-                    delete(group_members).where(
-                        group_members.c.tenant_id == tenant_id, group_members.c.group_id.in_(chunk)
-                    )
-                )
+                self._delete_in(cursor, "group_members", "group_id", tenant_id, ids)
         return deleted
 
     # --- memberships ---------------------------------------------------------------------------
 
     def replace_members(self, tenant_id: str, group_id: str, member_ids: Sequence[str]) -> None:
-        with self._writing() as conn:
-            self._apply_members(conn, tenant_id, group_id, MemberChanges(member_ids, (), True))
+        with self._writing() as cursor:
+            changes = {group_id: MemberChanges(member_ids, (), True)}
+            self._apply_members(cursor, tenant_id, changes)
 
     def apply_member_delta(
         self, tenant_id: str, group_id: str, added: Sequence[str], removed: Sequence[str]
     ) -> None:
-        with self._writing() as conn:
-            self._apply_members(conn, tenant_id, group_id, MemberChanges(added, removed))
+        with self._writing() as cursor:
+            self._apply_members(cursor, tenant_id, {group_id: MemberChanges(added, removed)})
 
     def _apply_members(
-        self, conn: Connection, tenant_id: str, group_id: str, changes: MemberChanges
+        self, cursor: Any, tenant_id: str, changes: Mapping[str, MemberChanges]
     ) -> None:
-        where = (group_members.c.tenant_id == tenant_id) & (group_members.c.group_id == group_id)
-        if changes.replace:
-            conn.execute(delete(group_members).where(where))
-        elif changes.removed:
-            removed = list(changes.removed)
-            for start in range(0, len(removed), _ID_CHUNK):
-                chunk = removed[start : start + _ID_CHUNK]
-                conn.execute(
-                    delete(group_members).where(where, group_members.c.member_id.in_(chunk))
-                )
-        if changes.added:
-            rows = [
-                {"tenant_id": tenant_id, "group_id": group_id, "member_id": m}
-                for m in changes.added
-            ]
-            conn.exec_driver_sql(self._add_member, rows)
+        """Apply the membership changes of several groups: every removal (or replacement) first,
+        then every addition in one statement. Each row belongs to one group, so this is the same
+        as applying the groups one after another."""
+        replaced = [(tenant_id, g) for g, c in changes.items() if c.replace]
+        if replaced:
+            cursor.executemany(self._sql_drop_group_members, replaced)
+        removed = [
+            (tenant_id, g, m) for g, c in changes.items() if not c.replace for m in c.removed
+        ]
+        if removed:
+            cursor.executemany(self._sql_remove_member, removed)
+        added = [(tenant_id, g, m) for g, c in changes.items() for m in c.added]
+        if added:
+            cursor.executemany(self._sql_add_member, added)
 
     def upsert_role_members(
         self, tenant_id: str, role_template_id: str, display_name: str, member_ids: Sequence[str]
     ) -> None:
         """Replace the members of one activated directory role (``directoryRoles`` has no delta
         and no paging, so the sync always has the complete list)."""
-        role = {"display_name": display_name}
-        with self._writing() as conn:
-            conn.execute(
-                self._insert(directory_roles)
-                .values(tenant_id=tenant_id, role_template_id=role_template_id, **role)
-                .on_conflict_do_update(index_elements=["tenant_id", "role_template_id"], set_=role)
-            )
-            conn.execute(
-                delete(role_members).where(
-                    role_members.c.tenant_id == tenant_id,
-                    role_members.c.role_template_id == role_template_id,
-                )
-            )
+        with self._writing() as cursor:
+            cursor.execute(self._sql_upsert_role, (tenant_id, role_template_id, display_name))
+            cursor.execute(self._sql_drop_role_members, (tenant_id, role_template_id))
             if member_ids:
-                rows = [
-                    {"tenant_id": tenant_id, "role_template_id": role_template_id, "member_id": m}
-                    for m in member_ids
-                ]
-                conn.execute(self._add_role_member, rows)
+                rows = [(tenant_id, role_template_id, m) for m in member_ids]
+                cursor.executemany(self._sql_add_role_member, rows)
 
     # --- pages and checkpoints -----------------------------------------------------------------
 
@@ -489,19 +611,21 @@ class Store:
         gone = list(removed_ids)
         if len(present) != len(objects):
             gone += [o["id"] for o in objects if "@removed" in o]
-        with self._writing() as conn:
+        with self._writing() as cursor:
             run: str | None = None
             if full_pull:
-                run = self._active_run(conn, tenant_id, resource) or uuid.uuid4().hex
-            self._upsert(conn, tenant_id, resource, present, run)
+                run = self._active_run(cursor, tenant_id, resource) or uuid.uuid4().hex
+            self._upsert(cursor, tenant_id, resource, present, run)
             if gone:
-                self._delete(conn, tenant_id, resource, gone)
-            for group_id, changes in (member_changes or {}).items():
-                self._apply_members(conn, tenant_id, group_id, changes)
+                self._delete(cursor, tenant_id, resource, gone)
+            if member_changes:
+                self._apply_members(cursor, tenant_id, member_changes)
             if run is not None and next_link is None:
-                self._sweep(conn, tenant_id, resource, run)
+                self._sweep(cursor, tenant_id, resource, run)
                 run = None
-            self._save_checkpoint(conn, tenant_id, resource, next_link, delta_link, full_pull, run)
+            self._save_checkpoint(
+                cursor, tenant_id, resource, next_link, delta_link, full_pull, run
+            )
 
     def save_checkpoint(
         self,
@@ -513,68 +637,58 @@ class Store:
         full_pull: bool,
     ) -> None:
         """Record a checkpoint on its own (keeps the run id of a full pull in progress)."""
-        with self._writing() as conn:
-            run = self._active_run(conn, tenant_id, resource)
-            self._save_checkpoint(conn, tenant_id, resource, next_link, delta_link, full_pull, run)
+        with self._writing() as cursor:
+            run = self._active_run(cursor, tenant_id, resource)
+            self._save_checkpoint(
+                cursor, tenant_id, resource, next_link, delta_link, full_pull, run
+            )
 
     def checkpoint(self, tenant_id: str, resource: str) -> Checkpoint | None:
-        c = checkpoints.c
-        stmt = select(c.next_link, c.delta_link, c.full_pull, c.updated_at, c.run_id).where(
-            c.tenant_id == tenant_id, c.resource == resource
-        )
-        with self._reading() as conn:
-            row = conn.execute(stmt).one_or_none()
+        with self._transaction(write=False) as cursor:
+            cursor.execute(self._sql_checkpoint, (tenant_id, resource))
+            row = cursor.fetchone()
         if row is None:
             return None
-        return Checkpoint(row.next_link, row.delta_link, row.full_pull, row.updated_at, row.run_id)
+        next_link, delta_link, full_pull, updated_at, run_id = row
+        return Checkpoint(
+            next_link, delta_link, bool(full_pull), self._read_time(updated_at), run_id
+        )
 
     def clear_checkpoints(self, tenant_id: str) -> None:
         """Forget where every pull of this customer stands: the next sync starts full pulls."""
-        with self._writing() as conn:
-            conn.execute(delete(checkpoints).where(checkpoints.c.tenant_id == tenant_id))
+        with self._writing() as cursor:
+            cursor.execute(self._sql_clear_checkpoints, (tenant_id,))
 
     def begin_full_pull(self, tenant_id: str, resource: str, run_id: str) -> None:
         """Start a full pull from scratch: pages written from now on are marked with ``run_id``.
 
         The old delta link is dropped, so that a crash before the first page starts over."""
         self._table(resource)
-        with self._writing() as conn:
-            self._save_checkpoint(conn, tenant_id, resource, None, None, True, run_id)
+        with self._writing() as cursor:
+            self._save_checkpoint(cursor, tenant_id, resource, None, None, True, run_id)
 
     def finish_full_pull(self, tenant_id: str, resource: str, run_id: str) -> int:
         """Delete the rows a full pull did not see; returns how many. :meth:`write_page` does this
         itself on the last page, so calling this afterwards finds nothing more to delete."""
         self._table(resource)
-        with self._writing() as conn:
-            deleted = self._sweep(conn, tenant_id, resource, run_id)
-            conn.execute(
-                update(checkpoints)
-                .where(
-                    checkpoints.c.tenant_id == tenant_id,
-                    checkpoints.c.resource == resource,
-                    checkpoints.c.run_id == run_id,
-                )
-                .values(run_id=None, updated_at=_now())
-            )
+        with self._writing() as cursor:
+            deleted = self._sweep(cursor, tenant_id, resource, run_id)
+            cursor.execute(self._sql_end_run, (self._time(_now()), tenant_id, resource, run_id))
             return deleted
 
-    def _active_run(self, conn: Connection, tenant_id: str, resource: str) -> str | None:
-        c = checkpoints.c
-        stmt = select(c.run_id).where(c.tenant_id == tenant_id, c.resource == resource)
-        run: str | None = conn.execute(stmt).scalar_one_or_none()
-        return run
+    def _active_run(self, cursor: Any, tenant_id: str, resource: str) -> str | None:
+        cursor.execute(self._sql_active_run, (tenant_id, resource))
+        row = cursor.fetchone()
+        return None if row is None else row[0]
 
-    def _sweep(self, conn: Connection, tenant_id: str, resource: str, run_id: str) -> int:
-        table = self._table(resource)
-        unseen = select(table.c.id).where(
-            table.c.tenant_id == tenant_id, table.c.seen_run.is_distinct_from(run_id)
-        )
-        ids = list(conn.execute(unseen).scalars())
-        return self._delete(conn, tenant_id, resource, ids) if ids else 0
+    def _sweep(self, cursor: Any, tenant_id: str, resource: str, run_id: str) -> int:
+        cursor.execute(self._sql_unseen[resource], (tenant_id, run_id))
+        ids = [row[0] for row in cursor.fetchall()]
+        return self._delete(cursor, tenant_id, resource, ids) if ids else 0
 
     def _save_checkpoint(
         self,
-        conn: Connection,
+        cursor: Any,
         tenant_id: str,
         resource: str,
         next_link: str | None,
@@ -582,16 +696,17 @@ class Store:
         full_pull: bool,
         run_id: str | None,
     ) -> None:
-        values = {
-            "next_link": next_link,
-            "delta_link": delta_link,
-            "full_pull": full_pull,
-            "run_id": run_id,
-            "updated_at": _now(),
-        }
-        stmt = self._insert(checkpoints).values(tenant_id=tenant_id, resource=resource, **values)
-        conn.execute(
-            stmt.on_conflict_do_update(index_elements=["tenant_id", "resource"], set_=values)
+        cursor.execute(
+            self._sql_save_checkpoint,
+            (
+                tenant_id,
+                resource,
+                next_link,
+                delta_link,
+                full_pull,
+                run_id,
+                self._time(_now()),
+            ),
         )
 
     # --- counts and report queries -------------------------------------------------------------

@@ -219,15 +219,8 @@ class TenantSync:
 
     # -- one resource ------------------------------------------------------------------------------
     async def _pull(self, pull: Pull) -> None:
-        checkpoint = await self.writer.run(self.store.checkpoint, self.tenant, pull.resource)
-        full = self.settings.full
-        link: str | None = None
-        full_pull, mode = True, "full"
-        if checkpoint is not None and checkpoint.next_link and (checkpoint.full_pull or not full):
-            # --full continues a full pull under way, but not a delta round.
-            link, full_pull, mode = checkpoint.next_link, checkpoint.full_pull, "resumed"
-        elif checkpoint is not None and checkpoint.delta_link and pull.delta and not full:
-            link, full_pull, mode = checkpoint.delta_link, False, "delta"
+        # One trip to the writer thread: read the checkpoint and, for a full pull, begin it.
+        link, full_pull, mode = await self.writer.run(self._open, pull, uuid.uuid4().hex)
         self.result.modes[pull.resource] = mode
         if link is not None:
             try:
@@ -238,19 +231,33 @@ class TenantSync:
                     f"{pull.resource}: saved link refused ({_short(refused.error)}); pulled in full"
                 )
                 self.result.modes[pull.resource] = "full"
-        await self._full_pull(pull)
-
-    async def _full_pull(self, pull: Pull) -> None:
-        # The old delta link is dropped first: a crash from here on starts a full pull again.
-        await self.writer.run(
-            self.store.begin_full_pull, self.tenant, pull.resource, uuid.uuid4().hex
-        )
-        if pull.resource == "groups":
-            await self.writer.run(self.store.clear_members, self.tenant)
+            await self.writer.run(self._begin_full_pull, pull, uuid.uuid4().hex, True)
         try:
             await self._stream(pull, None, full_pull=True)
         except LinkRefused as refused:
             raise refused.error from None  # refused within a pull we just started: give up
+
+    def _open(self, pull: Pull, run_id: str) -> tuple[str | None, bool, str]:
+        """(link to continue from, full pull?, mode) of a resource; a full pull is begun here.
+        Runs on the writer thread."""
+        checkpoint = self.store.checkpoint(self.tenant, pull.resource)
+        full = self.settings.full
+        if checkpoint is not None and checkpoint.next_link and (checkpoint.full_pull or not full):
+            # --full continues a full pull under way, but not a delta round.
+            return checkpoint.next_link, checkpoint.full_pull, "resumed"
+        if checkpoint is not None and checkpoint.delta_link and pull.delta and not full:
+            return checkpoint.delta_link, False, "delta"
+        self._begin_full_pull(pull, run_id, checkpoint is not None)
+        return None, True, "full"
+
+    def _begin_full_pull(self, pull: Pull, run_id: str, checkpointed: bool) -> None:
+        """Runs on the writer thread. The old delta link is dropped first: a crash from here on
+        starts a full pull again. Without a checkpoint there is nothing to drop, and the first
+        page starts the run itself (``write_page`` with ``full_pull=True``)."""
+        if checkpointed:
+            self.store.begin_full_pull(self.tenant, pull.resource, run_id)
+        if pull.resource == "groups":
+            self.store.clear_members(self.tenant)
 
     async def _stream(self, pull: Pull, link: str | None, *, full_pull: bool) -> None:
         """Follow one pull page by page, from a saved ``link`` or from its start."""
@@ -418,13 +425,13 @@ async def sync_tenant(
             return result
         result.tenant_id, result.region = route.tenant_id, route.region
         await writer.run(
-            store.upsert_customer,
+            _register,
+            store,
             route.tenant_id,
             domain=customer.domain or _domain_of(customer.reference),
             display_name=customer.display_name,
             region=route.region,
         )
-        await writer.run(store.set_status, route.tenant_id, "running")
         try:
             # One token first: a tenant without access fails once, not once per resource.
             await access.get_token(route.tenant_id)
@@ -445,6 +452,19 @@ async def sync_tenant(
     finally:
         result.seconds = time.monotonic() - clock
     return result
+
+
+def _register(
+    store: Store,
+    tenant_id: str,
+    *,
+    domain: str | None,
+    display_name: str | None,
+    region: str | None,
+) -> None:
+    """Record the customer and mark it running (one trip to the writer thread)."""
+    store.upsert_customer(tenant_id, domain=domain, display_name=display_name, region=region)
+    store.set_status(tenant_id, "running")
 
 
 async def _unplaceable(
