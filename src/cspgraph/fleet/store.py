@@ -188,7 +188,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA cache_size=-65536")
+        # 16 MiB of page cache: enough for the upserts' index pages, and full already at 100
+        # customers, so memory stays flat as the fleet grows (64 MiB made peak RSS grow 1.36x
+        # from 100 to 1,000 customers, measured in bench/).
+        cursor.execute("PRAGMA cache_size=-16384")
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 
