@@ -7,8 +7,6 @@ then inspects :attr:`GraphStub.seen` to see what the client really put on the wi
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import random
 import ssl
 from collections import deque
@@ -198,80 +196,12 @@ def raw_query_value(raw_path: str, name: str) -> str | None:
 # -- TLS with a local CA, as the emulator serves it ------------------------------------------------
 
 
-_NO_KEY_USAGE = dict.fromkeys(
-    ["digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-     "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"],
-    False,
-)  # fmt: skip
-
-
 def make_tls(directory: Path) -> tuple[ssl.SSLContext, str]:
-    """A CA and a 127.0.0.1 server certificate; returns the server context and the CA file."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    """A CA and a 127.0.0.1 server certificate (the emulator's own local CA, which is made for
+    exactly this); returns the server context and the CA file."""
+    from cspgraph.emulator.server import LocalCA
 
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "graph-stub test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file = directory / "ca.pem"
-    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert_file = directory / "server.pem"
-    cert_file.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-        + key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    ca = LocalCA(directory)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file)
-    return context, str(ca_file)
+    context.load_cert_chain(ca.cert_path, ca.key_path)
+    return context, str(ca.ca_path)
