@@ -480,18 +480,16 @@ def build_app(ctx: EmulatorContext) -> Starlette:
         except ValueError:
             raise invalid_input("the body is not JSON") from None
         spec = parse_new_customer(body)
-        with world.lock:
-            existing = world.tenant(spec.domain)
-            if existing is not None:
-                rel = world.relationship(caller.partner.id, existing.id)
-                if rel is None:
-                    raise _domain_in_use(spec.domain)
-                state.requests[key] = existing.id
-                record = state.records.get(existing.id)
-                return _created(
-                    record.created_body if record else customer_detail(existing, rel, None)
-                )
-            tenant, password, rel = provision_customer(world, caller.partner, spec)
+        # No await from the domain check to the creation: on the one event loop this is atomic.
+        existing = world.tenant(spec.domain)
+        if existing is not None:
+            rel = world.relationship(caller.partner.id, existing.id)
+            if rel is None:
+                raise _domain_in_use(spec.domain)
+            state.requests[key] = existing.id
+            record = state.records.get(existing.id)
+            return _created(record.created_body if record else customer_detail(existing, rel, None))
+        tenant, password, rel = provision_customer(world, caller.partner, spec)
         billing = billing_profile_json(tenant.id, spec)
         company: dict[str, Any] = {"tenantId": tenant.id, "domain": spec.domain}
         if spec.organization_registration_number:

@@ -11,7 +11,6 @@ change sequence: delta queries are answered from those sequence numbers.
 from __future__ import annotations
 
 import re
-import threading
 import time
 import uuid
 from collections import deque
@@ -345,9 +344,8 @@ class World:
         self._domains: dict[str, str] = {}
         self.relationships: list[Relationship] = []
         self.issued_tokens: deque[IssuedToken] = deque(maxlen=10_000)
-        # Handlers run on one event loop; the lock guards the few callers on other threads
-        # (tests that poke the world directly, the control API's reset).
-        self.lock = threading.RLock()
+        # No lock: every handler runs on the server's one event loop, and code on another thread
+        # changes the world through Emulator.call, which runs it on that loop between requests.
 
     # -- tenants -------------------------------------------------------------------------------
     def add_tenant(self, tenant: Tenant) -> Tenant:
