@@ -26,7 +26,6 @@ def report(
 ) -> None:
     """Report on every customer: users, admins, groups, devices, compliance, sync health."""
     import orjson
-    from rich.console import Console
 
     from cspgraph.fleet.report import data_of, load_report, terminal_view
     from cspgraph.fleet.report_html import write_html
@@ -43,6 +42,8 @@ def report(
     if json_out:
         sys.stdout.buffer.write(orjson.dumps(data_of(fleet), option=orjson.OPT_INDENT_2) + b"\n")
     else:
+        from rich.console import Console  # only for the tables, not for --json
+
         console = Console()
         console.print(terminal_view(fleet, console.width))
     if html is not None:

@@ -12,11 +12,12 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cspgraph.graph.errors import CspGraphError
-from cspgraph.identity import TokenProvider
-from cspgraph.partner.auth import PartnerCenterTokens
-from cspgraph.partner.center import PartnerCenterClient
+
+if TYPE_CHECKING:
+    from cspgraph.identity import TokenProvider
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,10 @@ async def partner_center_customers(
     """Every customer of every configured region's partner tenant, as Partner Center lists
     them, page by page. A region that fails is recorded in ``errors`` (or raised when no
     ``errors`` is given) and the next region is listed."""
+    # imported here: a sync of named customers (and reading a customers file) never lists them
+    from cspgraph.partner.auth import PartnerCenterTokens
+    from cspgraph.partner.center import PartnerCenterClient
+
     cloud = provider.cloud
     identities = provider.config.identities
     wanted = [r for r in identities if regions is None or r in set(regions)]

@@ -12,22 +12,12 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rich.console import Console, Group
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
-from rich.text import Text
-
+# Rich is imported where it is used: the sync imports this module for SyncProgress, and a run
+# without a live display (--json, --no-progress, a library caller) must not pay for Rich.
 if TYPE_CHECKING:
+    from rich.console import Console, Group
+    from rich.progress import ProgressColumn
+
     from cspgraph.fleet.sync import CustomerRef, SyncSummary, TenantResult
     from cspgraph.graph.client import GraphStats
 
@@ -73,33 +63,52 @@ class NullProgress:
         pass
 
 
-class _LiveStats(ProgressColumn):
-    """objects/s, requests and 429s, read from the counters at each redraw."""
+def _live_stats(owner: RichSyncProgress) -> ProgressColumn:
+    """The live-stats column of ``owner``; its class is defined here so that Rich loads only
+    when a live display is made (one per run)."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
-    def __init__(self, owner: RichSyncProgress) -> None:
-        super().__init__()
-        self._owner = owner
+    class _LiveStats(ProgressColumn):
+        """objects/s, requests and 429s, read from the counters at each redraw."""
 
-    def render(self, task: Task) -> Text:
-        owner = self._owner
-        elapsed = max(time.monotonic() - owner.started_at, 1e-6)
-        stats = owner.stats
-        requests = stats.requests if stats else 0
-        throttled = stats.throttled if stats else 0
-        text = Text()
-        text.append(f"{owner.objects:,} objects", "bold")
-        text.append(f" ({owner.objects / elapsed:,.0f}/s)  ")
-        text.append(f"{requests:,} requests  ")
-        text.append(f"{throttled:,} × 429", "yellow" if throttled else "dim")
-        if owner.problems:
-            text.append(f"  {owner.problems} not ok", "bold red")
-        return text
+        def __init__(self, owner: RichSyncProgress) -> None:
+            super().__init__()
+            self._owner = owner
+
+        def render(self, task: Task) -> Text:
+            owner = self._owner
+            elapsed = max(time.monotonic() - owner.started_at, 1e-6)
+            stats = owner.stats
+            requests = stats.requests if stats else 0
+            throttled = stats.throttled if stats else 0
+            text = Text()
+            text.append(f"{owner.objects:,} objects", "bold")
+            text.append(f" ({owner.objects / elapsed:,.0f}/s)  ")
+            text.append(f"{requests:,} requests  ")
+            text.append(f"{throttled:,} × 429", "yellow" if throttled else "dim")
+            if owner.problems:
+                text.append(f"  {owner.problems} not ok", "bold red")
+            return text
+
+    return _LiveStats(owner)
 
 
 class RichSyncProgress:
     """A one-line live display for terminals; use as a context manager around the sync."""
 
     def __init__(self, console: Console | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self.console = console or Console(stderr=True)
         self.stats: GraphStats | None = None
         self.objects = 0
@@ -111,7 +120,7 @@ class RichSyncProgress:
             BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TextColumn("tenants"),
-            _LiveStats(self),
+            _live_stats(self),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
@@ -175,6 +184,10 @@ MAX_PROBLEM_ROWS = 50
 def summary_view(summary: SyncSummary, *, all_rows_up_to: int = ALL_ROWS_UP_TO) -> Group:
     """Totals, then the customers: all of them in a fleet of up to ``all_rows_up_to``, else
     only those that are not ok."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     totals = summary.totals()
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")

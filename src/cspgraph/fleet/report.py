@@ -10,15 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from rich import box
-from rich.console import Console, Group
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from cspgraph.fleet.store import Store
 from cspgraph.fleet.summaries import CustomerSummary, FleetTotals, totals_of
+
+# Rich is imported by the functions that draw tables: `cspgraph report --json` and the HTML page
+# use the figures only.
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+    from rich.table import Table
+    from rich.text import Text
 
 STATUS_LABELS = {
     "ok": "OK",
@@ -163,6 +165,9 @@ def render_terminal(store: Store, console: Console) -> None:
 
 def terminal_view(report: FleetReport, width: int = WIDE_TABLE) -> Group:
     """The report as Rich renderables; ``width`` (the console's) picks the customer columns."""
+    from rich.console import Group
+    from rich.text import Text
+
     parts: list[Table | Text] = [
         Text.assemble(
             ("Fleet report", "bold"),
@@ -181,6 +186,10 @@ def terminal_view(report: FleetReport, width: int = WIDE_TABLE) -> Group:
 
 
 def _totals_table(t: FleetTotals, width: int) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     health = Text()
     for status, n in sorted(t.sync_health.items(), key=lambda kv: -kv[1]):
         key = None if status == "never" else status
@@ -214,6 +223,10 @@ def _totals_table(t: FleetTotals, width: int) -> Table:
 
 
 def _customers_table(report: FleetReport, width: int) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     wide = width >= WIDE_TABLE
     table = Table(
         title="Customers (failed syncs and non-compliant devices first)",
@@ -266,6 +279,10 @@ def _customers_table(report: FleetReport, width: int) -> Table:
 
 
 def _problems_table(problems: list[CustomerSummary], now: datetime) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="Sync problems", box=box.SIMPLE_HEAVY, title_justify="left")
     table.add_column("Customer")
     table.add_column("Status")
@@ -285,6 +302,10 @@ def _problems_table(problems: list[CustomerSummary], now: datetime) -> Table:
 
 
 def _mix_table(t: FleetTotals) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="Managed devices", box=box.SIMPLE_HEAVY, title_justify="left")
     table.add_column("Operating system")
     table.add_column("Devices", justify="right")

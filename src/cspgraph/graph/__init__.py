@@ -1,35 +1,46 @@
-"""Talking to Microsoft Graph for many customer tenants: client, limits, CSP scope, errors."""
+"""Talking to Microsoft Graph for many customer tenants: client, limits, CSP scope, errors.
 
-from cspgraph.graph.batch import BatchRequest, BatchResponse
-from cspgraph.graph.client import GraphClient, Page
-from cspgraph.graph.errors import (
-    BadRequestError,
-    CspGraphError,
-    CspScopeError,
-    ErrorClass,
-    NeedsPersonError,
-    PropagatingError,
-    TransientError,
-)
-from cspgraph.graph.limits import (
-    Budget,
-    GraphBudgets,
-    GraphLimiter,
-    Limiter,
-    NoLimiter,
-    RequestCost,
-    TenantSize,
-)
-from cspgraph.graph.scope import (
-    CSP_RULE,
-    OPERATION_SETS,
-    SYNC_OPERATIONS,
-    Family,
-    Operation,
-    permission_for,
-    required_permissions,
-)
-from cspgraph.graph.transport import GraphStats, PropagationPolicy, TokenSource
+The names below are imported on first use (module ``__getattr__``): ``cspgraph.graph.errors`` is
+needed by the identity and partner modules too, and importing it must not load aiohttp and the
+whole client through this package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cspgraph.graph.batch import BatchRequest, BatchResponse
+    from cspgraph.graph.client import GraphClient, Page
+    from cspgraph.graph.errors import (
+        BadRequestError,
+        CspGraphError,
+        CspScopeError,
+        ErrorClass,
+        NeedsPersonError,
+        PropagatingError,
+        TransientError,
+    )
+    from cspgraph.graph.limits import (
+        Budget,
+        GraphBudgets,
+        GraphLimiter,
+        Limiter,
+        NoLimiter,
+        RequestCost,
+        TenantSize,
+    )
+    from cspgraph.graph.scope import (
+        CSP_RULE,
+        OPERATION_SETS,
+        SYNC_OPERATIONS,
+        Family,
+        Operation,
+        permission_for,
+        required_permissions,
+    )
+    from cspgraph.graph.transport import GraphStats, PropagationPolicy, TokenSource
 
 __all__ = [
     "CSP_RULE",
@@ -61,3 +72,62 @@ __all__ = [
     "permission_for",
     "required_permissions",
 ]
+
+# name → the submodule that defines it; imported lazily: the client and transport pull in aiohttp
+# (~80 ms), which a caller after only the error classes or the CSP scope does not need.
+_EXPORTS: dict[str, str] = {
+    "BatchRequest": "batch",
+    "BatchResponse": "batch",
+    "GraphClient": "client",
+    "Page": "client",
+    **dict.fromkeys(
+        (
+            "BadRequestError",
+            "CspGraphError",
+            "CspScopeError",
+            "ErrorClass",
+            "NeedsPersonError",
+            "PropagatingError",
+            "TransientError",
+        ),
+        "errors",
+    ),
+    **dict.fromkeys(
+        (
+            "Budget",
+            "GraphBudgets",
+            "GraphLimiter",
+            "Limiter",
+            "NoLimiter",
+            "RequestCost",
+            "TenantSize",
+        ),
+        "limits",
+    ),
+    **dict.fromkeys(
+        (
+            "CSP_RULE",
+            "OPERATION_SETS",
+            "SYNC_OPERATIONS",
+            "Family",
+            "Operation",
+            "permission_for",
+            "required_permissions",
+        ),
+        "scope",
+    ),
+    **dict.fromkeys(("GraphStats", "PropagationPolicy", "TokenSource"), "transport"),
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -12,7 +12,9 @@ agent's delegated tokens. Both implement the Graph client's ``TokenSource``::
 
 from __future__ import annotations
 
+import importlib
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from cspgraph.config import Config
 from cspgraph.discovery import (
@@ -24,16 +26,18 @@ from cspgraph.discovery import (
     UnknownTenantError,
     WrongCloudError,
 )
-from cspgraph.identity.agent import (
-    AgentAccount,
-    AgentTokenProvider,
-    NotSignedInError,
-    SignInResult,
-)
 from cspgraph.identity.app_tokens import AppTokenProvider, CredentialError, Credentials
 from cspgraph.identity.cache import PersistentTokenCache
 from cspgraph.identity.http import TransportSession
-from cspgraph.identity.loopback import PendingSignIn, SignInError
+
+if TYPE_CHECKING:
+    from cspgraph.identity.agent import (
+        AgentAccount,
+        AgentTokenProvider,
+        NotSignedInError,
+        SignInResult,
+    )
+    from cspgraph.identity.loopback import PendingSignIn, SignInError
 
 __all__ = [
     "AgentAccount",
@@ -51,6 +55,30 @@ __all__ = [
     "UnknownTenantError",
     "WrongCloudError",
 ]
+
+# Imported on first use: agent sign-in loads PyJWT and cryptography (~20 ms) and the loopback
+# listener loads http.server, none of which app-only tokens (a fleet sync) need.
+_LAZY: dict[str, str] = {
+    "AgentAccount": "agent",
+    "AgentTokenProvider": "agent",
+    "NotSignedInError": "agent",
+    "SignInResult": "agent",
+    "PendingSignIn": "loopback",
+    "SignInError": "loopback",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 class TokenProvider:
@@ -106,6 +134,8 @@ class TokenProvider:
 
     def agent(self, *, username: str | None = None) -> AgentTokenProvider:
         """Delegated tokens of a signed-in agent, sharing this provider's transport and routes."""
+        from cspgraph.identity.agent import AgentTokenProvider  # lazily: see _LAZY
+
         if self._agent is None or (username and self._agent.username != username.lower()):
             if self._agent is not None:
                 self._agent.close()

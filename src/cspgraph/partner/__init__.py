@@ -8,49 +8,55 @@ onboarding new customers through the propagation of their partner relationship.
     onboarding   onboard_customer: create → wait → fresh token → smoke test, resumable
 """
 
-from cspgraph.partner.auth import (
-    GRAPH_CLI_CLIENT_ID,
-    SETUP_SCOPES,
-    AdminAccount,
-    AdminSignIn,
-    DeviceCodePrompt,
-    PartnerCenterTokens,
-    PendingAdminSignIn,
-)
-from cspgraph.partner.center import (
-    BillingAddress,
-    CreatedCustomer,
-    Customer,
-    CustomerNotFoundError,
-    DomainInUseError,
-    NewCustomer,
-    NotYourCustomerError,
-    PartnerCenterClient,
-    PartnerCenterTokenSource,
-    Secret,
-)
-from cspgraph.partner.onboarding import (
-    Attempt,
-    Clock,
-    EmulatorClock,
-    OnboardingProgress,
-    OnboardingResult,
-    OnboardingSettings,
-    OnboardingStore,
-    OnboardingTimeout,
-    SystemClock,
-    onboard_customer,
-    young_tenant_policy,
-    young_tenants,
-)
-from cspgraph.partner.permissions import PermissionPlan, check_csp_scope, plan_permissions
-from cspgraph.partner.setup import (
-    SetupOptions,
-    SetupReport,
-    SetupStep,
-    StepStatus,
-    setup_partner_app,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cspgraph.partner.auth import (
+        GRAPH_CLI_CLIENT_ID,
+        SETUP_SCOPES,
+        AdminAccount,
+        AdminSignIn,
+        DeviceCodePrompt,
+        PartnerCenterTokens,
+        PendingAdminSignIn,
+    )
+    from cspgraph.partner.center import (
+        BillingAddress,
+        CreatedCustomer,
+        Customer,
+        CustomerNotFoundError,
+        DomainInUseError,
+        NewCustomer,
+        NotYourCustomerError,
+        PartnerCenterClient,
+        PartnerCenterTokenSource,
+        Secret,
+    )
+    from cspgraph.partner.onboarding import (
+        Attempt,
+        Clock,
+        EmulatorClock,
+        OnboardingProgress,
+        OnboardingResult,
+        OnboardingSettings,
+        OnboardingStore,
+        OnboardingTimeout,
+        SystemClock,
+        onboard_customer,
+        young_tenant_policy,
+        young_tenants,
+    )
+    from cspgraph.partner.permissions import PermissionPlan, check_csp_scope, plan_permissions
+    from cspgraph.partner.setup import (
+        SetupOptions,
+        SetupReport,
+        SetupStep,
+        StepStatus,
+        setup_partner_app,
+    )
 
 __all__ = [
     "GRAPH_CLI_CLIENT_ID",
@@ -91,3 +97,83 @@ __all__ = [
     "young_tenant_policy",
     "young_tenants",
 ]
+
+# name → the submodule that defines it; imported on first use: a fleet sync needs only ``auth``
+# and ``center``, not set-up (cryptography, tomli_w) or onboarding (the Graph client).
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "GRAPH_CLI_CLIENT_ID",
+            "SETUP_SCOPES",
+            "AdminAccount",
+            "AdminSignIn",
+            "DeviceCodePrompt",
+            "PartnerCenterTokens",
+            "PendingAdminSignIn",
+        ),
+        "auth",
+    ),
+    **dict.fromkeys(
+        (
+            "BillingAddress",
+            "CreatedCustomer",
+            "Customer",
+            "CustomerNotFoundError",
+            "DomainInUseError",
+            "NewCustomer",
+            "NotYourCustomerError",
+            "PartnerCenterClient",
+            "PartnerCenterTokenSource",
+            "Secret",
+        ),
+        "center",
+    ),
+    **dict.fromkeys(
+        (
+            "Attempt",
+            "Clock",
+            "EmulatorClock",
+            "OnboardingProgress",
+            "OnboardingResult",
+            "OnboardingSettings",
+            "OnboardingStore",
+            "OnboardingTimeout",
+            "SystemClock",
+            "onboard_customer",
+            "young_tenant_policy",
+            "young_tenants",
+        ),
+        "onboarding",
+    ),
+    **dict.fromkeys(
+        (
+            "PermissionPlan",
+            "check_csp_scope",
+            "plan_permissions",
+        ),
+        "permissions",
+    ),
+    **dict.fromkeys(
+        (
+            "SetupOptions",
+            "SetupReport",
+            "SetupStep",
+            "StepStatus",
+            "setup_partner_app",
+        ),
+        "setup",
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
