@@ -23,6 +23,7 @@ queries in :mod:`cspgraph.fleet.summaries`; their public names are importable fr
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -33,7 +34,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Table, create_engine, event, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
@@ -43,6 +44,7 @@ from cspgraph.fleet.schema import (
     OBJECT_TABLES,
     RESOURCES,
     ROW_BUILDERS,
+    ROW_COLUMNS,
     STATUSES,
     RawJson,
     RowBuilder,
@@ -219,11 +221,10 @@ class Store:
         if self._dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database {self._dialect!r}: use SQLite or PostgreSQL")
         self._sqlite = self._dialect == "sqlite"
+        self._ambient = threading.local()  # the cursor of this thread's batch(), if any
         dbapi = engine.dialect.loaded_dbapi
         self._dbapi_error: type[Exception] = dbapi.Error
-        self._upserts = {
-            name: self._driver_sql(self._upsert_statement(t)) for name, t in OBJECT_TABLES.items()
-        }
+        self._upserts = {name: self._upsert_sql(name) for name in OBJECT_TABLES}
         self._builders = dict(ROW_BUILDERS)
         if self._sqlite:
             self._builders["managedDevices"] = sqlite_managed_device_row
@@ -349,14 +350,23 @@ class Store:
 
     def _insert(self, table: Table) -> Any:
         # Both dialects spell ON CONFLICT the same way but through their own insert() construct.
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        return insert(table)
+        if self._dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql  # ~16 ms: only a PostgreSQL store needs it
 
-    def _driver_sql(self, stmt: Insert) -> str:
-        """The statement as the driver's own SQL with named parameters, for executemany with the
-        rows the builders make (compiled once; SQLAlchemy's per-row processing is skipped)."""
-        dialect = sqlite.dialect(paramstyle="named") if self._sqlite else None
-        return str(stmt.compile(dialect=dialect or self._engine.dialect))
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _upsert_sql(self, resource: str) -> str:
+        """The resource's upsert as the driver's own SQL with positional parameters, for
+        executemany with the tuples its row builder makes (compiled once; SQLAlchemy's per-row
+        processing is skipped)."""
+        positional = "qmark" if self._sqlite else "format"
+        dialect_class: Any = type(self._engine.dialect)
+        dialect = dialect_class(paramstyle=positional)
+        compiled = self._upsert_statement(OBJECT_TABLES[resource]).compile(dialect=dialect)
+        if tuple(compiled.positiontup or ()) != ROW_COLUMNS[resource]:
+            raise AssertionError(f"{resource}: row builder and upsert disagree on column order")
+        return str(compiled)
 
     def _upsert_statement(self, table: Table) -> Insert:
         stmt = self._insert(table)
@@ -394,7 +404,28 @@ class Store:
             yield cursor
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run every store call this thread makes inside the block in one write transaction.
+
+        Each call is atomic on its own; grouping calls keeps each one whole (its page and its
+        checkpoint still commit together) while one commit serves many: on the sync's fleet a
+        commit per page was a third of the writer's time. Either every call of the block commits
+        or none does (any exception rolls the whole block back). Blocks do not nest."""
+        if getattr(self._ambient, "cursor", None) is not None:
+            raise RuntimeError("Store.batch() blocks do not nest")
+        with self._transaction(write=True) as cursor:
+            self._ambient.cursor = cursor
+            try:
+                yield
+            finally:
+                self._ambient.cursor = None
+
+    @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Any]:
+        ambient = getattr(self._ambient, "cursor", None)
+        if ambient is not None:  # inside batch(): its transaction is this call's
+            yield ambient
+            return
         fairy = self._engine.raw_connection()
         dbapi_conn: Any = fairy.dbapi_connection
         cursor: Any = None
