@@ -67,12 +67,10 @@ def sync(
     runs resume where they stopped.
     """
     import orjson
-    from rich.console import Console
     from sqlalchemy.exc import SQLAlchemyError
 
     from cspgraph.config import ConfigError, load_config
     from cspgraph.fleet.customers import read_customers_file
-    from cspgraph.fleet.progress import RichSyncProgress, summary_view
     from cspgraph.fleet.resources import ALL_RESOURCES
     from cspgraph.fleet.store import Store
     from cspgraph.fleet.sync import sync_fleet
@@ -105,6 +103,9 @@ def sync(
         raise typer.Exit(2) from None
 
     show = sys.stderr.isatty() if progress is None else progress
+    from cspgraph.cli.bulk_gc import tune_gc_for_bulk_work
+
+    tune_gc_for_bulk_work()  # start-up is over: what it built lives as long as the process
     run = functools.partial(
         sync_fleet, settings, store, customers=chosen, full=full, concurrency=concurrency,
         page_size=page_size, resources=wanted,
@@ -112,6 +113,10 @@ def sync(
     try:
         with store:
             if show:
+                from rich.console import Console  # Rich only for a live display or the table
+
+                from cspgraph.fleet.progress import RichSyncProgress
+
                 with RichSyncProgress(Console(stderr=True)) as live:
                     import asyncio  # imported where used: keeps `cspgraph --help` fast
 
@@ -132,6 +137,10 @@ def sync(
         sys.stdout.buffer.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2))
         sys.stdout.buffer.write(b"\n")
     else:
+        from rich.console import Console
+
+        from cspgraph.fleet.progress import summary_view
+
         Console().print(summary_view(summary))
         typer.echo(f"store: {db}   next: cspgraph report --db {db}", err=True)
     if not summary.ok:
