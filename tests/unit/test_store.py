@@ -295,6 +295,19 @@ def test_deleting_objects_removes_their_memberships(store: Store) -> None:
     assert store.counts(T)["members"] == 1
 
 
+def test_deleting_many_objects_at_once_touches_only_theirs(store: Store) -> None:
+    ids = [f"u{i}" for i in range(1500)]
+    store.upsert_objects(T, "users", [user(i) for i in ids])
+    store.upsert_objects(OTHER, "users", [user("u1")])
+    store.replace_members(T, "g1", ids)
+    store.replace_members(OTHER, "g1", ["u1"])
+    gone = ids[::2]  # every other one, interleaved with those that stay
+    assert store.delete_objects(T, "users", [*gone, "never-existed"]) == len(gone)
+    assert set(rows(store, users)) == set(ids[1::2])
+    assert members(store, "g1") == set(ids[1::2])
+    assert members(store, "g1", tenant=OTHER) == {"u1"}  # another tenant's u1 is untouched
+
+
 # --- full pulls: mark and sweep -----------------------------------------------------------------
 
 

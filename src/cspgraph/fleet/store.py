@@ -111,9 +111,6 @@ __all__ = [
     "users",
 ]
 
-# Ids per statement when deleting by id list: well under SQLite's and PostgreSQL's parameter caps.
-_ID_CHUNK = 500
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -297,8 +294,9 @@ class Store:
         self._sql_unseen = {
             name: sql(unseen.format(t.name, distinct)) for name, t in OBJECT_TABLES.items()
         }
-        # Deleting by a list of ids: one parameter set per id on SQLite (executemany), one array
-        # on PostgreSQL.
+        # Deleting by a list of ids in one statement: the list as a JSON array on SQLite, an
+        # array on PostgreSQL. One statement, not one per id: memberships have no index by
+        # member (see schema.py), so each statement scans the tenant's memberships once.
         self._sql_delete_in: dict[tuple[str, str], str] = {}
         for table, column in [
             *((t.name, "id") for t in OBJECT_TABLES.values()),
@@ -306,7 +304,8 @@ class Store:
             ("group_members", "group_id"),
             ("role_members", "member_id"),
         ]:
-            match = f"{column} = ?" if self._sqlite else f"{column} = ANY(?)"
+            listed = "IN (SELECT value FROM json_each(?))" if self._sqlite else "= ANY(?)"
+            match = f"{column} {listed}"
             self._sql_delete_in[table, column] = sql(
                 f"DELETE FROM {table} WHERE tenant_id = ? AND {match}"  # noqa: S608
             )
@@ -558,7 +557,7 @@ class Store:
             return 0
         sql = self._sql_delete_in[table, column]
         if self._sqlite:
-            cursor.executemany(sql, [(tenant_id, i) for i in ids])
+            cursor.execute(sql, (tenant_id, json_text(list(ids))))
         else:
             cursor.execute(sql, (tenant_id, list(ids)))
         return int(cursor.rowcount)
