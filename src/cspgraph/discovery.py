@@ -227,6 +227,11 @@ class TenantDiscovery:
         payload = {"version": 1, "login": self.cloud.login, "entries": entries}
         write_private_file(self.cache_path, json.dumps(payload, indent=1))
 
+    async def aiohttp_session(self) -> Any:
+        """This discovery's aiohttp session on the running loop (closed by :meth:`aclose`); MSAL's
+        token requests share it when they run for async callers."""
+        return await self._aiohttp()
+
     async def aclose(self) -> None:
         self.close()
         if self._aio is not None:
@@ -272,16 +277,26 @@ class TenantDiscovery:
             raise self._unreachable(key, exc) from None
         return self._accept(key, url, response.status_code, response.text)
 
+    @property
+    def aiohttp_tls(self) -> ssl.SSLContext | bool:
+        """The TLS setting of :meth:`aiohttp_session`'s connector (True: aiohttp's default)."""
+        if not self.cloud.ca_bundle:
+            return True
+        # Shared with MSAL's transport (one object per bundle), so its token requests that trust
+        # the same bundle reuse these connections instead of opening their own.
+        from cspgraph.identity.http import tls_context
+
+        return tls_context(self.cloud.ca_bundle)
+
     async def _aiohttp(self) -> Any:
         import aiohttp
 
         loop = asyncio.get_running_loop()
         if self._aio is None or self._aio_loop is not loop or self._aio.closed:
-            context: ssl.SSLContext | bool = True
-            if self.cloud.ca_bundle:
-                context = ssl.create_default_context(cafile=self.cloud.ca_bundle)
             self._aio = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=context, limit_per_host=self._connections),
+                connector=aiohttp.TCPConnector(
+                    ssl=self.aiohttp_tls, limit_per_host=self._connections
+                ),
                 timeout=aiohttp.ClientTimeout(total=30, connect=10),
             )
             self._aio_loop = loop

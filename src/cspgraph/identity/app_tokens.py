@@ -215,7 +215,13 @@ class AppTokenProvider:
         self._apps: dict[tuple[str, str], msal.ConfidentialClientApplication] = {}
         self._credentials = credentials or Credentials()
         self._http_cache = DiscoveryOnlyHttpCache()
-        self._transport = MsalTransport(session, self.discovery.take_document)
+        # Async callers' token requests go over their event loop (see MsalTransport.via_loop).
+        self._transport = MsalTransport(
+            session,
+            self.discovery.take_document,
+            aio_session=self.discovery.aiohttp_session,
+            aio_default_tls=self.discovery.aiohttp_tls,
+        )
         self._locks = KeyedLocks()
         self._guard = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cspgraph-token")
@@ -236,10 +242,12 @@ class AppTokenProvider:
             if reusable is not None:
                 return reusable
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, self._acquire, route, fresh, seen)
+            return await loop.run_in_executor(self._pool, self._acquire, route, fresh, seen, loop)
 
     def get_token_sync(self, tenant: str, *, fresh: bool = False) -> str:
-        """The same as :meth:`get_token`, for synchronous callers."""
+        """The same as :meth:`get_token`, for synchronous callers (MSAL's requests go through
+        the requests session). Not for the event loop's own thread while async asks are in
+        flight: it would block the loop those asks send their token requests on."""
         route = self.router.route_sync(tenant)
         key = (route.identity.client_id, route.tenant_id)
         return self._acquire(route, fresh, self._generations.get(key, 0))
@@ -251,6 +259,9 @@ class AppTokenProvider:
             return self._evict(key)
 
     def close(self) -> None:
+        # Workers waiting for a request on the event loop must not wait for a loop that this
+        # call (often made on the loop's thread) is blocking.
+        self._transport.stop_loop_requests()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # -- inside -----------------------------------------------------------------------------
@@ -277,21 +288,31 @@ class AppTokenProvider:
             return route.cloud.partner_center_scope
         return route.cloud.graph_scope
 
-    def _acquire(self, route: Route, fresh: bool, seen: int) -> str:
-        """Get the token through MSAL (its cache, else the wire), holding the tenant's lock."""
+    def _acquire(
+        self,
+        route: Route,
+        fresh: bool,
+        seen: int,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> str:
+        """Get the token through MSAL (its cache, else the wire), holding the tenant's lock.
+
+        ``loop``: the event loop of the async caller this worker thread acts for; MSAL's
+        requests are then sent on it (cheaper than requests), while this thread waits."""
         key = (route.identity.client_id, route.tenant_id)
         what = f"app-only token for tenant {route.tenant_id} ({route.region})"
         with self._locks.thread_lock(key):
             reusable = self._reusable(key, fresh, seen)
             if reusable is not None:
                 return reusable
-            app = self._app(route, key)
-            if fresh:
-                self._evict(key)
-            try:
-                result = app.acquire_token_for_client(scopes=[self._scope(route)])
-            except TRANSPORT_ERRORS as exc:
-                raise transport_error(exc, route.tenant_id, what) from None
+            with self._transport.via_loop(loop):
+                app = self._app(route, key)
+                if fresh:
+                    self._evict(key)
+                try:
+                    result = app.acquire_token_for_client(scopes=[self._scope(route)])
+                except TRANSPORT_ERRORS as exc:
+                    raise transport_error(exc, route.tenant_id, what) from None
             if "access_token" not in result:
                 raise token_error(result, route.tenant_id, what)
             generation = self._generations.get(key, 0)

@@ -8,17 +8,38 @@ place where TLS trust is decided. Two MSAL/requests traps are handled here (clie
 * a ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` in the environment silently overrides
   ``Session.verify``; with a CA bundle of our own the session therefore ignores the environment
   (``trust_env=False``), which also means no proxy variables are read for it.
+
+MSAL is synchronous and runs in worker threads. When a worker acts for an async caller,
+:class:`MsalTransport` sends MSAL's requests on that caller's event loop through aiohttp instead
+(``via_loop``): a token POST through ``requests`` costs about 0.5 ms of CPU in Python (request
+preparation, cookie and environment merging, ``http.client``'s header parsing), which was most of
+a tenant's token cost. The trust and proxy decision stays the session's (see ``_tls_for``), and
+failures surface as the same ``requests`` exceptions, so callers cannot tell the paths apart.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
 import logging
+import os
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+import ssl
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, select_proxy
+
+if TYPE_CHECKING:
+    import aiohttp
 
 DEFAULT_TIMEOUT = (10.0, 30.0)  # connect, read; MSAL passes no timeout through http_client
 
@@ -35,7 +56,7 @@ class TransportSession(requests.Session):
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__()
-        self._timeout = timeout
+        self.timeout = timeout
         if ca_bundle:
             self.verify = ca_bundle
             self.trust_env = False
@@ -47,7 +68,7 @@ class TransportSession(requests.Session):
     def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
+        kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, *args, **kwargs)
 
 
@@ -64,21 +85,70 @@ class StaticResponse:
             raise requests.HTTPError(f"HTTP {self.status_code}")
 
 
+class LoopResponse:
+    """What MSAL reads of a response that came over the event loop (``requests``' shape)."""
+
+    def __init__(self, status_code: int, text: str, headers: Mapping[str, str]) -> None:
+        self.status_code = status_code
+        self.text = text
+        self.headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(headers)
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise requests.HTTPError(f"HTTP {self.status_code}")
+
+
+AioSession = Callable[[], Awaitable["aiohttp.ClientSession"]]
+
+# "Send this origin's requests through requests": a proxy or a client certificate applies.
+_USE_REQUESTS = object()
+
+
 class MsalTransport:
     """MSAL's ``http_client``: the shared session, plus discovery documents served from memory.
 
     Building an MSAL application fetches the tenant's OIDC discovery document, which the router
     has already fetched to learn the tenant's region; ``known_documents(url)`` hands that copy
     back, so a tenant costs one discovery GET instead of two.
+
+    ``aio_session`` (an async factory of an aiohttp session on the running loop, whose connector
+    applies ``aio_default_tls``) enables :meth:`via_loop`: inside it, the calling worker thread's
+    requests are sent on that loop and the thread waits for the answer. Everywhere else (sync
+    callers, no loop, a loop that is gone, a proxy or client certificate in play) requests go
+    through ``session`` as before. The session's ``response`` hooks see both kinds.
     """
 
     def __init__(
         self,
         session: requests.Session,
         known_documents: Callable[[str], str | None] | None = None,
+        *,
+        aio_session: AioSession | None = None,
+        aio_default_tls: Any = None,
     ) -> None:
         self.session = session
         self._known = known_documents
+        self._aio_session = aio_session
+        # The TLS setting aio_session's connector applies by default: a request that needs exactly
+        # that is sent without ssl= and so shares the connector's pool (no extra handshakes).
+        self._aio_default_tls = aio_default_tls
+        self._local = threading.local()
+        self._tls: dict[str, Any] = {}  # per origin: an SSLContext, False, or _USE_REQUESTS
+        self._tls_lock = threading.Lock()
+        self.loop_requests = 0  # requests sent over an event loop (tests and stats)
+        self._stopped = False
+
+    @contextlib.contextmanager
+    def via_loop(self, loop: asyncio.AbstractEventLoop | None) -> Iterator[None]:
+        """Within this block, this thread's requests go over ``loop`` (None: through requests).
+
+        Only for worker threads: the loop must keep running while the thread waits on it."""
+        previous = getattr(self._local, "loop", None)
+        self._local.loop = loop
+        try:
+            yield
+        finally:
+            self._local.loop = previous
 
     def get(
         self,
@@ -91,6 +161,9 @@ class MsalTransport:
             text = self._known(url)
             if text is not None:
                 return StaticResponse(text)
+        loop = self._loop_for(url, kwargs)
+        if loop is not None:
+            return self._over_loop(loop, "GET", url, params, None, headers)
         return self.session.get(url, params=params, headers=headers, **kwargs)
 
     def post(
@@ -101,10 +174,185 @@ class MsalTransport:
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> Any:
+        loop = self._loop_for(url, kwargs)
+        if loop is not None:
+            return self._over_loop(loop, "POST", url, params, data, headers)
         return self.session.post(url, params=params, data=data, headers=headers, **kwargs)
 
     def close(self) -> None:
         """MSAL never owns the shared session; closing is the provider's job."""
+
+    # -- over the event loop --------------------------------------------------------------------
+
+    def _loop_for(self, url: str, kwargs: Mapping[str, Any]) -> asyncio.AbstractEventLoop | None:
+        """The loop to send this request on, or None to send it through requests."""
+        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
+        if loop is None or self._aio_session is None or kwargs or self._stopped:
+            return None  # extra requests arguments (a timeout, …) keep requests' semantics
+        if loop.is_closed() or not loop.is_running():
+            return None
+        with contextlib.suppress(RuntimeError):
+            if asyncio.get_running_loop() is loop:
+                return None  # on the loop's own thread waiting for it would deadlock
+        if self._tls_for(url) is _USE_REQUESTS:
+            return None
+        return loop
+
+    def _tls_for(self, url: str) -> Any:
+        """The TLS setting requests would use for ``url``'s origin, as aiohttp's ``ssl=``.
+
+        requests decides trust per request from the session and, when ``trust_env`` is on, from
+        ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and the proxy variables (client-traps §3); its
+        own ``merge_environment_settings`` answers that, so both paths trust the same CAs. A
+        proxy or a client certificate is left to requests."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        tls = self._tls.get(origin)
+        if tls is not None:
+            return tls
+        session = self.session
+        settings = session.merge_environment_settings(origin + "/", {}, None, None, None)
+        verify = settings.get("verify", True)
+        if settings.get("cert") or select_proxy(url, settings.get("proxies")):
+            tls = _USE_REQUESTS
+        elif verify is False:
+            tls = False
+        else:
+            where = DEFAULT_CA_BUNDLE_PATH if verify is True else str(verify)
+            tls = tls_context(where)
+        with self._tls_lock:
+            return self._tls.setdefault(origin, tls)
+
+    def _over_loop(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        data: Any,
+        headers: Mapping[str, str] | None,
+    ) -> Any:
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params, doseq=True)
+        body, send_headers = encode_body(data, headers)
+        connect, read = getattr(self.session, "timeout", DEFAULT_TIMEOUT)
+        request = self._send(method, url, body, send_headers, self._tls_for(url), connect, read)
+        try:
+            future = asyncio.run_coroutine_threadsafe(request, loop)
+        except RuntimeError:  # the loop closed in between
+            request.close()
+            return self._via_requests(method, url, data, headers)
+        response = self._wait(future, url, connect + read + 5.0)
+        if self.session.hooks.get("response"):
+            self._run_hooks(method, url, response)
+        return response
+
+    def _wait(self, future: concurrent.futures.Future[LoopResponse], url: str, limit: float) -> Any:
+        """The answer, waiting in short steps: the loop enforces the timeouts, but it cannot
+        while it is blocked, e.g. by a provider closing its worker pool from the loop's thread
+        (:meth:`stop_loop_requests` then ends the wait)."""
+        deadline = time.monotonic() + limit
+        while True:
+            try:
+                return future.result(timeout=0.1)
+            except concurrent.futures.TimeoutError:
+                if self._stopped or time.monotonic() > deadline:
+                    future.cancel()
+                    raise requests.exceptions.ReadTimeout(
+                        f"no answer from {_origin(url)}"
+                    ) from None
+            except concurrent.futures.CancelledError:
+                stopped = "the event loop stopped during the request"
+                raise requests.ConnectionError(stopped) from None
+
+    def stop_loop_requests(self) -> None:
+        """From now on send through requests, and give up waiting on a loop (closing time)."""
+        self._stopped = True
+
+    def _run_hooks(self, method: str, url: str, response: LoopResponse) -> None:
+        """Whoever watches the shared session (logging, metrics, tests counting requests) keeps
+        seeing MSAL's traffic: its ``response`` hooks get a requests-shaped copy."""
+        copy = requests.Response()
+        copy.status_code = response.status_code
+        copy.headers = CaseInsensitiveDict(response.headers)
+        copy._content = response.text.encode("utf-8")
+        copy.encoding = "utf-8"
+        copy.url = url
+        copy.request = requests.Request(method, url).prepare()
+        for hook in self.session.hooks["response"]:  # as requests.hooks.dispatch_hook does
+            copy = hook(copy) or copy
+
+    def _via_requests(
+        self, method: str, url: str, data: Any, headers: Mapping[str, str] | None
+    ) -> Any:
+        if method == "GET":
+            return self.session.get(url, headers=headers)
+        return self.session.post(url, data=data, headers=headers)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | str | None,
+        headers: dict[str, str],
+        tls: Any,
+        connect: float,
+        read: float,
+    ) -> LoopResponse:
+        import aiohttp
+        from yarl import URL
+
+        assert self._aio_session is not None
+        session = await self._aio_session()
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+        self.loop_requests += 1
+        try:
+            async with session.request(
+                method, URL(url, encoded=True), data=body, headers=headers, timeout=timeout,
+                ssl=True if tls is self._aio_default_tls else tls,
+            ) as response:  # fmt: skip
+                raw = await response.read()
+                text = raw.decode(response.charset or "utf-8", "replace")
+                return LoopResponse(response.status, text, response.headers)
+        # The same exception classes requests raises, so the error taxonomy is unchanged.
+        except aiohttp.ClientSSLError as exc:
+            raise requests.exceptions.SSLError(f"{_origin(url)}: {exc}") from None
+        except aiohttp.ConnectionTimeoutError:
+            raise requests.exceptions.ConnectTimeout(f"connecting to {_origin(url)}") from None
+        except TimeoutError:
+            raise requests.exceptions.ReadTimeout(f"reading from {_origin(url)}") from None
+        except aiohttp.ClientError as exc:
+            raise requests.ConnectionError(f"{_origin(url)}: {type(exc).__name__}") from None
+
+
+def encode_body(
+    data: Any, headers: Mapping[str, str] | None
+) -> tuple[bytes | str | None, dict[str, str]]:
+    """A request body and headers as requests would send them: a dict becomes form fields
+    (None values left out, lists repeated) with a form Content-Type unless one is given; text
+    and bytes go as they are."""
+    send_headers = dict(headers or {})
+    if not isinstance(data, Mapping):
+        return data, send_headers
+    fields = [(k, v) for k, v in data.items() if v is not None]
+    if not any(k.lower() == "content-type" for k in send_headers):
+        send_headers["Content-Type"] = "application/x-www-form-urlencoded"
+    return urlencode(fields, doseq=True), send_headers
+
+
+@functools.lru_cache(maxsize=16)
+def tls_context(where: str) -> ssl.SSLContext:
+    """A client TLS context trusting the CA file (or directory) at ``where``; one per path, so
+    aiohttp pools keyed by the context are shared by everyone trusting the same bundle."""
+    if os.path.isdir(where):
+        return ssl.create_default_context(capath=where)
+    return ssl.create_default_context(cafile=where)
+
+
+def _origin(url: str) -> str:
+    """Where a request went, without path or query (a query may carry anything)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class DiscoveryOnlyHttpCache(dict[Any, Any]):
