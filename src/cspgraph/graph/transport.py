@@ -191,6 +191,8 @@ class GraphTransport:
         # the same old token share one refresh instead of each evicting the cache again.
         self._token_generation: dict[str, int] = {}
         self._refreshing: dict[str, asyncio.Task[str]] = {}
+        # GraphClient's memo of prepared requests by their arguments; a Prepared is never mutated.
+        self._prepared: dict[tuple[Any, ...], Prepared] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
