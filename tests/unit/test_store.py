@@ -98,7 +98,22 @@ def test_sqlite_store_is_in_wal_mode_and_a_bare_path_is_sqlite(tmp_path: Path) -
     with Store.open(str(path)) as opened, opened.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 8192
     assert path.exists()
+
+
+def test_an_existing_sqlite_database_keeps_its_page_size(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:  # as an earlier cspgraph created it: 4 KiB, WAL
+        old.execute("PRAGMA page_size=4096")
+        old.execute("PRAGMA journal_mode=WAL")
+        old.execute("CREATE TABLE earlier (x)")
+    with Store.open(str(path)) as opened, opened.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+        opened.upsert_objects(T, "users", [user("u1")])
+        assert opened.counts(T)["users"] == 1
 
 
 def test_unknown_resource_and_status_are_refused(store: Store) -> None:

@@ -182,6 +182,11 @@ def _configure_sqlite(engine: Engine) -> None:
         # Take transaction control from the sqlite3 module so that "begin" below decides it.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # 8 KiB pages for a new database (an existing one keeps its own): the sync's writes are
+        # B-tree inserts at random keys, and every page they touch goes through the WAL; twice
+        # the page, half the pages and their headers. Replaying the bench fleet: 0.45 -> 0.41
+        # CPU s. Must come before WAL mode, which fixes the page size.
+        cursor.execute("PRAGMA page_size=8192")
         # WAL: the report reads while the sync writes. NORMAL is crash-safe in WAL mode (a kill
         # loses nothing committed; only power loss can drop the last transactions).
         cursor.execute("PRAGMA journal_mode=WAL")
