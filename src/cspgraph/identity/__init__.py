@@ -12,7 +12,6 @@ agent's delegated tokens. Both implement the Graph client's ``TokenSource``::
 
 from __future__ import annotations
 
-import importlib
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,7 @@ from cspgraph.discovery import (
 from cspgraph.identity.app_tokens import AppTokenProvider, CredentialError, Credentials
 from cspgraph.identity.cache import PersistentTokenCache
 from cspgraph.identity.http import TransportSession
+from cspgraph.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from cspgraph.identity.agent import (
@@ -68,17 +68,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 class TokenProvider:

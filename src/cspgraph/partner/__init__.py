@@ -10,8 +10,9 @@ onboarding new customers through the propagation of their partner relationship.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from cspgraph.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from cspgraph.partner.auth import (
@@ -166,14 +167,4 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
