@@ -191,7 +191,7 @@ async def test_retry_after_is_honoured(
     make_emulator: MakeEmulator, session: requests.Session
 ) -> None:
     # Partner Center allows 500 customer calls a minute per partner; scaled down to one here.
-    emu = make_emulator(world(customers=1, throttling={"scale": 0.002}))
+    emu = make_emulator(world(customers=1, throttling={"partner_center_scale": 0.002}))
     clock = await EmulatorClock.connect(emu.endpoints.control, ca_bundle=emu.endpoints.ca_bundle)
     slept: list[float] = []
 

@@ -459,7 +459,7 @@ def test_forged_token(emu: Emulator, make_emulator: MakeEmulator) -> None:
 
 
 def test_customer_endpoints_are_rate_limited_per_partner(make_emulator: MakeEmulator) -> None:
-    world = {**WORLD, "settings": {"throttling": {"scale": 0.01}}}  # 5 requests a minute
+    world = {**WORLD, "settings": {"throttling": {"partner_center_scale": 0.01}}}  # 5 a minute
     emu = make_emulator(world)
     with client(emu, token(emu)) as pc:
         for _ in range(5):
@@ -480,7 +480,7 @@ def test_customer_endpoints_are_rate_limited_per_partner(make_emulator: MakeEmul
 
 
 def test_rate_limit_is_off_when_throttling_is(make_emulator: MakeEmulator) -> None:
-    world = {**WORLD, "settings": {"throttling": {"scale": 0.01, "enabled": False}}}
+    world = {**WORLD, "settings": {"throttling": {"partner_center_scale": 0.01, "enabled": False}}}
     emu = make_emulator(world)
     with client(emu, token(emu)) as pc:
         for _ in range(8):  # over the scaled budget of 5

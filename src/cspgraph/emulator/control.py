@@ -9,6 +9,7 @@ loopback only and asks for no credentials: it is a test fixture, not a cloud.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from starlette.applications import Starlette
@@ -309,15 +310,31 @@ def apply_settings(world: World, body: dict[str, Any]) -> None:
         s.page_size = size
     if "throttling" in body:
         throttling = body["throttling"]
-        if not isinstance(throttling, dict) or set(throttling) - {"enabled", "scale"}:
-            raise ValueError("throttling takes {'enabled': bool, 'scale': number}")
-        if "enabled" in throttling:
-            s.throttling.enabled = bool(throttling["enabled"])
-        if "scale" in throttling:
-            scale = float(throttling["scale"])
-            if scale <= 0:
-                raise ValueError("throttling.scale must be positive")
-            s.throttling.scale = scale
+        keys = {"enabled", "scale", "partner_center_scale"}
+        if not isinstance(throttling, dict) or set(throttling) - keys:
+            raise ValueError(
+                "throttling takes {'enabled': bool, 'scale': number (Graph's budgets), "
+                "'partner_center_scale': number (Partner Center's limit)}"
+            )
+        # Every value is checked before any is applied: a refused body changes nothing.
+        enabled = throttling.get("enabled", s.throttling.enabled)
+        if not isinstance(enabled, bool):
+            raise ValueError(f"throttling.enabled must be true or false, not {enabled!r}")
+        scale = _scale(throttling, "scale", s.throttling.scale)
+        pc_scale = _scale(throttling, "partner_center_scale", s.throttling.partner_center_scale)
+        s.throttling.enabled = enabled
+        s.throttling.scale = scale
+        s.throttling.partner_center_scale = pc_scale
+
+
+def _scale(throttling: dict[str, Any], key: str, current: float) -> float:
+    """A budget factor from the control API: a positive, finite number."""
+    value = throttling.get(key, current)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"throttling.{key} must be a positive number, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"throttling.{key} must be a positive number, not {value!r}")
+    return float(value)
 
 
 def _public(obj: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Microsoft Graph's throttling model: resource-unit costs, budgets per scope, and 429 answers.
 
 The budgets are the published ones (wire-facts §3), each multiplied by
-``settings.throttling.scale``:
+``settings.throttling.scale`` (Graph's only: Partner Center's limit has its own
+``partner_center_scale``, see ``partnercenter.rate_limit``) and never below 1:
 
 * identity & access, per app+tenant: 3,500 / 5,000 / 8,000 RU per 10 s for a small (<50 users),
   medium (50-500) or large (>500) tenant; writes 3,000 per 150 s;

@@ -190,11 +190,14 @@ def _is_user_token(claims: dict[str, Any]) -> bool:
 
 
 def rate_limit(ctx: EmulatorContext, partner: Tenant) -> None:
-    """500 requests a minute per partner tenant on the customer endpoints (scaled)."""
+    """500 requests a minute per partner tenant on the customer endpoints.
+
+    Scaled by ``throttling.partner_center_scale``, not by Graph's ``throttling.scale``.
+    """
     throttling = ctx.world.settings.throttling
     if not throttling.enabled:
         return
-    limit = max(CUSTOMER_RATE_LIMIT * throttling.scale, 1.0)
+    limit = max(CUSTOMER_RATE_LIMIT * throttling.partner_center_scale, 1.0)
     windows = _state(ctx).windows
     window = windows.get(partner.id)
     if window is None:

@@ -94,8 +94,12 @@ class Clock:
 @dataclass
 class ThrottleSettings:
     enabled: bool = True
-    # Multiplies every budget: 0.01 makes throttling easy to trigger in a test, 100 makes it rare.
+    # Multiplies every Graph budget: 0.01 makes throttling easy to trigger in a test, 100 makes it
+    # rare. Partner Center's customer-endpoint limit has its own factor, so a world whose Graph
+    # budgets are scaled down still lists its customers at Partner Center's published rate.
     scale: float = 1.0
+    # Multiplies Partner Center's 500 requests a minute per partner tenant (customer endpoints).
+    partner_center_scale: float = 1.0
 
 
 @dataclass

@@ -57,7 +57,9 @@ Duration = str | int | float
 
 class ThrottlingModel(_Model):
     enabled: bool = True
-    scale: float = Field(1.0, gt=0)
+    # Graph's budgets; Partner Center's customer-endpoint limit has its own factor.
+    scale: float = Field(1.0, gt=0, allow_inf_nan=False, strict=True)
+    partner_center_scale: float = Field(1.0, gt=0, allow_inf_nan=False, strict=True)
 
 
 class FaultModel(_Model):
@@ -271,7 +273,11 @@ def _build(model: WorldModel, base_dir: Path) -> World:
         token_lifetime=parse_duration(s.token_lifetime),
         refresh_token_lifetime=parse_duration(s.refresh_token_lifetime),
         page_size=s.page_size,
-        throttling=ThrottleSettings(enabled=s.throttling.enabled, scale=s.throttling.scale),
+        throttling=ThrottleSettings(
+            enabled=s.throttling.enabled,
+            scale=s.throttling.scale,
+            partner_center_scale=s.throttling.partner_center_scale,
+        ),
         faults=[
             Fault(
                 host=f.host,
