@@ -210,10 +210,18 @@ class _Adaptive:
         "window",
     )
 
-    def __init__(self, start: float, ceiling: float, window: float, now: float, u: float) -> None:
+    def __init__(
+        self,
+        start: float,
+        ceiling: float,
+        window: float,
+        now: float,
+        u: float,
+        floor: float | None = None,
+    ) -> None:
         self.budget = start
         self.ceiling = ceiling
-        self.floor = start * 0.1
+        self.floor = start * 0.1 if floor is None else floor
         self.window = window
         self.bucket = _Bucket(Budget(start, window), u, now)
         self.pressed = False  # the bucket made somebody wait since the last raise
@@ -232,6 +240,20 @@ class _Adaptive:
             self.last_cut = now
             self.set_budget(self.budget * factor, u)
 
+    def learn(self, measured: float, now: float, u: float) -> None:
+        """Graph refused with ``measured`` admitted in the last window: that is its budget.
+
+        Nothing admitted says nothing about the size (somebody else used it up): no change.
+        """
+        self.clean_since = now
+        if measured >= 1.0 and now - self.last_cut >= self.window:
+            self.last_cut = now
+            self.set_budget(min(measured, self.budget), u)
+            # What was saved up under the old size must not burst out under the new one.
+            bucket = self.bucket
+            bucket.take(0.0, now)
+            bucket.level = min(bucket.level, bucket.capacity)
+
     def maybe_raise(self, now: float, u: float, needs_units: bool) -> None:
         if not self.pressed or now - self.clean_since < self.window or self.budget >= self.ceiling:
             return
@@ -243,18 +265,57 @@ class _Adaptive:
         self.clean_since = now
 
 
+class _Usage:
+    """What Graph admitted lately, counted as Graph counts it: a sliding window counter (this
+    window's total plus the previous window's, fading). O(1) time, four numbers."""
+
+    __slots__ = ("current", "index", "previous", "window")
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.index = -2
+        self.current = 0.0
+        self.previous = 0.0
+
+    def _roll(self, now: float) -> float:
+        position = now / self.window
+        index = int(position // 1)
+        if index != self.index:
+            self.previous = self.current if index == self.index + 1 else 0.0
+            self.current = 0.0
+            self.index = index
+        return position - index
+
+    def add(self, now: float, amount: float) -> None:
+        self._roll(now)
+        self.current += amount
+
+    def total(self, now: float) -> float:
+        fraction = self._roll(now)
+        return self.previous * (1.0 - fraction) + self.current
+
+
 class _TenantState:
-    __slots__ = ("identity", "identity_writes", "intune", "intune_writes")
+    __slots__ = ("identity", "identity_writes", "intune", "intune_writes", "recent")
 
     def __init__(self) -> None:
         self.identity: _Adaptive | None = None
         self.identity_writes: _Bucket | None = None
         self.intune: _Adaptive | None = None
         self.intune_writes: _Bucket | None = None
+        self.recent: _Usage | None = None  # requests answered, for telling its load from the app's
 
 
 # Signals weaker than this are ignored; Graph sends the header only above 80 % (wire-facts §3).
 SLOW_DOWN_AT = 0.8
+# A limit-percentage header is the app's (not the tenant's) when the tenant sent less than this
+# share of the app's recent requests: one tenant of many cannot have filled an app-wide budget's
+# ... and many tenants' traffic does not show up in one tenant's budget.
+TENANT_SHARE_OF_APP = 0.5
+# An app budget learnt from a limit-percentage header only when the header shows it far smaller
+# than assumed (published sizes, a budget scaled down): near the learnt size the header is the
+# normal sign of running close to it and must not ratchet the budget down.
+RELEARN_BELOW = 0.5
 
 
 class GraphLimiter:
@@ -280,9 +341,16 @@ class GraphLimiter:
         self._clock = clock
         now = clock()
         b = self.budgets
-        self._global = _Bucket(b.global_app.scaled(scale), utilisation, now)
-        self._identity_app = _Bucket(b.identity_app.scaled(scale), utilisation, now)
+        # The app-wide budgets start at the published sizes and learn downwards from the app's
+        # 429s (what Graph admitted in the window before it refused is the budget) and from
+        # limit-percentage headers; they recover as the tenants' do, never above the published.
+        glob, app = b.global_app.scaled(scale), b.identity_app.scaled(scale)
+        self._global = _Adaptive(glob.amount, glob.amount, glob.window, now, utilisation, 1.0)
+        self._identity_app = _Adaptive(app.amount, app.amount, app.window, now, utilisation, 1.0)
         self._identity_app_writes = _Bucket(b.identity_app_writes.scaled(scale), utilisation, now)
+        # What Graph admitted for the app lately: requests (global window), identity RU.
+        self._app_requests = _Usage(glob.window)
+        self._app_units = _Usage(app.window)
         self._tenants: dict[str, _TenantState] = {}
         self._sizes: dict[str, TenantSize] = {}
 
@@ -291,7 +359,9 @@ class GraphLimiter:
     def reserve(self, tenant: str, cost: RequestCost) -> float:
         """Book one request's cost; returns the seconds to wait before sending it."""
         now = self._clock()
-        wait = self._global.take(1, now)
+        wait = self._global.bucket.take(1, now)
+        if wait > 0.0:
+            self._global.pressed = True
         family = cost.family
         if family is Family.OTHER:
             return wait
@@ -303,7 +373,10 @@ class GraphLimiter:
             w = adaptive.bucket.take(cost.units, now)
             if w > 0.0:
                 adaptive.pressed = True
-            wait = max(wait, w, self._identity_app.take(cost.units, now))
+            a = self._identity_app.bucket.take(cost.units, now)
+            if a > 0.0:
+                self._identity_app.pressed = True
+            wait = max(wait, w, a)
             if cost.writes:
                 writes = state.identity_writes or self._new_identity_writes(state, now)
                 wait = max(wait, writes.take(1, now), self._identity_app_writes.take(1, now))
@@ -326,22 +399,62 @@ class GraphLimiter:
         resource_units: float | None = None,
         limit_percentage: float | None = None,
     ) -> None:
-        """Learn from a successful answer's ``x-ms-resource-unit`` / limit-percentage headers."""
+        """Learn from a successful answer's ``x-ms-resource-unit`` / limit-percentage headers.
+
+        The limit-percentage header does not say which budget is filling. It is the tenant's
+        when the tenant sent a fair share of the app's recent requests, else the app's.
+        """
+        now = self._clock()
+        family = cost.family
+        identity = family is Family.IDENTITY
+        self._app_requests.add(now, 1.0)
+        if identity:
+            units = cost.units if resource_units is None else resource_units
+            self._app_units.add(now, units)
+            if resource_units is not None:
+                self._identity_app.seen_units = True
         state = self._tenants.get(tenant)
-        if state is None or cost.family is Family.OTHER:
+        recent = 0.0
+        if state is not None:
+            if state.recent is None:
+                state.recent = _Usage(self.budgets.global_app.window)
+            state.recent.add(now, 1.0)
+            recent = state.recent.total(now)
+        pressure = limit_percentage is not None and limit_percentage >= SLOW_DOWN_AT
+        if pressure and recent < TENANT_SHARE_OF_APP * self._app_requests.total(now):
+            assert limit_percentage is not None
+            self._app_pressure(now, limit_percentage, identity)
             return
-        adaptive = state.identity if cost.family is Family.IDENTITY else state.intune
+        if not pressure:
+            self._global.maybe_raise(now, self._u, needs_units=False)
+            if identity:
+                self._identity_app.maybe_raise(now, self._u, needs_units=True)
+        if state is None or family is Family.OTHER:
+            return
+        adaptive = state.identity if identity else state.intune
         if adaptive is None:
             return
-        now = self._clock()
         if resource_units is not None:
             adaptive.seen_units = True
             # The reservation used an estimate; settle the difference with the measured cost.
             adaptive.bucket.refund(cost.units - resource_units)
-        if limit_percentage is not None and limit_percentage >= SLOW_DOWN_AT:
+        if pressure:
+            assert limit_percentage is not None
             adaptive.cut(0.9 if limit_percentage < 1.0 else 0.7, now, self._u)
         else:
-            adaptive.maybe_raise(now, self._u, needs_units=cost.family is Family.IDENTITY)
+            adaptive.maybe_raise(now, self._u, needs_units=identity)
+
+    def _app_pressure(self, now: float, percentage: float, identity: bool) -> None:
+        """An app-wide budget is filling: learn its size if it is far below what is assumed."""
+        pairs = [(self._global, self._app_requests)]
+        if identity:
+            pairs.append((self._identity_app, self._app_units))
+        for adaptive, usage in pairs:
+            estimate = usage.total(now) / percentage
+            if estimate < RELEARN_BELOW * adaptive.budget:
+                adaptive.learn(estimate, now, self._u)
+            else:
+                adaptive.clean_since = now  # close to the budget: no raise this window
 
     def record_throttled(
         self, tenant: str, cost: RequestCost, *, delay: float, throttle_scope: str | None = None
@@ -350,10 +463,14 @@ class GraphLimiter:
         now = self._clock()
         until = now + delay
         if throttle_scope and throttle_scope.split("/", 1)[0] == "Application":
-            # The app as a whole is over its budget: every tenant has to wait.
-            self._global.pause(until, now)
+            # The app as a whole is over its budget: every tenant has to wait, and what Graph
+            # admitted in the window before refusing is the budget's size (Graph does not say
+            # which app-wide budget it was: both learn, the one that was not binding recovers).
+            self._global.learn(self._app_requests.total(now), now, self._u)
+            self._global.bucket.pause(until, now)
             if cost.family is Family.IDENTITY:
-                self._identity_app.pause(until, now)
+                self._identity_app.learn(self._app_units.total(now), now, self._u)
+                self._identity_app.bucket.pause(until, now)
             return
         if cost.family is Family.OTHER:
             return  # no per-tenant budget to slow down; the request itself waits
