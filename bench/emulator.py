@@ -113,10 +113,18 @@ class EmulatorProcess:
     def counters(self) -> dict[str, Any]:
         return self.control("GET", "/_bench/counters")  # type: ignore[no-any-return]
 
-    def set_throttling(self, enabled: bool, scale: float = 1.0) -> None:
-        self.control(
-            "PUT", "/_emulator/settings", {"throttling": {"enabled": enabled, "scale": scale}}
-        )
+    def set_throttling(
+        self, enabled: bool, scale: float = 1.0, partner_center_scale: float = 1.0
+    ) -> None:
+        """Graph's budgets × ``scale``; Partner Center's limit × ``partner_center_scale`` (by
+        default its published 500 requests a minute, whatever Graph's scale: the throttled regimes
+        measure Graph's budgets, not listing customers)."""
+        throttling = {
+            "enabled": enabled,
+            "scale": scale,
+            "partner_center_scale": partner_center_scale,
+        }
+        self.control("PUT", "/_emulator/settings", {"throttling": throttling})
         self.reset()
 
     def profile_start(self) -> None:

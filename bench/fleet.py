@@ -45,10 +45,19 @@ def fleet_world_data(
     seed: int = 11,
     throttling: bool = False,
     throttle_scale: float = 1.0,
+    partner_center_scale: float = 1.0,
 ) -> dict[str, Any]:
-    """The demo world's two partners (NA and EU apps) with ``customers`` generated customers."""
+    """The demo world's two partners (NA and EU apps) with ``customers`` generated customers.
+
+    ``throttle_scale`` multiplies Graph's budgets only; Partner Center keeps its published limit
+    unless ``partner_center_scale`` says otherwise.
+    """
     data = demo_world_data(0, seed)
-    data["settings"]["throttling"] = {"enabled": throttling, "scale": throttle_scale}
+    data["settings"]["throttling"] = {
+        "enabled": throttling,
+        "scale": throttle_scale,
+        "partner_center_scale": partner_center_scale,
+    }
     rng = random.Random(f"bench-regions/{seed}")
     for i, users in enumerate(customer_sizes(customers, seed)):
         region = "NA" if rng.random() < 0.6 else "EU"

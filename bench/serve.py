@@ -7,7 +7,8 @@ apps the emulator builds):
 
 * counters on the Graph, login and Partner Center hosts: requests and status codes; on Graph also
   the resource units each answered request was charged (``x-ms-resource-unit``) and Intune
-  requests, per tenant and per app, from the token's unverified ``tid``/``appid`` claims. A
+  requests, per tenant and per app, and the requests each app was answered (Graph's global
+  per-app budget), from the token's unverified ``tid``/``appid`` claims. A
   runner that miscounts its own requests cannot hide it: the harness reads these after each run;
 * ``/_bench/...`` on the control host: ``GET counters``, ``GET log`` (time, tenant, status and
   path of every Graph request since the last reset), ``POST reset`` (zero the counters and drop
@@ -24,6 +25,7 @@ import json
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +46,14 @@ class Counters:
         # tenant id -> {"ru": identity RU answered, "intune": Intune requests answered, "429": n}
         self.tenants: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.apps: dict[str, float] = defaultdict(float)  # app id -> identity RU answered
+        # app id -> requests answered (identity and Intune): Graph's global per-app budget.
+        self.app_requests: dict[str, float] = defaultdict(float)
         self.claims: dict[bytes, tuple[str, str]] = {}
         # (monotonic seconds, tenant, status, path) of every Graph request, for timelines.
         self.log: list[tuple[float, str, int, str]] = []
+        # The world clock (epoch seconds) at the first Graph request: where the run's first burst
+        # falls in the throttling windows, which are aligned to that clock.
+        self.first_graph_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +61,8 @@ class Counters:
             "statuses": {h: dict(s) for h, s in self.statuses.items()},
             "tenants": {t: dict(c) for t, c in self.tenants.items()},
             "apps": dict(self.apps),
+            "app_requests": dict(self.app_requests),
+            "first_graph_at": self.first_graph_at,
         }
 
     def caller(self, authorization: bytes | None) -> tuple[str, str]:
@@ -80,7 +89,9 @@ class Counters:
         return found
 
 
-def counting(app: Any, host: str, counters: Counters) -> Any:
+def counting(
+    app: Any, host: str, counters: Counters, clock: Callable[[], float] | None = None
+) -> Any:
     graph = host == "graph"
 
     async def wrapped(scope: Scope, receive: Any, send: Any) -> None:
@@ -88,6 +99,8 @@ def counting(app: Any, host: str, counters: Counters) -> Any:
             await app(scope, receive, send)
             return
         counters.requests[host] += 1
+        if graph and counters.first_graph_at is None and clock is not None:
+            counters.first_graph_at = clock()
         tenant = app_id = ""
         intune = False
         if graph:
@@ -109,12 +122,14 @@ def counting(app: Any, host: str, counters: Counters) -> Any:
                         row["429"] += 1
                     elif intune:
                         row["intune"] += 1
+                        counters.app_requests[app_id] += 1
                     else:
                         for name, value in message.get("headers", ()):
                             if name.lower() == b"x-ms-resource-unit":
                                 ru = float(value)
                                 row["ru"] += ru
                                 counters.apps[app_id] += ru
+                                counters.app_requests[app_id] += 1
                                 break
             await send(message)
 
@@ -183,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     def build_apps(ctx: Any) -> dict[str, Any]:
         apps = stock_build_apps(ctx)
         for host in ("graph", "authority_host", "partner_center"):
-            apps[host] = counting(apps[host], host, counters)
+            apps[host] = counting(apps[host], host, counters, lambda: ctx.world.clock.now())
         apps["control"] = bench_control(apps["control"], counters, holder["emulator"])
         return apps
 
