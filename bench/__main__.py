@@ -41,7 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--throttling",
         default="off,on",
-        help="regimes, comma-separated: off, on (published budgets), on:SCALE (budgets × SCALE)",
+        help="regimes, comma-separated: off, on (published budgets), on:SCALE (Graph's budgets "
+        "× SCALE; Partner Center stays at its published 500/min)",
     )
     p.add_argument(
         "--throttle-scale",
@@ -156,6 +157,8 @@ def run_regime(bench: Bench, args: argparse.Namespace, regime: str) -> dict[str,
     plan: list[tuple[str, Any]] = []
     if "raw" in only:
         plan += [("raw-delta", lambda: bench.raw("delta")), ("raw-list", lambda: bench.raw("list"))]
+        if regime == "off":  # the HTTP client cspgraph chose, against the other one
+            plan += [("raw-httpx-delta", lambda: bench.raw("delta", "httpx"))]
     if "cspgraph" in only:
         plan.append(("cspgraph", bench.cspgraph))
     if "fetch" in only:
@@ -349,6 +352,20 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{share * 100:.2f}% ({on_sync['throttled_429']} of {on_sync['requests_graph']})",
             share < 0.02,
         )
+    httpx_run = run("off", "raw-httpx-delta")
+    if ok(raw) and ok(httpx_run):
+        assert raw and httpx_run
+        a, h = raw["fetch_cpu_s_per_10k_items"], httpx_run["fetch_cpu_s_per_10k_items"]
+        if a and h:
+            winner, factor = ("aiohttp", h / a) if a <= h else ("httpx", a / h)
+            out.append(
+                {
+                    "target": "HTTP client: aiohttp or httpx (raw client, same pages, work CPU)",
+                    "measured": f"aiohttp {a:.4f}, httpx {h:.4f} CPU s/10k items: "
+                    f"{winner} by {factor:.2f}×",
+                    "status": f"{winner} won",
+                }
+            )
     memory = results.get("memory")
     if memory and memory.get("ratio") is not None:
         sizes = " vs ".join(str(r["customers"]) for r in memory["runs"])

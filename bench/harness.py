@@ -285,11 +285,12 @@ class Bench:
         return record
 
     # -- the runners ----------------------------------------------------------------------------
-    def raw(self, plan: str) -> dict[str, Any]:
-        where = self._dir(f"raw-{plan}")
+    def raw(self, plan: str, library: str = "aiohttp") -> dict[str, Any]:
+        label = f"raw-{plan}" if library == "aiohttp" else f"raw-{library}-{plan}"
+        where = self._dir(label)
         job = self._job(where, self.customers, plan, tokens=True)
-        cmd = [sys.executable, "-m", "bench.runners.raw", str(job)]
-        return self.measure(f"raw-{plan}", cmd, self.customers, where, child_env())
+        cmd = [sys.executable, "-m", "bench.runners.raw", str(job), library]
+        return self.measure(label, cmd, self.customers, where, child_env())
 
     def sample(self) -> dict[str, Any]:
         where = self._dir("sample")

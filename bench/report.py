@@ -16,6 +16,7 @@ LABELS = {
     "cspgraph-fetch": "cspgraph client, fetch only",
     "raw-delta": "raw limit, sync's plan",
     "raw-list": "raw limit, list plan",
+    "raw-httpx-delta": "raw client on httpx, sync's plan",
     "sample": "docs sample (MSAL+requests)",
     "sdk": "msgraph-sdk",
 }

@@ -1,23 +1,24 @@
 """The limit: a minimal raw client, to show what the emulator on this machine can serve at most.
 
-Tokens come pre-fetched in the job file; one aiohttp session with at most ``concurrency``
+Tokens come pre-fetched in the job file; one HTTP client with at most ``concurrency``
 connections; each page is handed to orjson only to find ``value``'s length and the next link (and
 the group ids the list plan needs for ``/members``). Nothing is kept. 429 and 5xx are retried
 after ``Retry-After``, so a throttled run still returns everything.
+
+``python -m bench.runners.raw JOB [aiohttp|httpx]``: the HTTP library is a choice (aiohttp by
+default), so that the two candidates for cspgraph's client are measured on the same pages; only the
+chosen one is imported.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-# Imports are start-up; the work starts after them.
-import aiohttp
+# Imports are start-up; the work starts after them (the HTTP library is imported in main()).
 import orjson
-from yarl import URL
 
 from bench.runners.common import (
     DELTA_HEADERS,
@@ -32,26 +33,26 @@ from bench.runners.common import (
     retry_after,
 )
 
+# One GET: (status, Retry-After header, body).
+Fetch = Callable[[str, dict[str, str]], Awaitable[tuple[int, str | None, bytes]]]
+
 
 class Raw:
-    def __init__(self, job: Job, session: aiohttp.ClientSession, tally: Tally) -> None:
+    def __init__(self, job: Job, fetch: Fetch, tally: Tally) -> None:
         self.job = job
-        self.session = session
+        self.fetch = fetch
         self.tally = tally
 
     async def get(self, url: str, token: str, extra: dict[str, str] | None = None) -> Any:
         headers = {"Authorization": "Bearer " + token}
         if extra:
             headers.update(extra)
-        target = URL(url, encoded=True)  # nextLinks are used verbatim, not re-quoted
         for attempt in range(MAX_ATTEMPTS):
             self.tally.requests += 1
-            async with self.session.get(target, headers=headers) as response:
-                body = await response.read()
-                status = response.status
-                if status == 200:
-                    return orjson.loads(body)
-                wait = retry_after(response.headers.get("Retry-After"), attempt)
+            status, after, body = await self.fetch(url, headers)
+            if status == 200:
+                return orjson.loads(body)
+            wait = retry_after(after, attempt)
             if status == 429:
                 self.tally.throttled += 1
             elif status < 500:
@@ -105,20 +106,59 @@ class Raw:
             self.tally.error(f"{tenant_id}: {exc!r}")
 
 
-async def run(job: Job, tally: Tally) -> None:
+async def run_aiohttp(job: Job, tally: Tally) -> None:
+    import ssl
+
+    import aiohttp
+    from yarl import URL
+
     context = ssl.create_default_context(cafile=job.ca_bundle)
     connector = aiohttp.TCPConnector(ssl=context, limit=job.concurrency, limit_per_host=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        raw = Raw(job, session, tally)
+
+        async def fetch(url: str, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+            # nextLinks are used verbatim, not re-quoted
+            async with session.get(URL(url, encoded=True), headers=headers) as response:
+                return response.status, response.headers.get("Retry-After"), await response.read()
+
+        tally.start()
+        raw = Raw(job, fetch, tally)
+        await asyncio.gather(*(raw.tenant(c) for c in job.customers))
+
+
+async def run_httpx(job: Job, tally: Tally) -> None:
+    import ssl
+
+    import httpx
+
+    context = ssl.create_default_context(cafile=job.ca_bundle)
+    n = job.concurrency
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    timeout = httpx.Timeout(60.0, pool=None)  # waiting for a free connection is not an error here
+    async with httpx.AsyncClient(verify=context, limits=limits, timeout=timeout) as client:
+        # httpcore's pool scans its whole queue of waiting requests on every event
+        # (_assign_requests_to_connections), so 1,000 requests queued on 16 connections cost 14x
+        # the CPU (measured); a competent httpx user keeps the queue in a semaphore instead.
+        gate = asyncio.Semaphore(n)
+
+        async def fetch(url: str, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+            async with gate:
+                response = await client.get(url, headers=headers)
+            return response.status_code, response.headers.get("Retry-After"), response.content
+
+        tally.start()
+        raw = Raw(job, fetch, tally)
         await asyncio.gather(*(raw.tenant(c) for c in job.customers))
 
 
 def main() -> None:
     job = Job.load(sys.argv[1])
+    library = sys.argv[2] if len(sys.argv) > 2 else "aiohttp"
+    run = {"aiohttp": run_aiohttp, "httpx": run_httpx}[library]
     tally = Tally()
-    tally.start()
-    asyncio.run(run(job, tally))
-    tally.emit(f"raw-{job.plan}", tenants=len(job.customers), concurrency=job.concurrency)
+    asyncio.run(run(job, tally))  # each run marks the end of its start-up (imports, client)
+    name = f"raw-{job.plan}" if library == "aiohttp" else f"raw-{library}-{job.plan}"
+    tally.emit(name, tenants=len(job.customers), concurrency=job.concurrency, library=library)
 
 
 if __name__ == "__main__":
