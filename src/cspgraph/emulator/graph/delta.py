@@ -24,7 +24,7 @@ from bisect import bisect_right
 from typing import Any
 
 from cspgraph.emulator.graph import odata
-from cspgraph.emulator.graph.directory_objects import odata_type
+from cspgraph.emulator.graph.directory_objects import ODATA_TYPES, odata_type
 from cspgraph.emulator.graph.errors import GraphError, bad_request
 from cspgraph.emulator.graph.listing import (
     Matches,
@@ -119,10 +119,19 @@ def _changed_ids(call: Call, resource: str, since: int, filter_text: str | None)
     return cached(call, ("delta", resource, since, filter_text), build)
 
 
+USER_TYPE = ODATA_TYPES["users"]
+
+
 def _members_delta(call: Call, group: dict[str, Any], since: int) -> list[dict[str, Any]]:
     tenant = call.tenant
     if since == FULL_SYNC:
-        return [{"@odata.type": odata_type(tenant, m), "id": m} for m in group.get("_members", [])]
+        # Most members are users: look there first without the general search over every kind
+        # (119,000 memberships on the bench fleet; the search was 9 % of the emulator's time).
+        users = tenant.objects["users"]
+        return [
+            {"@odata.type": USER_TYPE if m in users else odata_type(tenant, m), "id": m}
+            for m in group.get("_members", [])
+        ]
     last_action: dict[str, bool] = {}
     for seq, member_id, added in group.get("_member_log", []):
         if seq > since:
