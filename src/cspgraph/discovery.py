@@ -419,6 +419,12 @@ class Router:
             return memo[0]
         return self._remember(customer, self.discovery.resolve_sync(customer))
 
+    def cached(self, customer: str) -> Route | None:
+        """The route already worked out for ``customer`` (as it was asked for), without I/O;
+        None when it has not been routed (an expired route is still the tenant's identity)."""
+        memo = self._routes.get(customer)
+        return memo[0] if memo is not None else None
+
     def _remember(self, customer: str, info: TenantInfo) -> Route:
         route = self._choose(customer, info)
         self._routes[customer] = (route, info.fetched_at + self.discovery.ttl)

@@ -25,6 +25,7 @@ from cspgraph.emulator.server import Emulator
 from cspgraph.emulator.worldfile import DEMO_PARTNERS, demo_world_data
 from cspgraph.graph.client import GraphClient, TokenSource
 from cspgraph.graph.errors import NeedsPersonError, PropagatingError, TransientError
+from cspgraph.graph.limits import GraphLimiter
 from cspgraph.identity import CredentialError, TokenProvider
 from tests.client.conftest import (
     EU_CLIENT,
@@ -68,6 +69,22 @@ async def test_customers_of_two_regions_get_tokens_from_their_own_partner_identi
     # The provider is the Graph client's TokenSource.
     source: TokenSource = provider
     assert await source.get_token(na["id"]) == na_token
+
+
+async def test_app_for_names_each_routed_tenants_app_without_asking_anyone(
+    provider: TokenProvider, control: Control
+) -> None:
+    """The Graph limiter keys Graph's per-app budgets with it (GraphLimiter(app_of=…))."""
+    na = next(t for t in control.customers("NA") if t["domain"] == "customer.com")
+    eu = control.customers("EU")[0]
+    assert provider.app_for(na["id"]) is None  # not routed yet, and no request to find out
+    await asyncio.gather(provider.route(na["id"]), provider.route(eu["id"]))
+    assert provider.app_for(na["id"]) == NA_CLIENT
+    assert provider.app_for(eu["id"]) == EU_CLIENT
+    # A Graph client on this provider paces each app's tenants by that app's budgets.
+    limiter = GraphClient(provider, graph_url=provider.cloud.graph).limiter
+    assert isinstance(limiter, GraphLimiter)
+    assert limiter.app_key(eu["id"]) == EU_CLIENT and limiter.app_key(na["id"]) == NA_CLIENT
 
 
 async def test_a_token_is_served_from_cache_until_renewal_is_due(

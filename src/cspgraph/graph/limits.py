@@ -1,4 +1,4 @@
-"""Client-side rate limiting: every tenant, and the app as a whole, stays inside Graph's budgets.
+"""Client-side rate limiting: every tenant, and each app as a whole, stays inside Graph's budgets.
 
 Graph throttles per app+tenant per service family and per app across all tenants (wire-facts §3).
 Hitting a 429 costs a full Retry-After of idle time for that tenant, so the cheaper path is never to
@@ -318,8 +318,33 @@ TENANT_SHARE_OF_APP = 0.5
 RELEARN_BELOW = 0.5
 
 
+class _AppState:
+    """One application's app-wide budgets and what Graph admitted for it lately."""
+
+    __slots__ = ("glob", "identity", "identity_writes", "requests", "units")
+
+    def __init__(self, budgets: GraphBudgets, scale: float, now: float, u: float) -> None:
+        # The app-wide budgets start at the published sizes and learn downwards from the app's
+        # 429s (what Graph admitted in the window before it refused is the budget) and from
+        # limit-percentage headers; they recover as the tenants' do, never above the published.
+        glob, app = budgets.global_app.scaled(scale), budgets.identity_app.scaled(scale)
+        self.glob = _Adaptive(glob.amount, glob.amount, glob.window, now, u, 1.0)
+        self.identity = _Adaptive(app.amount, app.amount, app.window, now, u, 1.0)
+        self.identity_writes = _Bucket(budgets.identity_app_writes.scaled(scale), u, now)
+        # What Graph admitted for the app lately: requests (global window), identity RU.
+        self.requests = _Usage(glob.window)
+        self.units = _Usage(app.window)
+
+
 class GraphLimiter:
-    """Global and per-tenant budgets for one application; share one instance per app."""
+    """Per-tenant budgets, and the app-wide budgets of each application the tenants are reached
+    through.
+
+    ``app_of`` names the application (client id) a tenant's requests go out under, or None when
+    it cannot tell yet; without it (or for None) every tenant shares one default app. Graph's
+    app-wide budgets are per app: a partner with one app per region shares one limiter and still
+    gets each app paced, and learnt, on its own.
+    """
 
     def __init__(
         self,
@@ -329,6 +354,7 @@ class GraphLimiter:
         initial_size: TenantSize = TenantSize.S,
         utilisation: float = 0.8,
         clock: Callable[[], float] = time.monotonic,
+        app_of: Callable[[str], str | None] | None = None,
     ) -> None:
         if scale <= 0:
             raise ValueError("scale must be positive")
@@ -339,29 +365,41 @@ class GraphLimiter:
         self.initial_size = initial_size
         self._u = utilisation
         self._clock = clock
-        now = clock()
-        b = self.budgets
-        # The app-wide budgets start at the published sizes and learn downwards from the app's
-        # 429s (what Graph admitted in the window before it refused is the budget) and from
-        # limit-percentage headers; they recover as the tenants' do, never above the published.
-        glob, app = b.global_app.scaled(scale), b.identity_app.scaled(scale)
-        self._global = _Adaptive(glob.amount, glob.amount, glob.window, now, utilisation, 1.0)
-        self._identity_app = _Adaptive(app.amount, app.amount, app.window, now, utilisation, 1.0)
-        self._identity_app_writes = _Bucket(b.identity_app_writes.scaled(scale), utilisation, now)
-        # What Graph admitted for the app lately: requests (global window), identity RU.
-        self._app_requests = _Usage(glob.window)
-        self._app_units = _Usage(app.window)
+        self._app_of = app_of
+        self._default = _AppState(self.budgets, scale, clock(), utilisation)
+        self._apps: dict[str, _AppState] = {}
+        self._app_by_tenant: dict[str, _AppState] = {}
         self._tenants: dict[str, _TenantState] = {}
         self._sizes: dict[str, TenantSize] = {}
+
+    def app_key(self, tenant: str) -> str | None:
+        """The application whose app-wide budgets ``tenant``'s requests count against (its client
+        id), or None for the default one (a single app, or a tenant not routed yet)."""
+        return self._app_of(tenant) if self._app_of is not None else None
+
+    def _app(self, tenant: str) -> _AppState:
+        """The app-wide state ``tenant``'s requests count against (O(1) once known)."""
+        app = self._app_by_tenant.get(tenant)
+        if app is not None:
+            return app
+        key = self.app_key(tenant)
+        if key is None:
+            return self._default  # not known yet: asked again next time
+        app = self._apps.get(key)
+        if app is None:
+            app = self._apps[key] = _AppState(self.budgets, self.scale, self._clock(), self._u)
+        self._app_by_tenant[tenant] = app
+        return app
 
     # -- the hot path ---------------------------------------------------------------------------
 
     def reserve(self, tenant: str, cost: RequestCost) -> float:
         """Book one request's cost; returns the seconds to wait before sending it."""
         now = self._clock()
-        wait = self._global.bucket.take(1, now)
+        app = self._app(tenant)
+        wait = app.glob.bucket.take(1, now)
         if wait > 0.0:
-            self._global.pressed = True
+            app.glob.pressed = True
         family = cost.family
         if family is Family.OTHER:
             return wait
@@ -373,13 +411,13 @@ class GraphLimiter:
             w = adaptive.bucket.take(cost.units, now)
             if w > 0.0:
                 adaptive.pressed = True
-            a = self._identity_app.bucket.take(cost.units, now)
+            a = app.identity.bucket.take(cost.units, now)
             if a > 0.0:
-                self._identity_app.pressed = True
+                app.identity.pressed = True
             wait = max(wait, w, a)
             if cost.writes:
                 writes = state.identity_writes or self._new_identity_writes(state, now)
-                wait = max(wait, writes.take(1, now), self._identity_app_writes.take(1, now))
+                wait = max(wait, writes.take(1, now), app.identity_writes.take(1, now))
         else:
             adaptive = state.intune or self._new_intune(state, now)
             w = adaptive.bucket.take(cost.units, now)
@@ -407,12 +445,13 @@ class GraphLimiter:
         now = self._clock()
         family = cost.family
         identity = family is Family.IDENTITY
-        self._app_requests.add(now, 1.0)
+        app = self._app(tenant)
+        app.requests.add(now, 1.0)
         if identity:
             units = cost.units if resource_units is None else resource_units
-            self._app_units.add(now, units)
+            app.units.add(now, units)
             if resource_units is not None:
-                self._identity_app.seen_units = True
+                app.identity.seen_units = True
         state = self._tenants.get(tenant)
         recent = 0.0
         if state is not None:
@@ -421,14 +460,14 @@ class GraphLimiter:
             state.recent.add(now, 1.0)
             recent = state.recent.total(now)
         pressure = limit_percentage is not None and limit_percentage >= SLOW_DOWN_AT
-        if pressure and recent < TENANT_SHARE_OF_APP * self._app_requests.total(now):
+        if pressure and recent < TENANT_SHARE_OF_APP * app.requests.total(now):
             assert limit_percentage is not None
-            self._app_pressure(now, limit_percentage, identity)
+            self._app_pressure(app, now, limit_percentage, identity)
             return
         if not pressure:
-            self._global.maybe_raise(now, self._u, needs_units=False)
+            app.glob.maybe_raise(now, self._u, needs_units=False)
             if identity:
-                self._identity_app.maybe_raise(now, self._u, needs_units=True)
+                app.identity.maybe_raise(now, self._u, needs_units=True)
         if state is None or family is Family.OTHER:
             return
         adaptive = state.identity if identity else state.intune
@@ -444,17 +483,20 @@ class GraphLimiter:
         else:
             adaptive.maybe_raise(now, self._u, needs_units=identity)
 
-    def _app_pressure(self, now: float, percentage: float, identity: bool) -> None:
+    def _app_pressure(self, app: _AppState, now: float, percentage: float, identity: bool) -> None:
         """An app-wide budget is filling: learn its size if it is far below what is assumed."""
-        pairs = [(self._global, self._app_requests)]
+        pairs = [(app.glob, app.requests.total(now))]
         if identity:
-            pairs.append((self._identity_app, self._app_units))
-        for adaptive, usage in pairs:
-            estimate = usage.total(now) / percentage
-            if estimate < RELEARN_BELOW * adaptive.budget:
-                adaptive.learn(estimate, now, self._u)
-            else:
-                adaptive.clean_since = now  # close to the budget: no raise this window
+            pairs.append((app.identity, app.units.total(now)))
+        # The header gives the fullest budget's share and does not say which one that is. The
+        # fullest is most likely the one fullest against what is assumed: only it learns (or
+        # holds); the other must neither shrink nor stop recovering on its account.
+        adaptive, used = max(pairs, key=lambda pair: pair[1] / pair[0].budget)
+        estimate = used / percentage
+        if estimate < RELEARN_BELOW * adaptive.budget:
+            adaptive.learn(estimate, now, self._u)
+        else:
+            adaptive.clean_since = now  # close to the budget: no raise this window
 
     def record_throttled(
         self, tenant: str, cost: RequestCost, *, delay: float, throttle_scope: str | None = None
@@ -466,11 +508,12 @@ class GraphLimiter:
             # The app as a whole is over its budget: every tenant has to wait, and what Graph
             # admitted in the window before refusing is the budget's size (Graph does not say
             # which app-wide budget it was: both learn, the one that was not binding recovers).
-            self._global.learn(self._app_requests.total(now), now, self._u)
-            self._global.bucket.pause(until, now)
+            app = self._app(tenant)
+            app.glob.learn(app.requests.total(now), now, self._u)
+            app.glob.bucket.pause(until, now)
             if cost.family is Family.IDENTITY:
-                self._identity_app.learn(self._app_units.total(now), now, self._u)
-                self._identity_app.bucket.pause(until, now)
+                app.identity.learn(app.units.total(now), now, self._u)
+                app.identity.bucket.pause(until, now)
             return
         if cost.family is Family.OTHER:
             return  # no per-tenant budget to slow down; the request itself waits

@@ -61,6 +61,19 @@ class TokenSource(Protocol):
         ...
 
 
+def app_of(tokens: object) -> Callable[[str], str | None] | None:
+    """The token source's "which app (client id) serves this tenant", when it has one.
+
+    Graph's app-wide budgets are per app; a source serving several apps (a
+    :class:`~cspgraph.identity.TokenProvider` with one partner identity per region) names a
+    tenant's app with ``app_for(tenant)`` once it has routed the tenant, without any I/O. Pass
+    the result to :class:`~cspgraph.graph.limits.GraphLimiter` (``app_of=``) when building a
+    limiter to share.
+    """
+    found = getattr(tokens, "app_for", None)
+    return found if callable(found) else None
+
+
 @dataclass(frozen=True)
 class PropagationPolicy:
     """How long to keep retrying while a partner relationship or consent propagates.
@@ -157,7 +170,8 @@ class GraphTransport:
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         """
-        ``limiter``: shared budgets; None gives this client its own at Graph's published sizes,
+        ``limiter``: shared budgets; None gives this client its own at Graph's published sizes
+        (per app when ``tokens`` can tell a tenant's app: see :func:`app_of`),
         :class:`~cspgraph.graph.limits.NoLimiter` turns client-side limiting off.
         ``per_host_limit``: connections to Graph at most (CIPP uses 30).
         ``session``: an existing aiohttp session to use (then its owner closes it, and
@@ -170,7 +184,9 @@ class GraphTransport:
         self._origin = (base.scheme, base.host, base.port)
         self._tokens = tokens
         self._ca_bundle = ca_bundle
-        self.limiter: Limiter = limiter if limiter is not None else GraphLimiter()
+        self.limiter: Limiter = (
+            limiter if limiter is not None else GraphLimiter(app_of=app_of(tokens))
+        )
         self.allow_any_resource = allow_any_resource
         self.max_retries = max_retries
         self.propagation = propagation

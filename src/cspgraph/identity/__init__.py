@@ -114,6 +114,13 @@ class TokenProvider:
     def route_sync(self, customer: str) -> Route:
         return self.router.route_sync(customer)
 
+    def app_for(self, tenant: str) -> str | None:
+        """The client id of the app ``tenant``'s tokens come from, if it has been routed; None
+        otherwise. No I/O: a lookup in the router's cache (the Graph limiter keys Graph's per-app
+        budgets with it)."""
+        route = self.router.cached(tenant)
+        return route.identity.client_id if route is not None else None
+
     # -- agents ---------------------------------------------------------------------------------
     @property
     def token_cache(self) -> PersistentTokenCache:
