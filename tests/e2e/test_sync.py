@@ -28,9 +28,12 @@ from cspgraph.emulator.server import Emulator
 from cspgraph.emulator.world import World
 from cspgraph.emulator.worldfile import DEMO_PARTNERS, demo_world_data, load_world_data
 from cspgraph.fleet import store as store_tables
+from cspgraph.fleet.customers import ListingErrors, partner_center_customers
 from cspgraph.fleet.progress import NullProgress
 from cspgraph.fleet.store import GLOBAL_ADMIN_ROLE_TEMPLATE, Store
 from cspgraph.fleet.sync import SyncSummary, sync_fleet
+from cspgraph.graph.errors import CspGraphError
+from cspgraph.identity import TokenProvider
 from tests.unit import pg_fixture
 
 pg_database = pg_fixture.pg_database
@@ -501,6 +504,21 @@ async def test_a_region_whose_listing_fails_is_reported_and_the_other_syncs(
     na = sorted(t["id"] for t in control.customers() if t["region"] == "NA")
     assert sorted(t.tenant_id or "" for t in summary.tenants) == na
     assert all(t.status == "ok" for t in summary.tenants) and not summary.ok
+
+
+async def test_listing_regions_at_once_still_raises_a_failing_region_when_nobody_collects(
+    make_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    emu = make_emulator(fleet_world(4, admins=False))
+    config = config_for(emu, tmp_path)
+    wrong = {**SECRET_ENV, "CSPGRAPH_SECRET_EU": "not-the-secret"}
+    config = config_from_data(config.model.model_dump(exclude_none=True), env=wrong)
+    async with TokenProvider(config) as provider:
+        collected = ListingErrors()
+        listed = [c async for c in partner_center_customers(provider, errors=collected)]
+        assert {c.region for c in listed} == {"NA"} and list(collected.by_region) == ["EU"]
+        with pytest.raises(CspGraphError, match="7000215"):
+            [c async for c in partner_center_customers(provider)]
 
 
 async def test_postgresql_store(

@@ -8,6 +8,7 @@ other regions go on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -70,36 +71,70 @@ async def partner_center_customers(
     errors: ListingErrors | None = None,
 ) -> AsyncIterator[CustomerRef]:
     """Every customer of every configured region's partner tenant, as Partner Center lists
-    them, page by page. A region that fails is recorded in ``errors`` (or raised when no
-    ``errors`` is given) and the next region is listed."""
+    them. The regions are listed at once (each partner tenant has its own Partner Center limits)
+    and their pages come out as they arrive, so a sync starts on every region's customers
+    straight away instead of one region after another. A region that fails is recorded in
+    ``errors`` (or raised when no ``errors`` is given) and the others go on."""
+    identities = provider.config.identities
+    wanted = [r for r in identities if regions is None or r in set(regions)]
+    pages: asyncio.Queue[list[CustomerRef] | BaseException | None] = asyncio.Queue()
+
+    async def list_region(region: str) -> None:
+        try:
+            async for page in _region_pages(provider, region):
+                pages.put_nowait(page)
+        except CspGraphError as exc:
+            if errors is None:
+                pages.put_nowait(exc)
+            else:
+                log.warning("listing the customers of region %s failed: %s", region, exc)
+                errors.by_region[region] = str(exc)
+        except Exception as exc:  # a bug: the caller sees it, as if it listed the region itself
+            pages.put_nowait(exc)
+        finally:
+            pages.put_nowait(None)
+
+    tasks = [asyncio.create_task(list_region(region)) for region in wanted]
+    try:
+        running = len(tasks)
+        while running:
+            item = await pages.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                for customer in item:
+                    yield customer
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _region_pages(provider: TokenProvider, region: str) -> AsyncIterator[list[CustomerRef]]:
+    """One region's customers, a Partner Center page at a time."""
     # imported here: a sync of named customers (and reading a customers file) never lists them
     from cspgraph.partner.auth import PartnerCenterTokens
     from cspgraph.partner.center import PartnerCenterClient
 
     cloud = provider.cloud
-    identities = provider.config.identities
-    wanted = [r for r in identities if regions is None or r in set(regions)]
-    for region in wanted:
-        identity = identities[region]
-        tokens = PartnerCenterTokens(
-            identity, cloud, session=provider.session, credentials=provider.credentials
-        )
-        client = PartnerCenterClient(
-            tokens, base_url=cloud.partner_center, ca_bundle=cloud.ca_bundle
-        )
-        try:
-            async with client:
-                async for page in client.pages():
-                    for customer in page:
-                        yield CustomerRef(
-                            reference=customer.tenant_id,
-                            tenant_id=customer.tenant_id,
-                            domain=customer.domain or None,
-                            display_name=customer.company_name,
-                            region=region,
-                        )
-        except CspGraphError as exc:
-            if errors is None:
-                raise
-            log.warning("listing the customers of region %s failed: %s", region, exc)
-            errors.by_region[region] = str(exc)
+    tokens = PartnerCenterTokens(
+        provider.config.identities[region],
+        cloud,
+        session=provider.session,
+        credentials=provider.credentials,
+    )
+    client = PartnerCenterClient(tokens, base_url=cloud.partner_center, ca_bundle=cloud.ca_bundle)
+    async with client:
+        async for page in client.pages():
+            yield [
+                CustomerRef(
+                    reference=customer.tenant_id,
+                    tenant_id=customer.tenant_id,
+                    domain=customer.domain or None,
+                    display_name=customer.company_name,
+                    region=region,
+                )
+                for customer in page
+            ]

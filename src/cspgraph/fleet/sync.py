@@ -28,6 +28,7 @@ is recorded on it in the store — ``ok``, ``propagating``, ``needs_person`` wit
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
@@ -253,7 +254,7 @@ async def _fan_out(
     The listing runs ahead on its own (a customer is a few strings, and a Partner Center
     continuation should not wait for hours on slow tenants), while only ``concurrency`` tenants
     are ever being synced at once."""
-    queue: asyncio.Queue[CustomerRef | None] = asyncio.Queue()
+    queue = RegionTurns()
     seen: set[str] = set()
 
     async def feed() -> None:
@@ -264,10 +265,9 @@ async def _fan_out(
                     continue
                 seen.add(key)
                 observer.customers_found(1)
-                queue.put_nowait(customer)
+                queue.put(customer)
         finally:
-            for _ in range(concurrency):
-                queue.put_nowait(None)
+            queue.close()
 
     async def work() -> None:
         while (customer := await queue.get()) is not None:
@@ -279,6 +279,46 @@ async def _fan_out(
         group.create_task(feed())
         for _ in range(concurrency):
             group.create_task(work())
+
+
+class RegionTurns:
+    """The customers waiting to be synced, handed out one region after another in turn.
+
+    Each region is its own partner-managed app with its own Graph budgets: a fleet that took a
+    whole region before the next would leave the other apps' budgets idle (and under budgets
+    that bind, finish a region's worth of time later). Within a region, first come first
+    served."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str | None, collections.deque[CustomerRef]] = {}
+        self._turns: collections.deque[str | None] = collections.deque()  # regions with some
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def put(self, customer: CustomerRef) -> None:
+        waiting = self._waiting.setdefault(customer.region, collections.deque())
+        if not waiting:
+            self._turns.append(customer.region)
+        waiting.append(customer)
+        self._ready.set()
+
+    def close(self) -> None:
+        """No more customers: ``get`` answers None once the waiting ones are handed out."""
+        self._closed = True
+        self._ready.set()
+
+    async def get(self) -> CustomerRef | None:
+        while not self._turns:
+            if self._closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        region = self._turns.popleft()
+        waiting = self._waiting[region]
+        customer = waiting.popleft()
+        if waiting:
+            self._turns.append(region)  # its next customer waits for the other regions' turn
+        return customer
 
 
 async def _aiter(
