@@ -13,23 +13,16 @@ from cspgraph.graph.limits import (
     request_cost,
 )
 from cspgraph.graph.scope import Family, resolve
+from tests.unit.fake_clock import Clock
 
 A = "tenant-a"
 B = "tenant-b"
 READ = RequestCost(Family.IDENTITY, 1, 0)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(500.0)
 
 
 def cost(method: str, path: str, query: tuple[str, ...] = (), top: int | None = None) -> int:

@@ -7,17 +7,10 @@ import pytest
 
 from cspgraph.graph.limits import GraphLimiter, RequestCost
 from cspgraph.graph.scope import Family
+from tests.unit.fake_clock import Clock
 
 READ = RequestCost(Family.IDENTITY, 1, 0)
 APP_SCOPE = "Application/ReadWrite/app/t0"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
