@@ -106,6 +106,13 @@ class Raw:
             self.tally.error(f"{tenant_id}: {exc!r}")
 
 
+async def pull_fleet(job: Job, fetch: Fetch, tally: Tally) -> None:
+    """Every customer's pull at once; start-up (imports, the HTTP client) ends here."""
+    tally.start()
+    raw = Raw(job, fetch, tally)
+    await asyncio.gather(*(raw.tenant(c) for c in job.customers))
+
+
 async def run_aiohttp(job: Job, tally: Tally) -> None:
     import ssl
 
@@ -121,9 +128,7 @@ async def run_aiohttp(job: Job, tally: Tally) -> None:
             async with session.get(URL(url, encoded=True), headers=headers) as response:
                 return response.status, response.headers.get("Retry-After"), await response.read()
 
-        tally.start()
-        raw = Raw(job, fetch, tally)
-        await asyncio.gather(*(raw.tenant(c) for c in job.customers))
+        await pull_fleet(job, fetch, tally)
 
 
 async def run_httpx(job: Job, tally: Tally) -> None:
@@ -146,9 +151,7 @@ async def run_httpx(job: Job, tally: Tally) -> None:
                 response = await client.get(url, headers=headers)
             return response.status_code, response.headers.get("Retry-After"), response.content
 
-        tally.start()
-        raw = Raw(job, fetch, tally)
-        await asyncio.gather(*(raw.tenant(c) for c in job.customers))
+        await pull_fleet(job, fetch, tally)
 
 
 def main() -> None:
