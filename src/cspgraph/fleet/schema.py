@@ -260,7 +260,8 @@ def sqlite_managed_device_row(
     tenant_id: str, o: Mapping[str, Any], run: str | None
 ) -> tuple[Any, ...]:
     row = _managed_device_row(tenant_id, o, run)
-    return (*row[:6], _sqlite_time(row[6]), *row[7:])
+    at = _LAST_SYNC_AT
+    return (*row[:at], _sqlite_time(row[at]), *row[at + 1 :])
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
@@ -294,6 +295,7 @@ _TYPED_COLUMNS: dict[str, tuple[str, ...]] = {
     "organization": ("tenant_id", "id", "display_name", "country"),
 }
 ROW_COLUMNS = {name: (*typed, "raw", "seen_run") for name, typed in _TYPED_COLUMNS.items()}
+_LAST_SYNC_AT = ROW_COLUMNS["managedDevices"].index("last_sync")  # SQLite stores it as text
 
 
 def _parse_time(value: Any) -> datetime | None:
