@@ -30,10 +30,9 @@ import requests
 
 from cspgraph.clouds import Cloud, cloud_for_instance
 from cspgraph.config import Config, PartnerIdentity, write_private_file
-from cspgraph.graph.errors import (
+from cspgraph.http.errors import (
     BadRequestError,
     CspGraphError,
-    ErrorClass,
     NeedsPersonError,
     TransientError,
     classify_token_error,
@@ -75,7 +74,6 @@ def _domain(value: str, original: str) -> str:
         raise BadRequestError(
             f"{original!r} is not a customer reference; expected a tenant ID (GUID), a domain "
             "(customer.com) or a user's sign-in name (admin@customer.com)",
-            error_class=ErrorClass.BAD_REQUEST,
         )
     return value
 
@@ -305,7 +303,6 @@ class TenantDiscovery:
     def _unreachable(self, key: str, exc: BaseException) -> CspGraphError:
         return TransientError(
             f"cannot reach {self.cloud.login} to discover {key}: {type(exc).__name__}",
-            error_class=ErrorClass.TRANSIENT,
             tenant=key,
         )
 
@@ -318,7 +315,6 @@ class TenantDiscovery:
         except ValueError as exc:
             raise TransientError(
                 f"discovery for {key} returned an unusable document: {exc}",
-                error_class=ErrorClass.TRANSIENT,
                 tenant=key,
                 status=status,
             ) from None
@@ -344,7 +340,6 @@ class TenantDiscovery:
                 f"no tenant {key!r} in the {self.cloud.name} cloud ({self.cloud.login}): check "
                 "the domain or tenant ID; a customer of another national cloud needs a "
                 "configuration for that cloud",
-                error_class=ErrorClass.BAD_REQUEST,
                 code="AADSTS90002",
                 status=status,
                 tenant=key,
@@ -438,7 +433,6 @@ class Router:
                 f"customer {customer} (tenant {info.tenant_id}) is in the {other} cloud, and "
                 f"this configuration targets the {cloud.name} cloud; each national cloud "
                 "needs its own partner tenant, app registration and configuration",
-                error_class=ErrorClass.BAD_REQUEST,
                 tenant=info.tenant_id,
             )
         region = info.region or "unknown"
@@ -451,7 +445,6 @@ class Router:
                 f"only within their region: add a [regions.{region}] section with "
                 "partner_tenant, client_id and a credential of the partner-managed app "
                 f"registered in your {region} partner tenant",
-                error_class=ErrorClass.NEEDS_PERSON,
                 tenant=info.tenant_id,
                 code="RegionNotConfigured",
                 reason=f"no partner identity configured for region {region}",

@@ -24,8 +24,8 @@ from cspgraph.config import config_from_data
 from cspgraph.emulator.server import Emulator
 from cspgraph.emulator.worldfile import DEMO_PARTNERS, demo_world_data
 from cspgraph.graph.client import GraphClient, TokenSource
-from cspgraph.graph.errors import NeedsPersonError, PropagatingError, TransientError
 from cspgraph.graph.limits import GraphLimiter
+from cspgraph.http.errors import NeedsPersonError, PropagatingError, TransientError
 from cspgraph.identity import CredentialError, TokenProvider
 from tests.client.conftest import (
     EU_CLIENT,
@@ -362,7 +362,7 @@ def test_token_and_transport_errors_land_in_the_taxonomy() -> None:
 
     import msal
 
-    from cspgraph.graph.errors import BadRequestError
+    from cspgraph.http.errors import BadRequestError
     from cspgraph.identity.app_tokens import token_error, transport_error
 
     consent = token_error(

@@ -17,7 +17,7 @@ from cspgraph.discovery import (
 )
 from cspgraph.emulator.server import Emulator
 from cspgraph.emulator.worldfile import demo_world_data
-from cspgraph.graph.errors import BadRequestError, ErrorClass, TransientError
+from cspgraph.http.errors import BadRequestError, ErrorClass, TransientError
 from cspgraph.identity import TokenProvider
 from tests.client.conftest import EU_CLIENT, NA_CLIENT, Control, emulator_config, record_requests
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from cspgraph.config import Config, config_from_data
 from cspgraph.emulator.server import Emulator
 from cspgraph.graph.client import GraphClient
-from cspgraph.graph.errors import PropagatingError
+from cspgraph.http.errors import PropagatingError
 from cspgraph.identity import TokenProvider
 from cspgraph.partner.auth import PartnerCenterTokens
 from cspgraph.partner.center import (

@@ -15,7 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from cspgraph.config import PartnerIdentity, config_from_data
-from cspgraph.graph.errors import BadRequestError, ErrorClass, TransientError
+from cspgraph.http.errors import BadRequestError, ErrorClass, TransientError
 from cspgraph.identity.http import TransportSession
 from cspgraph.partner.auth import PartnerCenterTokens
 from cspgraph.partner.center import (

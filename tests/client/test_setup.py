@@ -22,8 +22,8 @@ from cspgraph.config import load_config
 from cspgraph.emulator.server import Emulator
 from cspgraph.graph import scope
 from cspgraph.graph.client import GraphClient
-from cspgraph.graph.errors import CspScopeError, NeedsPersonError
 from cspgraph.graph.scope import CSP_RULE
+from cspgraph.http.errors import CspScopeError, NeedsPersonError
 from cspgraph.identity.http import TransportSession
 from cspgraph.partner.auth import AdminSignIn, DeviceCodePrompt
 from cspgraph.partner.setup import (

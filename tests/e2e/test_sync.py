@@ -32,7 +32,7 @@ from cspgraph.fleet.customers import ListingErrors, partner_center_customers
 from cspgraph.fleet.progress import NullProgress
 from cspgraph.fleet.store import GLOBAL_ADMIN_ROLE_TEMPLATE, Store
 from cspgraph.fleet.sync import SyncSummary, sync_fleet
-from cspgraph.graph.errors import CspGraphError
+from cspgraph.http.errors import CspGraphError
 from cspgraph.identity import TokenProvider
 from tests.unit import pg_fixture
 

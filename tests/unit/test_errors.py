@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from cspgraph.graph.errors import (
+from cspgraph.http.errors import (
     AADSTS_RULES,
+    PARTNER_CENTER_CODE_RULES,
     BadRequestError,
+    CspGraphError,
     ErrorClass,
     NeedsPersonError,
     PropagatingError,
@@ -113,3 +115,31 @@ def test_errors_carry_their_class_code_tenant_and_request_id_and_say_them() -> N
         made = error_from_rule(type(rule)(error_class, "r"), "m")
         assert isinstance(made, cls)
         assert made.retryable is (error_class is ErrorClass.TRANSIENT)
+
+
+def test_each_error_type_fixes_its_own_class_and_subclasses_inherit_it() -> None:
+    from cspgraph.partner.center import DomainInUseError
+
+    assert TransientError("busy").error_class is ErrorClass.TRANSIENT
+    assert PropagatingError("not yet").error_class is ErrorClass.PROPAGATING
+    assert NeedsPersonError("ask").error_class is ErrorClass.NEEDS_PERSON
+    taken = DomainInUseError("taken", code="409")
+    assert taken.error_class is ErrorClass.BAD_REQUEST and not taken.retryable
+
+
+def test_the_bare_taxonomy_class_cannot_be_raised_without_saying_what_to_do() -> None:
+    with pytest.raises(TypeError, match="TransientError"):
+        CspGraphError("what now?")
+
+
+def test_the_message_is_kept_apart_from_the_details_the_text_adds() -> None:
+    error = BadRequestError("no such user (really)", code="x", status=404, request_id="r")
+    assert error.message == "no such user (really)"
+    assert str(error) == "no such user (really) (code=x, status=404, request-id=r)"
+
+
+def test_partner_center_exception_types_agree_with_the_classification_table() -> None:
+    from cspgraph.partner.center import PARTNER_CENTER_EXCEPTIONS
+
+    for code, cls in PARTNER_CENTER_EXCEPTIONS.items():
+        assert cls.error_class is PARTNER_CENTER_CODE_RULES[code].error_class, code

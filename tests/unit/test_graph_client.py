@@ -17,7 +17,6 @@ from cspgraph.graph import (
     BadRequestError,
     BatchRequest,
     CspScopeError,
-    ErrorClass,
     GraphClient,
     GraphLimiter,
     NeedsPersonError,
@@ -516,7 +515,6 @@ async def test_propagating_token_errors_are_waited_out_too(
             if self.generation == 0:
                 raise PropagatingError(
                     "AADSTS700016: Application not found in the directory",
-                    error_class=ErrorClass.PROPAGATING,
                     tenant=tenant,
                 )
             return token

@@ -45,8 +45,8 @@ def test_app_only_tokens_load_no_agent_sign_in() -> None:
 
 
 def test_graph_errors_load_no_client() -> None:
-    # cspgraph.graph.errors is imported by the identity and partner modules too.
-    found = loaded_after("import cspgraph.graph.errors", ["aiohttp", "cspgraph.graph.client"])
+    # cspgraph.http.errors is imported by the identity and partner modules too.
+    found = loaded_after("import cspgraph.http.errors", ["aiohttp", "cspgraph.graph.client"])
     assert found == set()
 
 
@@ -88,7 +88,9 @@ def test_cli_loads_no_heavy_dependencies() -> None:
     assert found == set()
 
 
-@pytest.mark.parametrize("package", ["cspgraph.identity", "cspgraph.graph", "cspgraph.partner"])
+@pytest.mark.parametrize(
+    "package", ["cspgraph.http", "cspgraph.identity", "cspgraph.graph", "cspgraph.partner"]
+)
 def test_every_lazy_export_resolves_to_its_definition(package: str) -> None:
     code = f"""
 import importlib, inspect

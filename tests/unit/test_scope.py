@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from cspgraph.graph.errors import CspScopeError, ErrorClass
 from cspgraph.graph.scope import (
     APPLICATION_ROLE_IDS,
     CSP_RULE,
@@ -15,6 +14,7 @@ from cspgraph.graph.scope import (
     required_permissions,
     resolve,
 )
+from cspgraph.http.errors import CspScopeError, ErrorClass
 
 
 @pytest.mark.parametrize(

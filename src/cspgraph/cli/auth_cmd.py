@@ -27,7 +27,7 @@ CONFIG_OPTION = typer.Option(
 def _provider(config_path: Path | None) -> Iterator[TokenProvider]:
     """A TokenProvider for the configuration; errors end the command with their message."""
     from cspgraph.config import ConfigError, load_config
-    from cspgraph.graph.errors import CspGraphError
+    from cspgraph.http.errors import CspGraphError
     from cspgraph.identity import TokenProvider
 
     try:

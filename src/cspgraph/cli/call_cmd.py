@@ -28,9 +28,9 @@ from cspgraph.cli.auth_cmd import CONFIG_OPTION
 
 if TYPE_CHECKING:
     from cspgraph.graph.client import GraphClient, TokenSource
-    from cspgraph.graph.errors import CspGraphError
+    from cspgraph.http.errors import CspGraphError
 
-# Exit statuses by taxonomy class (cspgraph.graph.errors.ErrorClass values); 0 is success.
+# Exit statuses by taxonomy class (cspgraph.http.errors.ErrorClass values); 0 is success.
 EXIT_CODES: dict[str, int] = {
     "bad_request": 2,  # the request (or the command line, or the configuration) is wrong
     "needs_person": 3,  # nothing changes until somebody acts (consent, credential, sign-in)
@@ -334,7 +334,7 @@ async def execute(client: GraphClient, tenant: str, request: CallRequest, out: O
 
 
 async def _all_pages(client: GraphClient, tenant: str, request: CallRequest, out: Output) -> None:
-    from cspgraph.graph.errors import CspGraphError
+    from cspgraph.http.errors import CspGraphError
 
     started = False
     try:
@@ -362,7 +362,7 @@ async def _all_pages(client: GraphClient, tenant: str, request: CallRequest, out
 
 def error_line(exc: CspGraphError, tenant: str | None) -> str:
     """One line: class, message, and the fields support asks for (code, status, tenant, id)."""
-    message = _bare_message(exc).replace(
+    message = exc.message.replace(
         "Pass allow_any_resource=True to lift this.", "Pass --allow-any-resource to lift this."
     )
     fields = [
@@ -373,22 +373,6 @@ def error_line(exc: CspGraphError, tenant: str | None) -> str:
     ]
     text = f"error: {exc.error_class}: {message} ({', '.join(fields)})"
     return " ".join(text.split())  # one line, whatever the service put in its message
-
-
-def _bare_message(exc: CspGraphError) -> str:
-    """The message without the "(code=…, tenant=…)" tail CspGraphError adds to its text."""
-    text = str(exc)
-    details = ", ".join(
-        f"{k}={v}"
-        for k, v in (
-            ("code", exc.code),
-            ("status", exc.status),
-            ("tenant", exc.tenant),
-            ("request-id", exc.request_id),
-        )
-        if v is not None
-    )
-    return text.removesuffix(f" ({details})") if details else text
 
 
 def denied_hint(
@@ -402,7 +386,7 @@ def denied_hint(
     import jwt
 
     from cspgraph.graph import scope
-    from cspgraph.graph.errors import CspGraphError
+    from cspgraph.http.errors import CspGraphError
 
     try:
         needed = scope.permission_for(request.method, request.path)
@@ -437,7 +421,7 @@ async def _call(
 ) -> None:
     from cspgraph.config import load_config
     from cspgraph.graph.client import GraphClient
-    from cspgraph.graph.errors import CspGraphError
+    from cspgraph.http.errors import CspGraphError
     from cspgraph.identity import TokenProvider
 
     provider = TokenProvider(load_config(config_path, required=True), workers=2)

@@ -59,7 +59,7 @@ def _errors() -> Iterator[None]:
     """Library errors end the command with their message and an exit code (2: a person must
     act; 1: anything else)."""
     from cspgraph.config import ConfigError
-    from cspgraph.graph.errors import CspGraphError, ErrorClass
+    from cspgraph.http.errors import CspGraphError, ErrorClass
 
     try:
         yield

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cspgraph.graph.errors import CspGraphError
+from cspgraph.http.errors import CspGraphError
 
 if TYPE_CHECKING:
     from cspgraph.identity import TokenProvider

@@ -39,7 +39,7 @@ from cspgraph.fleet.progress import SyncProgress
 from cspgraph.fleet.resources import ADMIN_ROLE_TEMPLATES, ADMIN_ROLES, PULLS, Pull
 from cspgraph.fleet.store import Store, member_changes_from_delta
 from cspgraph.graph.client import GraphClient, Page
-from cspgraph.graph.errors import BadRequestError, CspGraphError, ErrorClass
+from cspgraph.http.errors import BadRequestError, CspGraphError, ErrorClass
 
 T = TypeVar("T")
 

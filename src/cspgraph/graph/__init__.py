@@ -1,8 +1,8 @@
 """Talking to Microsoft Graph for many customer tenants: client, limits, CSP scope, errors.
 
-The names below are imported on first use (module ``__getattr__``): ``cspgraph.graph.errors`` is
-needed by the identity and partner modules too, and importing it must not load aiohttp and the
-whole client through this package.
+The names below are imported on first use (module ``__getattr__``): a caller after only the CSP
+scope or the limiter must not load aiohttp and the whole client through this package. The error
+classes live in :mod:`cspgraph.http.errors` (the client's lowest floor) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,15 +14,6 @@ from cspgraph.lazy_exports import lazy_exports
 if TYPE_CHECKING:
     from cspgraph.graph.batch import BatchRequest, BatchResponse
     from cspgraph.graph.client import GraphClient, Page
-    from cspgraph.graph.errors import (
-        BadRequestError,
-        CspGraphError,
-        CspScopeError,
-        ErrorClass,
-        NeedsPersonError,
-        PropagatingError,
-        TransientError,
-    )
     from cspgraph.graph.limits import (
         Budget,
         GraphBudgets,
@@ -42,6 +33,15 @@ if TYPE_CHECKING:
         required_permissions,
     )
     from cspgraph.graph.transport import GraphStats, PropagationPolicy, TokenSource
+    from cspgraph.http.errors import (
+        BadRequestError,
+        CspGraphError,
+        CspScopeError,
+        ErrorClass,
+        NeedsPersonError,
+        PropagatingError,
+        TransientError,
+    )
 
 __all__ = [
     "CSP_RULE",
@@ -91,7 +91,7 @@ _EXPORTS: dict[str, str] = {
             "PropagatingError",
             "TransientError",
         ),
-        "errors",
+        "cspgraph.http.errors",
     ),
     **dict.fromkeys(
         (

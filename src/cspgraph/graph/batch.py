@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cspgraph.graph.errors import CspGraphError, classify_graph_error, error_from_rule
 from cspgraph.graph.limits import RequestCost
 from cspgraph.graph.transport import JsonObject, error_fields, find_header
+from cspgraph.http.errors import CspGraphError, classify_graph_error, error_from_rule
 
 MAX_BATCH = 20  # Graph's limit per $batch request (wire-facts §2.6)
 

@@ -7,7 +7,7 @@ would cost more CPU than the network (DESIGN.md, "Graph").
 
 Per request, in order: the CSP scope guard (:mod:`cspgraph.graph.scope`) refuses what a partner
 app may not call; the :class:`~cspgraph.graph.limits.GraphLimiter` waits until the tenant's and the
-app's budgets allow it; the answer is classified through :mod:`cspgraph.graph.errors`. Transient
+app's budgets allow it; the answer is classified through :mod:`cspgraph.http.errors`. Transient
 failures are retried (decimal ``Retry-After``, else full-jitter backoff), a rejected token once with
 a fresh one, and a propagating failure (a young partner relationship) only when a
 :class:`PropagationPolicy` says how long to keep waiting for it.

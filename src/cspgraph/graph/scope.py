@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cspgraph.graph.errors import GRAPH_CODE_RULES, CspScopeError, ErrorClass
+from cspgraph.http.errors import GRAPH_CODE_RULES, CspScopeError
 
 CSP_RULE = (
     "Calling Microsoft Graph from a CSP application is only supported for directory resources "
@@ -299,7 +299,6 @@ def scope_error(method: str, path: str) -> CspScopeError:
     where = path.split("?", 1)[0]  # the query may hold personal data; the path is enough
     return CspScopeError(
         f"refused {method.upper()} {where}: {CSP_RULE} Pass allow_any_resource=True to lift this.",
-        error_class=ErrorClass.BAD_REQUEST,
         code="CspScopeViolation",
         reason=rule.reason,
     )

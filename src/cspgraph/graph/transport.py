@@ -4,7 +4,7 @@
 adds the Graph API on top: URLs, paging, writes, ``$batch``). It owns the aiohttp session, the
 :class:`TokenSource` and the :class:`~cspgraph.graph.limits.Limiter`. Per request, in order: wait
 until the tenant's and the app's budgets allow it, attach the tenant's token, send, and classify a
-failed answer through :mod:`cspgraph.graph.errors`. Transient failures are retried (decimal
+failed answer through :mod:`cspgraph.http.errors`. Transient failures are retried (decimal
 ``Retry-After``, else full-jitter backoff), a rejected token once with a fresh one, and a
 propagating failure (a young partner relationship) only when a :class:`PropagationPolicy` says how
 long to keep waiting for it.
@@ -29,7 +29,10 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from cspgraph import __version__
-from cspgraph.graph.errors import (
+from cspgraph.graph.limits import GraphLimiter, Limiter, RequestCost
+from cspgraph.graph.query import is_absolute
+from cspgraph.graph.scope import Operation
+from cspgraph.http.errors import (
     CspGraphError,
     ErrorClass,
     NeedsPersonError,
@@ -38,9 +41,6 @@ from cspgraph.graph.errors import (
     classify_graph_error,
     error_from_rule,
 )
-from cspgraph.graph.limits import GraphLimiter, Limiter, RequestCost
-from cspgraph.graph.query import is_absolute
-from cspgraph.graph.scope import Operation
 
 JsonObject = dict[str, Any]
 Sleep = Callable[[float], Awaitable[None]]
@@ -298,7 +298,6 @@ class GraphTransport:
                 # Retrying cannot fix a certificate we do not trust; a person must (ca_bundle).
                 raise NeedsPersonError(
                     f"{method} {_path(url)}: TLS certificate verification failed: {exc}",
-                    error_class=ErrorClass.NEEDS_PERSON,
                     tenant=tenant,
                     reason="the Graph endpoint's certificate is not trusted: check ca_bundle",
                 ) from exc
@@ -311,7 +310,6 @@ class GraphTransport:
                     continue
                 raise TransientError(
                     f"{method} {_path(url)}: {type(exc).__name__}: {exc}",
-                    error_class=ErrorClass.TRANSIENT,
                     tenant=tenant,
                     request_id=request_id,
                     reason="the connection to Microsoft Graph failed",
@@ -459,7 +457,6 @@ class GraphTransport:
         return TransientError(
             f"{method} {_path(url)}: expected {wanted}, got HTTP {reply.status} "
             f"({len(reply.body)} bytes)",
-            error_class=ErrorClass.TRANSIENT,
             status=reply.status,
             tenant=tenant,
             request_id=reply.headers.get("request-id"),

@@ -38,8 +38,7 @@ import msal
 import requests
 
 from cspgraph.discovery import Route, Router, customer_key
-from cspgraph.graph.errors import (
-    ErrorClass,
+from cspgraph.http.errors import (
     NeedsPersonError,
     TransientError,
 )
@@ -192,9 +191,7 @@ class AgentTokenProvider:
             try:
                 result = app.acquire_token_by_auth_code_flow(flow, answer)
             except RuntimeError as exc:  # the id_token's nonce does not match this sign-in
-                raise SignInError(
-                    f"{what} failed: {exc}", error_class=ErrorClass.BAD_REQUEST
-                ) from None
+                raise SignInError(f"{what} failed: {exc}") from None
             except TRANSPORT_ERRORS as exc:
                 raise transport_error(exc, route.tenant_id, what) from None
             if "access_token" not in result:
@@ -255,7 +252,6 @@ class AgentTokenProvider:
             if response.status_code >= 500:
                 raise TransientError(
                     f"{what} failed: HTTP {response.status_code}",
-                    error_class=ErrorClass.TRANSIENT,
                     status=response.status_code,
                     tenant=route.tenant_id,
                 )
@@ -270,7 +266,6 @@ class AgentTokenProvider:
         if not secrets.compare_digest(answer.get("state", ""), state):
             raise SignInError(
                 "the sign-in answer belongs to another sign-in (state mismatch); start again",
-                error_class=ErrorClass.BAD_REQUEST,
                 tenant=route.tenant_id,
             )
         if "error" in answer:
@@ -278,7 +273,6 @@ class AgentTokenProvider:
         if "code" not in answer:
             raise SignInError(
                 "the sign-in answer carries no authorization code",
-                error_class=ErrorClass.BAD_REQUEST,
                 tenant=route.tenant_id,
             )
 
@@ -324,7 +318,6 @@ class AgentTokenProvider:
             raise SignInError(
                 "the sign-in succeeded but no account could be cached (the answer had no "
                 "client_info); the server is not behaving like Entra ID",
-                error_class=ErrorClass.BAD_REQUEST,
                 tenant=route.tenant_id,
             )
         log.info(
@@ -362,20 +355,17 @@ class AgentTokenProvider:
         except jwt.PyJWTError as exc:
             raise SignInError(
                 f"the id_token from tenant {route.tenant_id} does not validate: {exc}",
-                error_class=ErrorClass.BAD_REQUEST,
                 tenant=route.tenant_id,
             ) from None
         tid = str(claims.get("tid", ""))
         if not tid or tid not in str(claims["iss"]):
             raise SignInError(
                 f"the id_token's issuer {claims['iss']!r} does not name its tenant",
-                error_class=ErrorClass.BAD_REQUEST,
                 tenant=route.tenant_id,
             )
         if nonce is not None and claims.get("nonce") not in (None, nonce):
             raise SignInError(
                 "the id_token belongs to another sign-in (nonce mismatch)",
-                error_class=ErrorClass.BAD_REQUEST,
                 tenant=route.tenant_id,
             )
 
@@ -423,7 +413,6 @@ class AgentTokenProvider:
                 raise NotSignedInError(
                     f"{what}: the cached sign-in of {account.get('username')} cannot be used "
                     f"any more; sign in again (cspgraph login --customer {route.customer})",
-                    error_class=ErrorClass.NEEDS_PERSON,
                     tenant=route.tenant_id,
                     code="NotSignedIn",
                 )
@@ -447,7 +436,6 @@ class AgentTokenProvider:
             raise NotSignedInError(
                 f"{who} has signed in for region {route.region} (app {client_id}); run "
                 f"`cspgraph login --customer {route.customer}` first",
-                error_class=ErrorClass.NEEDS_PERSON,
                 tenant=route.tenant_id,
                 code="NotSignedIn",
             )
@@ -455,7 +443,6 @@ class AgentTokenProvider:
         raise NotSignedInError(
             f"several agents are signed in for region {route.region} ({names}); choose one "
             "(username=… / --agent-user)",
-            error_class=ErrorClass.NEEDS_PERSON,
             tenant=route.tenant_id,
             code="AmbiguousAgent",
         )

@@ -25,10 +25,9 @@ import requests
 
 from cspgraph.config import ClientCredential, ConfigError, PartnerIdentity
 from cspgraph.discovery import Route, Router, TenantDiscovery
-from cspgraph.graph.errors import (
+from cspgraph.http.errors import (
     BadRequestError,
     CspGraphError,
-    ErrorClass,
     NeedsPersonError,
     TransientError,
     aadsts_code,
@@ -74,19 +73,15 @@ def transport_error(exc: BaseException, tenant: str, what: str) -> CspGraphError
     MSAL's refusal of the authority (a ValueError other than a JSON one), which retrying will
     not change."""
     if isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError):
-        return BadRequestError(
-            f"{what} failed: {exc}", error_class=ErrorClass.BAD_REQUEST, tenant=tenant
-        )
+        return BadRequestError(f"{what} failed: {exc}", tenant=tenant)
     if isinstance(exc, msal.exceptions.MsalServiceError):
         # MSAL raises on a 5xx ("HTTP Error: 503"); anything else it raises is also the service's.
         return TransientError(
             f"{what} failed: the identity platform answered {exc}",
-            error_class=ErrorClass.TRANSIENT,
             tenant=tenant,
         )
     return TransientError(
         f"{what} failed: {type(exc).__name__} talking to the identity platform",
-        error_class=ErrorClass.TRANSIENT,
         tenant=tenant,
     )
 
@@ -143,9 +138,7 @@ class Credentials:
             try:
                 credential = identity.credential()
             except ConfigError as exc:
-                raise CredentialError(
-                    str(exc), error_class=ErrorClass.NEEDS_PERSON, code="CredentialUnavailable"
-                ) from None
+                raise CredentialError(str(exc), code="CredentialUnavailable") from None
             self._loaded[identity.region] = credential
             return credential
 

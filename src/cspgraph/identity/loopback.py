@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from cspgraph.graph.errors import BadRequestError, ErrorClass
+from cspgraph.http.errors import BadRequestError
 
 
 class SignInError(BadRequestError):
@@ -112,7 +112,6 @@ class LoopbackReceiver:
         except queue.Empty:
             raise SignInError(
                 f"no sign-in came back within {timeout:.0f} s",
-                error_class=ErrorClass.BAD_REQUEST,
                 code="SignInTimeout",
             ) from None
 

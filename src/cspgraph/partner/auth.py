@@ -28,7 +28,7 @@ import requests
 
 from cspgraph.clouds import Cloud
 from cspgraph.config import PartnerIdentity, is_guid
-from cspgraph.graph.errors import BadRequestError, ErrorClass, NeedsPersonError
+from cspgraph.http.errors import BadRequestError, NeedsPersonError
 from cspgraph.identity.app_tokens import TRANSPORT_ERRORS, Credentials, token_error, transport_error
 from cspgraph.identity.http import DiscoveryOnlyHttpCache, MsalTransport
 from cspgraph.identity.loopback import LoopbackReceiver, PendingSignIn, SignInError
@@ -221,9 +221,7 @@ class AdminSignIn:
             try:
                 result = app.acquire_token_by_auth_code_flow(flow, answer, scopes=self.scopes)
             except (ValueError, RuntimeError) as exc:  # state or nonce of another sign-in
-                raise SignInError(
-                    f"{what} failed: {exc}", error_class=ErrorClass.BAD_REQUEST
-                ) from None
+                raise SignInError(f"{what} failed: {exc}") from None
             except TRANSPORT_ERRORS as exc:
                 raise transport_error(exc, self.tenant, what) from None
             return self._accept(result, what)
@@ -282,7 +280,6 @@ class AdminSignIn:
         if is_guid(self.tenant) and tenant_id != self.tenant:
             raise SignInError(
                 f"{what}: the sign-in was for tenant {tenant_id or '(unknown)'}, not {self.tenant}",
-                error_class=ErrorClass.BAD_REQUEST,
             )
         accounts = self._application().get_accounts()
         home = _home_account_id(claims)
@@ -292,7 +289,6 @@ class AdminSignIn:
         if account is None:
             raise SignInError(
                 f"{what}: signed in, but the account could not be cached (no client_info)",
-                error_class=ErrorClass.BAD_REQUEST,
             )
         self._account = account
         granted = tuple(str(result.get("scope") or "").split())
@@ -315,14 +311,12 @@ class AdminSignIn:
         if signed_in is None or self._account is None:
             raise NotSignedInError(
                 "no partner administrator has signed in; sign in first",
-                error_class=ErrorClass.NEEDS_PERSON,
                 code="NotSignedIn",
             )
         if tenant.lower() not in (self.tenant, signed_in.tenant_id):
             raise BadRequestError(
                 f"the administrator's sign-in is for the partner tenant {self.tenant}, "
                 f"not {tenant}",
-                error_class=ErrorClass.BAD_REQUEST,
             )
         what = f"administrator token for {self.tenant}"
         with self._lock:
@@ -336,7 +330,6 @@ class AdminSignIn:
         if result is None:
             raise NotSignedInError(
                 f"{what}: the sign-in can no longer be used; sign in again",
-                error_class=ErrorClass.NEEDS_PERSON,
                 code="NotSignedIn",
             )
         if "access_token" not in result:

@@ -11,7 +11,7 @@ Listing follows ``links.next``: its ``uri`` is requested verbatim and each of it
 
 Failures come back in Partner Center's own shape (``{"code", "description", …}``, or
 ``{"statusCode", "message"}`` for a 429) and are turned into the error taxonomy of
-:mod:`cspgraph.graph.errors`: a 429 or 5xx is transient and retried (``Retry-After`` honoured),
+:mod:`cspgraph.http.errors`: a 429 or 5xx is transient and retried (``Retry-After`` honoured),
 a rejected token is retried once with a fresh one, and everything else is raised with Partner
 Center's code and text. Messages never contain a token.
 """
@@ -31,12 +31,12 @@ import orjson
 from yarl import URL
 
 from cspgraph import __version__
-from cspgraph.graph.errors import (
+from cspgraph.http.errors import (
+    ERROR_TYPES,
     BadRequestError,
     CspGraphError,
     ErrorClass,
     NeedsPersonError,
-    PropagatingError,
     TransientError,
     classify_partner_center_error,
 )
@@ -72,16 +72,11 @@ class NotYourCustomerError(NeedsPersonError):
 
 
 # The exception class a caller can catch for the Partner Center answers it may want to handle;
-# what each answer means (its taxonomy class) is decided in graph/errors.py.
-_PC_EXCEPTIONS: dict[str, type[CspGraphError]] = {
+# what each answer means (its taxonomy class) is decided in cspgraph.http.errors, and each of these
+# classes is of that taxonomy class (tests/unit/test_errors.py holds them to it).
+PARTNER_CENTER_EXCEPTIONS: dict[str, type[CspGraphError]] = {
     "20002": NotYourCustomerError,
     "60003": CustomerNotFoundError,
-}
-_BY_CLASS: dict[ErrorClass, type[CspGraphError]] = {
-    ErrorClass.TRANSIENT: TransientError,
-    ErrorClass.PROPAGATING: PropagatingError,
-    ErrorClass.NEEDS_PERSON: NeedsPersonError,
-    ErrorClass.BAD_REQUEST: BadRequestError,
 }
 
 
@@ -96,15 +91,14 @@ def partner_center_error(
     rule = classify_partner_center_error(status, code_text, description)
     if status == 409:
         cls: type[CspGraphError] = DomainInUseError
-    elif code_text in _PC_EXCEPTIONS:
-        cls = _PC_EXCEPTIONS[code_text]
+    elif code_text in PARTNER_CENTER_EXCEPTIONS:
+        cls = PARTNER_CENTER_EXCEPTIONS[code_text]
     elif status == 404:
         cls = CustomerNotFoundError
     else:
-        cls = _BY_CLASS[rule.error_class]
+        cls = ERROR_TYPES[rule.error_class]
     return cls(
         f"{what} failed: {description}",
-        error_class=rule.error_class,
         code=code_text,
         status=status,
         request_id=request_id,
@@ -347,7 +341,6 @@ class PartnerCenterClient:
         except ValueError:
             raise BadRequestError(
                 f"a customer is read by its tenant ID (a GUID), got {tenant_id!r}",
-                error_class=ErrorClass.BAD_REQUEST,
             ) from None
         data = await self._request(
             "GET", f"{self._base}/v1/customers/{tenant}", what=f"reading customer {tenant}"
@@ -465,7 +458,6 @@ class PartnerCenterClient:
             except aiohttp.ClientSSLError as exc:
                 raise NeedsPersonError(
                     f"{what}: TLS certificate verification failed for {self._base}: {exc}",
-                    error_class=ErrorClass.NEEDS_PERSON,
                     reason="the Partner Center endpoint's certificate is not trusted: check "
                     "ca_bundle",
                 ) from exc
@@ -478,7 +470,6 @@ class PartnerCenterClient:
                     continue
                 raise TransientError(
                     f"{what}: {type(exc).__name__} talking to Partner Center",
-                    error_class=ErrorClass.TRANSIENT,
                     reason="the connection to Partner Center failed",
                 ) from exc
             if status < 300:
@@ -534,6 +525,5 @@ def _retry_after(value: str | None) -> float | None:
 def _unexpected(what: str, wanted: str) -> TransientError:
     return TransientError(
         f"{what}: Partner Center did not answer with {wanted}",
-        error_class=ErrorClass.TRANSIENT,
         reason="Partner Center answered in an unexpected shape",
     )

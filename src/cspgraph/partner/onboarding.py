@@ -43,9 +43,8 @@ import aiohttp
 from cspgraph.config import write_private_file
 from cspgraph.discovery import TenantDiscovery, UnknownTenantError
 from cspgraph.graph.client import GraphClient, PropagationPolicy, TokenSource
-from cspgraph.graph.errors import (
+from cspgraph.http.errors import (
     CspGraphError,
-    ErrorClass,
     NeedsPersonError,
     PropagatingError,
     TransientError,
@@ -296,7 +295,6 @@ class OnboardingStore:
             raise NeedsPersonError(
                 f"{path}: cannot read this onboarding state file ({exc}); move it away to start "
                 "over (a customer it already created is found again by its domain)",
-                error_class=ErrorClass.NEEDS_PERSON,
                 code="BadStateFile",
             ) from None
 
@@ -332,7 +330,6 @@ class OnboardingStore:
             except BlockingIOError:
                 raise NeedsPersonError(
                     f"another cspgraph process is onboarding {domain} right now ({path})",
-                    error_class=ErrorClass.NEEDS_PERSON,
                     code="OnboardingInProgress",
                 ) from None
             yield
@@ -520,7 +517,6 @@ class _Onboarding:
                 f"{self.domain} is being onboarded in region {record.region} "
                 f"({self.store.path(self.domain)}); run it with that region, or move the state "
                 "file away to start over",
-                error_class=ErrorClass.NEEDS_PERSON,
                 code="OtherRegion",
             )
         self.resumed = record is not None
@@ -590,7 +586,6 @@ class _Onboarding:
             f"the domain {self.domain} already belongs to {holder}, which is not a customer of "
             f"yours in region {self.region}; choose another domain (or, if it is your customer "
             "in another region, onboard it there)",
-            error_class=ErrorClass.BAD_REQUEST,
             code=cause.code,
             status=cause.status,
             tenant=tenant_id,
@@ -685,7 +680,6 @@ class _Onboarding:
             "customer shows a reseller relationship and that the app's service principal is in "
             "AdminAgents (cspgraph setup), then run the same onboard command again to resume.",
             attempts=attempts,
-            error_class=ErrorClass.NEEDS_PERSON,
             code=last.code if last else None,
             status=last.status if last else None,
             tenant=record.tenant_id,

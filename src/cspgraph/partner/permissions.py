@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cspgraph.graph import scope
-from cspgraph.graph.errors import BadRequestError, CspScopeError, ErrorClass
+from cspgraph.http.errors import BadRequestError, CspScopeError
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,6 @@ def check_csp_scope(permissions: Iterable[str]) -> None:
             f"refused {', '.join(outside)}: {scope.CSP_RULE} A partner-managed app cannot use "
             "these in customer tenants; choose directory (User., Group., Device., "
             "Organization., Directory., …) or Intune (DeviceManagement…) permissions.",
-            error_class=ErrorClass.BAD_REQUEST,
             code="CspScopeViolation",
         )
 
@@ -92,7 +91,6 @@ def plan_permissions(
             known = ", ".join(sorted(scope.OPERATION_SETS))
             raise BadRequestError(
                 f"unknown operation set {preset!r}; expected one of: {known}",
-                error_class=ErrorClass.BAD_REQUEST,
             )
         ops.extend(scope.OPERATION_SETS[preset])
         why.append(f"for {preset}")
@@ -120,7 +118,6 @@ def plan_permissions(
         raise BadRequestError(
             "no permissions to ask for: name an operation set (--for sync), operations or "
             "permissions",
-            error_class=ErrorClass.BAD_REQUEST,
         )
     check_csp_scope([*application, *scopes])
     return PermissionPlan(tuple(sorted(application)), tuple(sorted(scopes)), ", ".join(why))

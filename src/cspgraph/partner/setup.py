@@ -45,10 +45,9 @@ from pydantic import ValidationError
 from cspgraph.config import ConfigModel, write_private_file
 from cspgraph.graph import scope
 from cspgraph.graph.client import GraphClient
-from cspgraph.graph.errors import (
+from cspgraph.http.errors import (
     BadRequestError,
     CspGraphError,
-    ErrorClass,
     NeedsPersonError,
     PropagatingError,
 )
@@ -212,12 +211,10 @@ async def setup_partner_app(
             raise BadRequestError(
                 "a secret kept in an environment variable needs the variable's name "
                 f"(e.g. CSPGRAPH_SECRET_{region.upper()})",
-                error_class=ErrorClass.BAD_REQUEST,
             )
         if not options.dry_run and show_secret is None:
             raise BadRequestError(
                 "a secret for an environment variable must be shown once: pass show_secret",
-                error_class=ErrorClass.BAD_REQUEST,
             )
     run = _SetupRun(
         graph=graph,
@@ -302,7 +299,6 @@ class _SetupRun:
                 "user needs Global Administrator (or Application Administrator together with "
                 "Groups Administrator) in the partner tenant, and must consent to "
                 "Application.ReadWrite.All and GroupMember.ReadWrite.All.",
-                error_class=ErrorClass.NEEDS_PERSON,
                 code=exc.code,
                 status=exc.status,
                 tenant=self.tenant,
@@ -325,7 +321,6 @@ class _SetupRun:
                 raise NeedsPersonError(
                     f"{len(found)} applications are named {opts.name!r} in {self.tenant}; give "
                     "the app another --name, or delete the extra registrations",
-                    error_class=ErrorClass.NEEDS_PERSON,
                     code="AmbiguousApplication",
                 )
             app = found[0] if found else None
@@ -453,7 +448,6 @@ class _SetupRun:
             raise BadRequestError(
                 f"Microsoft Graph in {self.tenant} publishes no permission "
                 f"{', '.join(unknown)}; check the spelling (e.g. User.Read.All)",
-                error_class=ErrorClass.BAD_REQUEST,
                 code="UnknownPermission",
             )
         known = {("Role", n): i for n, i in {**scope.APPLICATION_ROLE_IDS, **roles}.items()}
@@ -610,7 +604,6 @@ class _SetupRun:
                 f"{self.tenant} has no {ADMIN_AGENTS} group: it is not a CSP partner tenant, "
                 "or not yet (Partner Center creates AdminAgents when the tenant enrols); sign in "
                 "to the partner tenant of this region",
-                error_class=ErrorClass.NEEDS_PERSON,
                 code="NoAdminAgents",
                 tenant=self.tenant,
             )
@@ -674,7 +667,6 @@ class _SetupRun:
             raise BadRequestError(
                 f"{self.config_path}: the configuration would not be valid after set-up "
                 f"({exc.errors()[0]['msg']}); fix the file and run set-up again",
-                error_class=ErrorClass.BAD_REQUEST,
             ) from None
         write_private_file(self.config_path, tomli_w.dumps(data))
         self.step("configuration", True, f"wrote regions.{key} in {self.config_path}")
@@ -726,7 +718,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise BadRequestError(
             f"{path}: not valid TOML ({exc}); fix it before set-up writes to it",
-            error_class=ErrorClass.BAD_REQUEST,
         ) from None
 
 
@@ -742,5 +733,4 @@ def _quote(value: str) -> str:
 def _unexpected(what: str) -> CspGraphError:
     return BadRequestError(
         f"{what}: Microsoft Graph's answer lacked the object it should describe",
-        error_class=ErrorClass.BAD_REQUEST,
     )

@@ -11,6 +11,12 @@ Every failure is classified once, here, into what the caller should do about it:
 
 The classification table lives in this module only. Messages carry codes and request ids, never a
 token or a secret.
+
+Each exception class fixes its taxonomy class (``TransientError.error_class`` is
+``ErrorClass.TRANSIENT``, and a subclass such as ``DomainInUseError(BadRequestError)`` inherits
+it), so raising one never names the class twice. This module sits at the bottom of the client
+(``cspgraph.http``): everything above it raises and catches these, and importing it loads no HTTP
+library.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 
 
 class ErrorClass(StrEnum):
@@ -131,20 +138,31 @@ _AADSTS = re.compile(r"AADSTS(\d+)")
 
 
 class CspGraphError(Exception):
-    """A classified failure: what happened, where, and what to do about it."""
+    """A classified failure: what happened, where, and what to do about it.
+
+    Raise one of the four subclasses (or a subclass of one of them): the class says what to do
+    (``error_class``). ``message`` is the text as given; ``str(error)`` adds the code, status,
+    tenant and request id that support asks for.
+    """
+
+    error_class: ClassVar[ErrorClass]
 
     def __init__(
         self,
         message: str,
         *,
-        error_class: ErrorClass,
         code: str | None = None,
         status: int | None = None,
         tenant: str | None = None,
         request_id: str | None = None,
         reason: str | None = None,
     ) -> None:
-        self.error_class = error_class
+        if not hasattr(type(self), "error_class"):
+            raise TypeError(
+                "CspGraphError says what to do through its subclass: raise TransientError, "
+                "PropagatingError, NeedsPersonError or BadRequestError"
+            )
+        self.message = message
         self.code = code
         self.status = status
         self.tenant = tenant
@@ -164,31 +182,37 @@ class CspGraphError(Exception):
 
 
 class TransientError(CspGraphError):
-    pass
+    """Try again soon: throttling, an unavailable service, a race inside Entra, the network."""
+
+    error_class = ErrorClass.TRANSIENT
 
 
 class PropagatingError(CspGraphError):
     """Retry later, and with a newly acquired token: the old one keeps its old claims."""
 
+    error_class = ErrorClass.PROPAGATING
+
 
 class NeedsPersonError(CspGraphError):
-    pass
+    """Nothing changes until somebody acts (consent, a credential, a sign-in, a policy)."""
+
+    error_class = ErrorClass.NEEDS_PERSON
 
 
 class BadRequestError(CspGraphError):
-    pass
+    """The request itself is wrong; retrying it is pointless."""
+
+    error_class = ErrorClass.BAD_REQUEST
 
 
 class CspScopeError(BadRequestError):
     """A call outside directory and Intune, refused before it left the process."""
 
 
-_CLASSES: dict[ErrorClass, type[CspGraphError]] = {
-    ErrorClass.TRANSIENT: TransientError,
-    ErrorClass.PROPAGATING: PropagatingError,
-    ErrorClass.NEEDS_PERSON: NeedsPersonError,
-    ErrorClass.BAD_REQUEST: BadRequestError,
-}
+ERROR_TYPES: dict[ErrorClass, type[CspGraphError]] = {
+    cls.error_class: cls for cls in (TransientError, PropagatingError, NeedsPersonError,
+                                     BadRequestError)
+}  # fmt: skip
 
 
 def aadsts_code(text: str | None) -> int | None:
@@ -275,10 +299,8 @@ def error_from_rule(
     tenant: str | None = None,
     request_id: str | None = None,
 ) -> CspGraphError:
-    cls = _CLASSES[rule.error_class]
-    return cls(
+    return ERROR_TYPES[rule.error_class](
         message,
-        error_class=rule.error_class,
         code=code,
         status=status,
         tenant=tenant,
