@@ -172,8 +172,11 @@ CLIENT_AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "store (SQLAlchemy, SQLite)",
         ("cspgraph/fleet/store.py", "cspgraph/fleet/schema.py", "sqlalchemy/", "sqlite3"),
     ),
-    ("Graph client: JSON parse", ("cspgraph/graph/transport.py(parse_json)",)),
-    ("Graph client: HTTP, TLS, paging", ("cspgraph/graph/", "aiohttp/", "ssl.py", "sslproto")),
+    ("Graph client: JSON parse", ("cspgraph/http/sender.py(parse_json)",)),
+    (
+        "Graph client: HTTP, TLS, paging",
+        ("cspgraph/graph/", "cspgraph/http/", "aiohttp/", "ssl.py", "sslproto"),
+    ),
     ("sync orchestration", ("cspgraph/fleet/",)),
 )
 

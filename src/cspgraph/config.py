@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -43,6 +42,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from cspgraph.clouds import Cloud, CloudName, cloud
+from cspgraph.customer_ref import is_domain, is_guid
+from cspgraph.emulator_endpoints import EmulatorEndpoints, EndpointsFileError
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +84,6 @@ _HINTS = {
     "regions": "add a [regions.NA] section (one per region you sell in) with partner_tenant, "
     "client_id and a credential",
 }
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-
-
-def is_guid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return len(value) == 36
 
 
 def _https_url(value: str, key: str) -> str:
@@ -137,7 +129,7 @@ class RegionConfig(_Model):
     @classmethod
     def _tenant(cls, value: str) -> str:
         value = value.strip().lower()
-        if is_guid(value) or _DOMAIN.match(value):
+        if is_guid(value) or is_domain(value):
             return value
         raise ValueError(
             f"expected a domain like partner.onmicrosoft.com or a tenant ID (GUID), got "
@@ -461,6 +453,24 @@ class Config:
                 return identity
         return None
 
+    def region_identity(self, region: str | None = None) -> PartnerIdentity:
+        """The partner identity of a configured region (any case); ``None``: the only one."""
+        identities = self.identities
+        if region is None:
+            if len(identities) == 1:
+                return next(iter(identities.values()))
+            raise ConfigError(
+                f"several regions are configured ({', '.join(sorted(identities))}); pick one "
+                "with --region"
+            )
+        for name, identity in identities.items():
+            if name.lower() == region.lower():
+                return identity
+        raise ConfigError(
+            f"regions.{region}: not configured (configured: {', '.join(sorted(identities))}); "
+            f"run `cspgraph setup --region {region}` first"
+        )
+
     @property
     def token_cache_path(self) -> Path | None:
         value = self.model.token_cache
@@ -471,11 +481,21 @@ class Config:
         value = self.model.discovery_cache
         return None if value == MEMORY else self.path(value)
 
+    def emulator_endpoints(self) -> EmulatorEndpoints | None:
+        """The running emulator's endpoints, when the configuration points at one."""
+        if not self.model.emulator:
+            return None
+        try:
+            return EmulatorEndpoints.read(self.path(self.model.emulator))
+        except EndpointsFileError as exc:
+            raise ConfigError(f"emulator: {exc}") from None
+
     def cloud(self) -> Cloud:
         """The cloud with its hosts: built-in, explicit [hosts], or a running emulator's."""
         base = cloud(self.model.cloud)
-        if self.model.emulator:
-            return base.with_hosts(**_emulator_hosts(self.path(self.model.emulator)))
+        endpoints = self.emulator_endpoints()
+        if endpoints is not None:
+            return base.with_hosts(**endpoints.hosts())
         hosts = self.model.hosts
         if hosts is None:
             return base
@@ -485,31 +505,6 @@ class Config:
             partner_center=hosts.partner_center,
             ca_bundle=str(self.path(hosts.ca_bundle)) if hosts.ca_bundle else None,
         )
-
-
-def _emulator_hosts(path: Path) -> dict[str, str]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"emulator: no endpoints file at {path}; start the emulator "
-            "(`cspgraph emulator serve`) and point `emulator` at the endpoints file it prints"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"emulator: cannot read {path} as an endpoints file: {exc}") from None
-    missing = [
-        k for k in ("authority_host", "graph", "partner_center", "ca_bundle") if k not in data
-    ]
-    if not isinstance(data, dict) or missing:
-        raise ConfigError(
-            f"emulator: {path} is not an emulator endpoints file (missing {', '.join(missing)})"
-        )
-    return {
-        "login": str(data["authority_host"]),
-        "graph": str(data["graph"]),
-        "partner_center": str(data["partner_center"]),
-        "ca_bundle": str(data["ca_bundle"]),
-    }
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -622,6 +617,75 @@ def config_from_data(
         raise ConfigError(_describe(exc, None, {})) from None
     source = (base_dir / "config.toml") if base_dir else None
     return Config(model=model, source=source, env=os.environ if env is None else env)
+
+
+@dataclass
+class ConfigFile:
+    """A configuration file as set-up reads and edits it.
+
+    Set-up runs before the file is complete (the region it sets up may be missing or half
+    written), so the file is kept as data: :meth:`cloud` validates what set-up needs first (the
+    cloud, its hosts, an emulator), :meth:`region` reads one region's entry as written, and
+    :meth:`with_region` validates the whole file with a region replaced before :meth:`save`
+    writes it (0600, atomically)."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @classmethod
+    def read(
+        cls, path: str | Path | None = None, *, env: Mapping[str, str] | None = None
+    ) -> ConfigFile:
+        """The file at ``path`` (default: ``$CSPGRAPH_CONFIG`` or the default path); a missing
+        file is an empty one."""
+        file = Path(path).expanduser() if path is not None else default_config_path(env)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            data = {}
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read it: {exc.strerror}") from None
+        return cls(file, data)
+
+    def cloud(self) -> Cloud:
+        """The cloud and hosts the file names, whatever state its regions are in."""
+        rest = {k: v for k, v in self.data.items() if k != "regions"}
+        return config_from_data(rest, base_dir=self.path.parent).cloud()
+
+    def region_key(self, region: str) -> str:
+        """How the file spells ``region`` (any case), or ``region`` when it has no such entry."""
+        regions = self.data.get("regions")
+        names = regions if isinstance(regions, dict) else {}
+        return next((k for k in names if k.lower() == region.lower()), region)
+
+    def region(self, region: str) -> dict[str, Any]:
+        """The region's entry as written (any case); empty when there is none."""
+        regions = self.data.get("regions")
+        entry = regions.get(self.region_key(region)) if isinstance(regions, dict) else None
+        return dict(entry) if isinstance(entry, dict) else {}
+
+    def with_region(self, region: str, entry: dict[str, Any]) -> ConfigFile:
+        """A copy with the region's entry replaced, validated as a whole configuration."""
+        data = {k: (dict(v) if k == "regions" and isinstance(v, dict) else v)
+                for k, v in self.data.items()}  # fmt: skip
+        regions = data.setdefault("regions", {})
+        regions[self.region_key(region)] = dict(entry)
+        try:
+            ConfigModel.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(
+                f"{self.path}: the configuration would not be valid with regions.{region} "
+                f"({exc.errors()[0]['msg']}); fix the file and run set-up again"
+            ) from None
+        return ConfigFile(self.path, data)
+
+    def save(self) -> None:
+        # Lazy on purpose: only set-up writes a configuration, and tomli_w is set-up's alone.
+        import tomli_w
+
+        write_private_file(self.path, tomli_w.dumps(self.data))
 
 
 def _describe(

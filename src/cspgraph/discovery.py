@@ -16,8 +16,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
-import ssl
 import threading
 import time
 import uuid
@@ -30,6 +28,7 @@ import requests
 
 from cspgraph.clouds import Cloud, cloud_for_instance
 from cspgraph.config import Config, PartnerIdentity, write_private_file
+from cspgraph.customer_ref import customer_key
 from cspgraph.http.errors import (
     BadRequestError,
     CspGraphError,
@@ -38,10 +37,9 @@ from cspgraph.http.errors import (
     classify_token_error,
     error_from_rule,
 )
+from cspgraph.http.sessions import Sessions
 
 log = logging.getLogger(__name__)
-
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 
 
 class UnknownTenantError(BadRequestError):
@@ -54,28 +52,6 @@ class WrongCloudError(BadRequestError):
 
 class RegionNotConfiguredError(NeedsPersonError):
     """The customer's region has no partner identity in the configuration."""
-
-
-def customer_key(customer: str) -> str:
-    """The tenant reference discovery is asked about: a GUID, or a domain (from a UPN too).
-
-    ``Admin@Contoso.com`` → ``contoso.com``; ``72F988BF-…`` → ``72f988bf-…``.
-    """
-    value = customer.strip().lower()
-    if "@" in value:
-        value = value.rsplit("@", 1)[1]
-    with contextlib.suppress(ValueError):
-        return str(uuid.UUID(value)) if len(value) == 36 else _domain(value, customer)
-    return _domain(value, customer)
-
-
-def _domain(value: str, original: str) -> str:
-    if not _DOMAIN.match(value):
-        raise BadRequestError(
-            f"{original!r} is not a customer reference; expected a tenant ID (GUID), a domain "
-            "(customer.com) or a user's sign-in name (admin@customer.com)",
-        )
-    return value
 
 
 @dataclass(frozen=True)
@@ -129,7 +105,8 @@ def parse_discovery(document: dict[str, Any], fetched_at: float) -> TenantInfo:
 class TenantDiscovery:
     """Tenant facts by customer reference, cached for ``ttl`` seconds, one request per customer
     however many ask at once. ``resolve`` is async (aiohttp) for bulk work; ``resolve_sync`` uses
-    the shared requests session for scripts and the CLI."""
+    the requests session for scripts and the CLI. ``sessions``: the HTTP sessions to use (the
+    token layer's, shared with MSAL); without, discovery makes its own and closes them."""
 
     def __init__(
         self,
@@ -137,23 +114,19 @@ class TenantDiscovery:
         *,
         ttl: float = 86400.0,
         cache_path: Path | None = None,
-        session: requests.Session | None = None,
-        connections: int = 8,
+        sessions: Sessions | None = None,
     ) -> None:
         self.cloud = cloud
         self.ttl = ttl
         self.cache_path = cache_path
         self.requests_sent = 0  # discovery GETs on the wire, for tests and stats
-        self._session = session
-        self._owns_session = session is None
-        self._connections = connections
+        self._sessions = sessions
+        self._owns_sessions = sessions is None
         self._entries: dict[str, TenantInfo] = {}
         self._documents: dict[str, str] = {}  # by the GUID-form discovery URL, until MSAL reads it
         self._inflight: dict[str, asyncio.Future[TenantInfo]] = {}
         self._sync_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
-        self._aio: Any = None  # aiohttp.ClientSession, bound to the loop that created it
-        self._aio_loop: asyncio.AbstractEventLoop | None = None
         self._dirty = False
         if cache_path is not None:
             self._load(cache_path)
@@ -225,29 +198,31 @@ class TenantDiscovery:
         payload = {"version": 1, "login": self.cloud.login, "entries": entries}
         write_private_file(self.cache_path, json.dumps(payload, indent=1))
 
-    async def aiohttp_session(self) -> Any:
-        """This discovery's aiohttp session on the running loop (closed by :meth:`aclose`); MSAL's
-        token requests share it when they run for async callers."""
-        return await self._aiohttp()
+    @property
+    def sessions(self) -> Sessions:
+        if self._sessions is None:
+            self._sessions = Sessions(self.cloud.ca_bundle)
+        return self._sessions
 
     async def aclose(self) -> None:
-        self.close()
-        if self._aio is not None:
-            with contextlib.suppress(RuntimeError):  # its loop may be gone already
-                await self._aio.close()
-            self._aio = None
+        self.save()
+        if self._owns_sessions and self._sessions is not None:
+            await self._sessions.aclose()
+            self._sessions = None
 
     def close(self) -> None:
         self.save()
-        if self._owns_session and self._session is not None:
-            self._session.close()
-            self._session = None
+        if self._owns_sessions and self._sessions is not None:
+            self._sessions.close()
+            self._sessions = None
 
     # -- fetching -------------------------------------------------------------------------------
     async def _fetch_async(self, key: str) -> TenantInfo:
-        import aiohttp
+        # Lazy on purpose: the token layer must import without aiohttp (~150 ms); by now the
+        # session below has loaded it.
+        from aiohttp import ClientError
 
-        session = await self._aiohttp()
+        session = await self.sessions.aiohttp()
         url = self.url(key)
         with self._lock:
             self.requests_sent += 1
@@ -255,50 +230,21 @@ class TenantDiscovery:
             async with session.get(url, headers={"Accept": "application/json"}) as response:
                 status = response.status
                 text = await response.text()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (ClientError, TimeoutError) as exc:
             raise self._unreachable(key, exc) from None
         return self._accept(key, url, status, text)
 
     def _fetch_sync(self, key: str) -> TenantInfo:
-        if self._session is None:
-            # Imported here: cspgraph.identity imports this module.
-            from cspgraph.identity.http import TransportSession
-
-            self._session = TransportSession(self.cloud.ca_bundle)
-        session = self._session
         url = self.url(key)
         with self._lock:
             self.requests_sent += 1
         try:
-            response = session.get(url, headers={"Accept": "application/json"}, timeout=(10, 30))
+            response = self.sessions.requests.get(
+                url, headers={"Accept": "application/json"}, timeout=(10, 30)
+            )
         except requests.RequestException as exc:
             raise self._unreachable(key, exc) from None
         return self._accept(key, url, response.status_code, response.text)
-
-    @property
-    def aiohttp_tls(self) -> ssl.SSLContext | bool:
-        """The TLS setting of :meth:`aiohttp_session`'s connector (True: aiohttp's default)."""
-        if not self.cloud.ca_bundle:
-            return True
-        # Shared with MSAL's transport (one object per bundle), so its token requests that trust
-        # the same bundle reuse these connections instead of opening their own.
-        from cspgraph.identity.http import tls_context
-
-        return tls_context(self.cloud.ca_bundle)
-
-    async def _aiohttp(self) -> Any:
-        import aiohttp
-
-        loop = asyncio.get_running_loop()
-        if self._aio is None or self._aio_loop is not loop or self._aio.closed:
-            self._aio = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    ssl=self.aiohttp_tls, limit_per_host=self._connections
-                ),
-                timeout=aiohttp.ClientTimeout(total=30, connect=10),
-            )
-            self._aio_loop = loop
-        return self._aio
 
     def _unreachable(self, key: str, exc: BaseException) -> CspGraphError:
         return TransientError(

@@ -395,7 +395,7 @@ async def test_partner_center_tokens_come_from_the_partner_tenant(provider: Toke
     from cspgraph.identity import AppTokenProvider
 
     partner_center = AppTokenProvider(
-        provider.router, session=provider.session, resource="partner_center", workers=1
+        provider.router, sessions=provider.sessions, resource="partner_center", workers=1
     )
     try:
         token = claims(await partner_center.get_token("partner.com"))

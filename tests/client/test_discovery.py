@@ -13,25 +13,14 @@ from cspgraph.discovery import (
     TenantDiscovery,
     UnknownTenantError,
     WrongCloudError,
-    customer_key,
 )
 from cspgraph.emulator.server import Emulator
 from cspgraph.emulator.worldfile import demo_world_data
-from cspgraph.http.errors import BadRequestError, ErrorClass, TransientError
+from cspgraph.http.errors import ErrorClass, TransientError
 from cspgraph.identity import TokenProvider
 from tests.client.conftest import EU_CLIENT, NA_CLIENT, Control, emulator_config, record_requests
 
 MakeEmulator = Callable[..., Emulator]
-
-
-def test_customer_references_normalise_to_a_domain_or_a_guid() -> None:
-    assert customer_key(" Admin@Customer.COM ") == "customer.com"
-    assert customer_key("CUSTOMER.com") == "customer.com"
-    guid = "684C5F21-607E-5168-9FCF-C3321A77528B"
-    assert customer_key(guid) == guid.lower()
-    for junk in ("", "no spaces.com x", "https://customer.com", "@"):
-        with pytest.raises(BadRequestError, match="is not a customer reference"):
-            customer_key(junk)
 
 
 async def test_a_domain_a_upn_and_the_guid_name_one_tenant(

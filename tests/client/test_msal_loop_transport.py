@@ -18,9 +18,10 @@ import requests
 
 from cspgraph.emulator.server import Emulator
 from cspgraph.emulator.worldfile import DEMO_PARTNERS
+from cspgraph.http.sessions import requests_session
 from cspgraph.identity import TokenProvider
 from cspgraph.identity.app_tokens import transport_error
-from cspgraph.identity.http import MsalTransport, TransportSession, encode_body
+from cspgraph.identity.msal_transport import MsalTransport, encode_body
 from tests.client.conftest import EU_CLIENT, NA_CLIENT, Control, record_requests
 
 MakeProvider = Callable[..., TokenProvider]
@@ -156,7 +157,7 @@ async def test_a_refused_connection_raises_what_requests_raises(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"https://127.0.0.1:{port}/tenant/oauth2/v2.0/token"
-    with TransportSession() as session:
+    with requests_session() as session:
         transport = loop_transport(session, aio)
         errors = []
         for loop in (True, False):
@@ -175,7 +176,7 @@ async def test_an_untrusted_certificate_raises_an_ssl_error_on_both_paths(
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
     url = f"{emulator.endpoints.authority_host}/common/v2.0/.well-known/openid-configuration"
-    with TransportSession() as session:  # public CAs only: the emulator's CA is not among them
+    with requests_session() as session:  # public CAs only: the emulator's CA is not among them
         transport = loop_transport(session, aio)
         for loop in (True, False):
             with pytest.raises(requests.exceptions.SSLError):
@@ -192,12 +193,12 @@ async def test_the_loop_trusts_what_requests_would_trust(
 
     url = f"{emulator.endpoints.authority_host}/common/v2.0/.well-known/openid-configuration"
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
-    with TransportSession(emulator.endpoints.ca_bundle) as configured:
+    with requests_session(emulator.endpoints.ca_bundle) as configured:
         transport = loop_transport(configured, aio)
         answer = await in_worker(transport, lambda: transport.get(url))
         assert (answer.status_code, transport.loop_requests) == (200, 1)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emulator.endpoints.ca_bundle))
-    with TransportSession() as from_env:
+    with requests_session() as from_env:
         transport = loop_transport(from_env, aio)
         answer = await in_worker(transport, lambda: transport.get(url))
         assert (answer.status_code, transport.loop_requests) == (200, 1)
@@ -214,7 +215,7 @@ async def test_a_proxy_from_the_environment_keeps_requests(
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{dead}")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emulator.endpoints.ca_bundle))
     url = f"{emulator.endpoints.authority_host}/common/v2.0/.well-known/openid-configuration"
-    with TransportSession() as session:  # reads the environment, proxies included
+    with requests_session() as session:  # reads the environment, proxies included
         transport = loop_transport(session, aio)
         with pytest.raises(requests.exceptions.ProxyError):
             await in_worker(transport, lambda: transport.get(url))
@@ -225,7 +226,7 @@ async def test_on_the_loop_thread_or_after_stopping_requests_are_used(
     emulator: Emulator, aio: aiohttp.ClientSession
 ) -> None:
     url = f"{emulator.endpoints.authority_host}/common/v2.0/.well-known/openid-configuration"
-    with TransportSession(emulator.endpoints.ca_bundle) as session:
+    with requests_session(emulator.endpoints.ca_bundle) as session:
         transport = loop_transport(session, aio)
         sent = count_sends(session)
         # Waiting on the loop from the loop's own thread would never end.
@@ -240,7 +241,7 @@ async def test_on_the_loop_thread_or_after_stopping_requests_are_used(
 def test_a_stopped_transport_gives_up_waiting_for_its_loop() -> None:
     """A provider closing its pool on the loop's thread blocks the loop; workers waiting for a
     request on it give up instead of waiting out the request timeout."""
-    with TransportSession() as session:
+    with requests_session() as session:
         transport = MsalTransport(session)
         never: concurrent.futures.Future[Any] = concurrent.futures.Future()
         transport.stop_loop_requests()

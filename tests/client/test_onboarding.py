@@ -17,8 +17,7 @@ from cspgraph.config import Config, config_from_data
 from cspgraph.emulator.server import Emulator
 from cspgraph.graph.client import GraphClient
 from cspgraph.http.errors import PropagatingError
-from cspgraph.identity import TokenProvider
-from cspgraph.partner.auth import PartnerCenterTokens
+from cspgraph.identity import PartnerCenterTokens, TokenProvider
 from cspgraph.partner.center import (
     BillingAddress,
     DomainInUseError,

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from cspgraph.config import PartnerIdentity, config_from_data
 from cspgraph.http.errors import BadRequestError, ErrorClass, TransientError
-from cspgraph.identity.http import TransportSession
-from cspgraph.partner.auth import PartnerCenterTokens
+from cspgraph.http.sessions import requests_session
+from cspgraph.identity import PartnerCenterTokens
 from cspgraph.partner.center import (
     BillingAddress,
     CustomerNotFoundError,
@@ -79,7 +79,7 @@ def identity_for(emu: Any) -> PartnerIdentity:
 
 @pytest.fixture
 def session() -> Iterator[requests.Session]:
-    with TransportSession() as s:
+    with requests_session() as s:
         yield s
 
 

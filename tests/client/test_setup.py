@@ -24,7 +24,7 @@ from cspgraph.graph import scope
 from cspgraph.graph.client import GraphClient
 from cspgraph.graph.scope import CSP_RULE
 from cspgraph.http.errors import CspScopeError, NeedsPersonError
-from cspgraph.identity.http import TransportSession
+from cspgraph.http.sessions import requests_session
 from cspgraph.partner.auth import AdminSignIn, DeviceCodePrompt
 from cspgraph.partner.setup import (
     SetupOptions,
@@ -73,7 +73,7 @@ class Admin:
     def __init__(self, emu: Emulator, user: str = ADMIN, password: str = ADMIN_PASSWORD) -> None:
         self.emu = emu
         self.cloud = emulator_cloud(emu)
-        self.session = TransportSession(self.cloud.ca_bundle)
+        self.session = requests_session(self.cloud.ca_bundle)
         self.sign_in = AdminSignIn(self.cloud, "partner.com", session=self.session)
         self.user, self.password = user, password
 
@@ -390,7 +390,7 @@ async def test_device_code_sign_in(make_emulator: MakeEmulator) -> None:
             )
         assert 'id="done"' in page.text
 
-    with TransportSession(cloud.ca_bundle) as session:
+    with requests_session(cloud.ca_bundle) as session:
         sign_in = AdminSignIn(cloud, "partner.com", session=session)
         account = await asyncio.to_thread(sign_in.sign_in_device_code, person_signs_in_elsewhere)
         token = await sign_in.get_token("partner.com")

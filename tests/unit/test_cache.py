@@ -21,7 +21,7 @@ from cspgraph.identity.cache import (
     evict_access_tokens,
     hot_token_from,
 )
-from cspgraph.identity.http import DiscoveryOnlyHttpCache
+from cspgraph.identity.msal_transport import DiscoveryOnlyHttpCache
 
 CID = "6731de76-14a6-49ae-97bc-6eba6914391e"
 TENANT_A = "aaaaaaaa-0000-0000-0000-000000000001"

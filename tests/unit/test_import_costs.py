@@ -59,7 +59,7 @@ def test_fleet_customers_load_no_partner_setup_or_identity() -> None:
 
 
 def test_partner_center_loads_no_setup_or_onboarding() -> None:
-    code = "from cspgraph.partner.auth import PartnerCenterTokens\nimport cspgraph.partner.center"
+    code = "from cspgraph.identity import PartnerCenterTokens\nimport cspgraph.partner.center"
     assert loaded_after(code, ["cryptography.x509", "jwt", *PARTNER_SETUP]) == set()
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from cspgraph.graph.limits import GraphLimiter, RequestCost
 from cspgraph.graph.scope import Family
-from cspgraph.graph.transport import app_of
+from cspgraph.graph.wire import app_of
 from tests.unit.fake_clock import Clock
 
 READ = RequestCost(Family.IDENTITY, 1, 0)

@@ -102,18 +102,13 @@ def init(
         typer.echo(f"wrote {target}\nnext: fill in [regions.NA], then `cspgraph config show`")
         return
     from cspgraph.emulator.worldfile import DEMO_PARTNERS  # the CLI may know the emulator
+    from cspgraph.emulator_endpoints import EmulatorEndpoints, EndpointsFileError
 
     endpoints = from_emulator.expanduser().resolve()
     try:
-        data = json.loads(endpoints.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = None
-    if not isinstance(data, dict) or "authority_host" not in data:
-        typer.echo(
-            f"error: {endpoints} is not an emulator endpoints file; start one with "
-            "`cspgraph emulator serve` and pass the endpoints file it prints",
-            err=True,
-        )
+        EmulatorEndpoints.read(endpoints)
+    except EndpointsFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     for region, partner in DEMO_PARTNERS.items():
         # 0600 from creation: the secret is never readable by anyone else, not even briefly.

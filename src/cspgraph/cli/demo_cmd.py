@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -137,7 +137,7 @@ async def _demo(console: Console, paths: DemoPaths, customers: int, concurrency:
 
         async with TokenProvider(config) as provider:
             console.rule("[bold]4. Onboarding a new customer")
-            await _onboard(console, paths, emu, provider)
+            await _onboard(console, paths, provider)
 
             console.rule("[bold]5. Fleet sync")
             summary = await _sync(console, paths, provider, concurrency)
@@ -192,29 +192,29 @@ def _scripted_browser(emu: Emulator, username: str, password: str) -> Callable[[
     """Stands in for the administrator's browser: submits the emulator's sign-in form (a
     stateless form posted to the authorize URL) and delivers the redirect to the loopback
     listener, as a browser would."""
-    import requests
+    from cspgraph.http.sessions import requests_session
 
     def open_browser(url: str) -> bool:
-        with requests.Session() as session:
-            session.verify = emu.endpoints.ca_bundle
-            session.trust_env = False  # client-traps §3: no REQUESTS_CA_BUNDLE surprises
+        # Trusts the emulator's CA and nothing from the environment (client-traps §3); the
+        # redirect goes to the loopback listener over plain HTTP.
+        with requests_session(emu.endpoints.ca_bundle) as session:
             answer = session.post(
                 url, data={"username": username, "password": password}, allow_redirects=False
             )
-        if answer.status_code == 302:
-            requests.get(answer.headers["Location"], timeout=10)
-            return True
-        action = re.search(r'<form id="response" method="post" action="([^"]+)"', answer.text)
-        if answer.status_code != 200 or action is None:
-            raise RuntimeError(f"the emulator's sign-in page answered {answer.status_code}")
-        fields = dict(
-            re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', answer.text)
-        )
-        requests.post(
-            html.unescape(action.group(1)),
-            data={k: html.unescape(v) for k, v in fields.items()},
-            timeout=10,
-        )
+            if answer.status_code == 302:
+                session.get(answer.headers["Location"], timeout=10)
+                return True
+            action = re.search(r'<form id="response" method="post" action="([^"]+)"', answer.text)
+            if answer.status_code != 200 or action is None:
+                raise RuntimeError(f"the emulator's sign-in page answered {answer.status_code}")
+            fields = dict(
+                re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', answer.text)
+            )
+            session.post(
+                html.unescape(action.group(1)),
+                data={k: html.unescape(v) for k, v in fields.items()},
+                timeout=10,
+            )
         return True
 
     return open_browser
@@ -224,7 +224,7 @@ async def _setup_apps(console: Console, paths: DemoPaths, emu: Emulator) -> None
     from rich.table import Table
 
     from cspgraph.graph.client import GraphClient
-    from cspgraph.identity.http import TransportSession
+    from cspgraph.http.sessions import requests_session
     from cspgraph.partner.auth import AdminSignIn
     from cspgraph.partner.setup import PermissionPlan, SetupOptions, plan_permissions
     from cspgraph.partner.setup import setup_partner_app as setup
@@ -241,7 +241,7 @@ async def _setup_apps(console: Console, paths: DemoPaths, emu: Emulator) -> None
         delegated=("Directory.AccessAsUser.All",),
         why="the fleet sync, with admins",
     )
-    session = TransportSession(cloud.ca_bundle)
+    session = requests_session(cloud.ca_bundle)
     try:
         for region, identity in config.identities.items():
             username, password = _admin_of(identity.partner_tenant)
@@ -278,36 +278,30 @@ async def _setup_apps(console: Console, paths: DemoPaths, emu: Emulator) -> None
 # -- 4. onboarding ---------------------------------------------------------------------------------
 
 
-async def _onboard(
-    console: Console, paths: DemoPaths, emu: Emulator, provider: TokenProvider
-) -> OnboardingResult:
-    import httpx
-
-    from cspgraph.partner.auth import PartnerCenterTokens
-    from cspgraph.partner.center import BillingAddress, NewCustomer, PartnerCenterClient
+async def _onboard(console: Console, paths: DemoPaths, provider: TokenProvider) -> OnboardingResult:
+    from cspgraph.http.sessions import aiohttp_session
+    from cspgraph.partner.center import BillingAddress, NewCustomer
     from cspgraph.partner.onboarding import (
         OnboardingProgress,
         OnboardingSettings,
         OnboardingStore,
-        SystemClock,
-        onboard_customer,
+        onboard,
     )
 
-    async with httpx.AsyncClient(verify=_tls(emu)) as control:
-        answer = await control.put(
-            f"{emu.endpoints.control}/_emulator/settings",
+    endpoints = provider.config.emulator_endpoints()
+    assert endpoints is not None  # the demo's configuration names the emulator
+    async with (
+        aiohttp_session(endpoints.ca_bundle) as control,
+        control.put(
+            f"{endpoints.control}/_emulator/settings",
             json={"propagation_delay": PROPAGATION_DEMO},
-        )
+        ) as answer,
+    ):
         answer.raise_for_status()
     console.print(
         f"[yellow]Demo shortcut:[/yellow] a new customer's partner relationship takes up to "
         f"3 minutes to reach its tenant; the emulator is told to take {PROPAGATION_DEMO} "
         "(PUT /_emulator/settings). The waiting and retrying below is the real procedure."
-    )
-    cloud = provider.cloud
-    identity = provider.config.identities["NA"]
-    tokens = PartnerCenterTokens(
-        identity, cloud, session=provider.session, credentials=provider.credentials
     )
     new = NewCustomer(
         domain=NEW_CUSTOMER_DOMAIN,
@@ -322,32 +316,18 @@ async def _onboard(
     def show(step: OnboardingProgress) -> None:
         console.print(f"  {step.state:<15} {step.message}")
 
-    async with PartnerCenterClient(
-        tokens, base_url=cloud.partner_center, ca_bundle=cloud.ca_bundle
-    ) as pc:
-        result = await onboard_customer(
-            new,
-            region="NA",
-            partner_center=pc,
-            tokens=provider,
-            graph_url=cloud.graph,
-            ca_bundle=cloud.ca_bundle,
-            store=OnboardingStore(paths.onboarding),
-            clock=SystemClock(),
-            settings=OnboardingSettings(
-                initial_wait=2.0, retry_every=2.0, budget=60.0, progress_every=None
-            ),
-            discovery=provider.discovery,
-            on_progress=show,
-        )
+    result = await onboard(
+        provider,
+        new,
+        region="NA",
+        store=OnboardingStore(paths.onboarding),
+        settings=OnboardingSettings(
+            initial_wait=2.0, retry_every=2.0, budget=60.0, progress_every=None
+        ),
+        on_progress=show,
+    )
     console.print(result.summary)
     return result
-
-
-def _tls(emu: Emulator) -> Any:
-    import ssl
-
-    return ssl.create_default_context(cafile=emu.endpoints.ca_bundle)
 
 
 # -- 5. sync ---------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from cspgraph.config import Config, PartnerIdentity
+    from cspgraph.config import Config
     from cspgraph.partner.center import CreatedCustomer, NewCustomer, Secret
 
 customers_app = typer.Typer(help="Partner Center customers of every region.", no_args_is_help=True)
@@ -96,34 +95,6 @@ def _load(config_path: Path | None) -> Config:
     return load_config(config_path, required=True)
 
 
-def _identity(config: Config, region: str | None) -> PartnerIdentity:
-    from cspgraph.config import ConfigError
-
-    identities = config.identities
-    if region is None:
-        if len(identities) == 1:
-            return next(iter(identities.values()))
-        raise ConfigError(
-            f"several regions are configured ({', '.join(sorted(identities))}); pick one with "
-            "--region"
-        )
-    for name, identity in identities.items():
-        if name.lower() == region.lower():
-            return identity
-    raise ConfigError(
-        f"regions.{region}: not configured (configured: {', '.join(sorted(identities))}); run "
-        f"`cspgraph setup --region {region}` first"
-    )
-
-
-def _endpoints(config: Config) -> dict[str, Any] | None:
-    """The emulator's endpoints file, when the configuration points at one."""
-    if not config.model.emulator:
-        return None
-    data: dict[str, Any] = json.loads(config.path(config.model.emulator).read_text("utf-8"))
-    return data
-
-
 def _show_once(label: str, secret: Secret | str, password_file: Path | None = None) -> None:
     """Show a secret once, on the terminal (stderr, so stdout can stay JSON), or put it in a
     0600 file."""
@@ -176,9 +147,9 @@ def setup(
     config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Register (or check) the partner-managed app of a region, as the seed describes it."""
-    from cspgraph.config import config_from_data, default_config_path
+    from cspgraph.config import ConfigFile
     from cspgraph.graph.client import GraphClient
-    from cspgraph.identity.http import TransportSession
+    from cspgraph.http.sessions import requests_session
     from cspgraph.partner.auth import AdminSignIn, DeviceCodePrompt
     from cspgraph.partner.setup import (
         DEFAULT_APP_NAME,
@@ -190,12 +161,10 @@ def setup(
 
     err = _console(err=True)
     with _errors():
-        path = (config or default_config_path()).expanduser()
-        data = _read_config(path)
-        cloud = config_from_data(
-            {k: v for k, v in data.items() if k != "regions"}, base_dir=path.parent
-        ).cloud()
-        configured = _configured_region(data, region)
+        file = ConfigFile.read(config)
+        path = file.path
+        cloud = file.cloud()
+        configured = file.region(region)
         partner_tenant = tenant or configured.get("partner_tenant")
         if not partner_tenant:
             raise typer.BadParameter(
@@ -218,7 +187,7 @@ def setup(
             credential_path=credential_path,
             dry_run=dry_run,
         )
-        session = TransportSession(cloud.ca_bundle)
+        session = requests_session(cloud.ca_bundle)
         admin = AdminSignIn(cloud, partner_tenant, session=session)
 
         def prompt(p: DeviceCodePrompt) -> None:
@@ -273,41 +242,7 @@ def setup(
     err.print(f"{verdict} (app {report.client_id or '(not registered)'})")
 
 
-def _read_config(path: Path) -> dict[str, Any]:
-    from cspgraph.config import ConfigError
-
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-
-
-def _configured_region(data: dict[str, Any], region: str) -> dict[str, Any]:
-    regions = data.get("regions") or {}
-    for key, value in regions.items():
-        if key.lower() == region.lower() and isinstance(value, dict):
-            return value
-    return {}
-
-
 # -- cspgraph customers list / create --------------------------------------------------------------
-
-
-@contextmanager
-def _partner_center(config: Config, identity: PartnerIdentity) -> Iterator[Any]:
-    from cspgraph.identity.http import TransportSession
-    from cspgraph.partner.auth import PartnerCenterTokens
-    from cspgraph.partner.center import PartnerCenterClient
-
-    cloud = config.cloud()
-    session = TransportSession(cloud.ca_bundle)
-    try:
-        tokens = PartnerCenterTokens(identity, cloud, session=session)
-        yield PartnerCenterClient(tokens, base_url=cloud.partner_center, ca_bundle=cloud.ca_bundle)
-    finally:
-        session.close()
 
 
 @customers_app.command("list")
@@ -317,21 +252,24 @@ def customers_list(
     config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Every customer of every configured region, from Partner Center."""
+    from cspgraph.identity import TokenProvider
+    from cspgraph.partner.center import PartnerCenterClient
+
     rows: list[dict[str, Any]] = []
     with _errors():
         cfg = _load(config)
-        identities = [_identity(cfg, region)] if region else list(cfg.identities.values())
-        for identity in identities:
-            with _partner_center(cfg, identity) as pc:
+        regions = [cfg.region_identity(region).region] if region else list(cfg.identities)
 
-                async def listing(client: Any = pc, name: str = identity.region) -> None:
-                    async with client:
+        async def listing() -> None:
+            async with TokenProvider(cfg, workers=1) as provider:
+                for name in regions:
+                    async with PartnerCenterClient.for_region(provider, name) as client:
                         async for customer in client.list_customers():
                             rows.append({"region": name, **customer.as_dict()})
 
-                import asyncio  # imported where used: keeps `cspgraph --help` fast
+        import asyncio  # imported where used: keeps `cspgraph --help` fast
 
-                asyncio.run(listing())
+        asyncio.run(listing())
     if _wants_json(json_out):
         _print_json(rows)
         return
@@ -442,25 +380,29 @@ def customers_create(
     config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Create a customer in Partner Center (or find it: the same domain is never created twice)."""
+    from cspgraph.identity import TokenProvider
+    from cspgraph.partner.center import PartnerCenterClient
+
     with _errors():
         cfg = _load(config)
-        identity = _identity(cfg, region)
+        identity = cfg.region_identity(region)
         new = _new_customer(
             cfg, domain=domain, name=name, email=email, country=country,
             address_line1=address_line1, city=city, state=state, postal_code=postal_code,
             first_name=first_name, last_name=last_name, phone=phone, culture=culture,
             language=language,
         )  # fmt: skip
-        with _partner_center(cfg, identity) as pc:
 
-            async def create(client: Any = pc) -> CreatedCustomer:
-                async with client:
-                    result: CreatedCustomer = await client.ensure_customer(new)
-                    return result
+        async def create() -> CreatedCustomer:
+            async with (
+                TokenProvider(cfg, workers=1) as provider,
+                PartnerCenterClient.for_region(provider, identity.region) as client,
+            ):
+                return await client.ensure_customer(new)
 
-            import asyncio  # imported where used: keeps `cspgraph --help` fast
+        import asyncio  # imported where used: keeps `cspgraph --help` fast
 
-            created = asyncio.run(create())
+        created = asyncio.run(create())
     data = {"region": identity.region, "created": created.created, **created.customer.as_dict()}
     if created.admin_username:
         data["admin_username"] = created.admin_username
@@ -510,8 +452,6 @@ def onboard(
 ) -> None:
     """Create a customer, wait for the partner relationship, prove Graph works (resumable)."""
     from cspgraph.identity import TokenProvider
-    from cspgraph.partner.auth import PartnerCenterTokens
-    from cspgraph.partner.center import PartnerCenterClient
     from cspgraph.partner.onboarding import (
         Clock,
         EmulatorClock,
@@ -519,7 +459,7 @@ def onboard(
         OnboardingSettings,
         OnboardingStore,
         SystemClock,
-        onboard_customer,
+        onboard,
     )
 
     settings = OnboardingSettings(
@@ -532,55 +472,37 @@ def onboard(
     err = _console(err=True)
     with _errors():
         cfg = _load(config)
-        identity = _identity(cfg, region)
+        identity = cfg.region_identity(region)
         new = _new_customer(
             cfg, domain=domain, name=name, email=email, country=country,
             address_line1=address_line1, city=city, state=state, postal_code=postal_code,
             first_name=first_name, last_name=last_name, phone=phone, culture=culture,
             language=language,
         )  # fmt: skip
-        endpoints = _endpoints(cfg)
+        endpoints = cfg.emulator_endpoints()
         if emulator_clock and endpoints is None:
             raise typer.BadParameter("--emulator-clock needs a configuration with `emulator = …`")
-        cloud = cfg.cloud()
 
         async def go() -> OnboardingResult:
             clock: Clock = SystemClock()
             emulated: EmulatorClock | None = None
             if emulator_clock and endpoints is not None:
-                emulated = await EmulatorClock.connect(
-                    endpoints["control"], ca_bundle=endpoints.get("ca_bundle")
-                )
-                clock = emulated
-            async with TokenProvider(cfg, workers=2) as provider:
-                pc_tokens = PartnerCenterTokens(
-                    identity, cloud, session=provider.session, credentials=provider.credentials
-                )
-                pc = PartnerCenterClient(
-                    pc_tokens,
-                    base_url=cloud.partner_center,
-                    ca_bundle=cloud.ca_bundle,
-                    sleep=clock.sleep,
-                )
-                try:
+                clock = emulated = await EmulatorClock.of(endpoints)
+            try:
+                async with TokenProvider(cfg, workers=2) as provider:
                     with _live(err, not _wants_json(json_out)) as show:
-                        return await onboard_customer(
+                        return await onboard(
+                            provider,
                             new,
                             region=identity.region,
-                            partner_center=pc,
-                            tokens=provider,
-                            graph_url=cloud.graph,
-                            ca_bundle=cloud.ca_bundle,
                             store=OnboardingStore(state_dir),
                             clock=clock,
                             settings=settings,
-                            discovery=provider.discovery,
                             on_progress=show,
                         )
-                finally:
-                    await pc.close()
-                    if emulated is not None:
-                        await emulated.aclose()
+            finally:
+                if emulated is not None:
+                    await emulated.aclose()
 
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 

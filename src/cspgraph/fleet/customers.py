@@ -114,19 +114,10 @@ async def partner_center_customers(
 
 async def _region_pages(provider: TokenProvider, region: str) -> AsyncIterator[list[CustomerRef]]:
     """One region's customers, a Partner Center page at a time."""
-    # imported here: a sync of named customers (and reading a customers file) never lists them
-    from cspgraph.partner.auth import PartnerCenterTokens
+    # Lazy on purpose: a sync of named customers (and reading a customers file) never lists them.
     from cspgraph.partner.center import PartnerCenterClient
 
-    cloud = provider.cloud
-    tokens = PartnerCenterTokens(
-        provider.config.identities[region],
-        cloud,
-        session=provider.session,
-        credentials=provider.credentials,
-    )
-    client = PartnerCenterClient(tokens, base_url=cloud.partner_center, ca_bundle=cloud.ca_bundle)
-    async with client:
+    async with PartnerCenterClient.for_region(provider, region) as client:
         async for page in client.pages():
             yield [
                 CustomerRef(

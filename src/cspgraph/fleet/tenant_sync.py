@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
+from cspgraph.customer_ref import domain_of, is_guid
 from cspgraph.discovery import Route
 from cspgraph.fleet.customers import CustomerRef
 from cspgraph.fleet.progress import SyncProgress
@@ -544,7 +545,7 @@ async def sync_tenant(
             _register,
             store,
             route.tenant_id,
-            domain=customer.domain or _domain_of(customer.reference),
+            domain=customer.domain or domain_of(customer.reference),
             display_name=customer.display_name,
             region=route.region,
         )
@@ -593,7 +594,7 @@ async def _unplaceable(
     """A customer that cannot be routed (no partner identity for its region, unknown tenant):
     recorded on the customer when its tenant GUID is known."""
     result.status, result.error_class, result.reason = describe_failure(exc)
-    tenant = exc.tenant if _is_guid(exc.tenant) else customer.tenant_id
+    tenant = exc.tenant if exc.tenant and is_guid(exc.tenant) else customer.tenant_id
     result.tenant_id = tenant
     result.region = customer.region or _known_region(access, customer.reference)
     if tenant is None:
@@ -601,7 +602,7 @@ async def _unplaceable(
     await writer.run(
         writer.store.upsert_customer,
         tenant,
-        domain=customer.domain or _domain_of(customer.reference),
+        domain=customer.domain or domain_of(customer.reference),
         display_name=customer.display_name,
         region=result.region,
     )
@@ -631,20 +632,3 @@ async def _record(writer: StoreWriter, result: TenantResult) -> None:
         reason=reason,
         error_class=result.error_class,
     )
-
-
-def _is_guid(value: str | None) -> bool:
-    if not value or len(value) != 36:
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _domain_of(reference: str) -> str | None:
-    value = reference.strip().lower()
-    if "@" in value:
-        value = value.rsplit("@", 1)[1]
-    return None if _is_guid(value) or "." not in value else value

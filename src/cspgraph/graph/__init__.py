@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         permission_for,
         required_permissions,
     )
-    from cspgraph.graph.transport import GraphStats, PropagationPolicy, TokenSource
+    from cspgraph.graph.wire import GraphStats
     from cspgraph.http.errors import (
         BadRequestError,
         CspGraphError,
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
         PropagatingError,
         TransientError,
     )
+    from cspgraph.http.retry import PropagationPolicy
+    from cspgraph.http.sender import TokenSource
 
 __all__ = [
     "CSP_RULE",
@@ -74,7 +76,7 @@ __all__ = [
     "required_permissions",
 ]
 
-# name → the submodule that defines it; imported lazily: the client and transport pull in aiohttp
+# name → the submodule that defines it; imported lazily: the client and the sender pull in aiohttp
 # (~80 ms), which a caller after only the error classes or the CSP scope does not need.
 _EXPORTS: dict[str, str] = {
     "BatchRequest": "batch",
@@ -117,7 +119,9 @@ _EXPORTS: dict[str, str] = {
         ),
         "scope",
     ),
-    **dict.fromkeys(("GraphStats", "PropagationPolicy", "TokenSource"), "transport"),
+    "GraphStats": "wire",
+    "PropagationPolicy": "cspgraph.http.retry",
+    "TokenSource": "cspgraph.http.sender",
 }
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cspgraph.graph.limits import RequestCost
-from cspgraph.graph.transport import JsonObject, error_fields, find_header
+from cspgraph.graph.wire import JsonObject, error_fields, find_header
 from cspgraph.http.errors import CspGraphError, classify_graph_error, error_from_rule
 
 MAX_BATCH = 20  # Graph's limit per $batch request (wire-facts §2.6)

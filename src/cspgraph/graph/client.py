@@ -13,23 +13,28 @@ a fresh one, and a propagating failure (a young partner relationship) only when 
 :class:`PropagationPolicy` says how long to keep waiting for it.
 
 This module is the Graph API surface (reads, paging, writes, ``$batch``, request preparation). The
-sending, token refresh and retries below it are in :mod:`cspgraph.graph.transport`; URL and OData
-query building in :mod:`cspgraph.graph.query`; ``$batch`` requests, responses and their splitting
-in :mod:`cspgraph.graph.batch`. Their public names are importable from here too.
+client holds a :class:`~cspgraph.http.sender.Sender` for the sending, token refresh and retries
+below it (what is particular to Graph there, its error bodies and throttling headers, is in
+:mod:`cspgraph.graph.wire`); URL and OData query building is in :mod:`cspgraph.graph.query`;
+``$batch`` requests, responses and their splitting in :mod:`cspgraph.graph.batch`. Their public
+names are importable from here too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import orjson
 from yarl import URL
 
+from cspgraph import __version__
 from cspgraph.graph import scope
 from cspgraph.graph.batch import (
     MAX_BATCH,
@@ -41,7 +46,7 @@ from cspgraph.graph.batch import (
     ids_to_retry,
     without_settled_dependencies,
 )
-from cspgraph.graph.limits import RequestCost, request_cost
+from cspgraph.graph.limits import GraphLimiter, Limiter, RequestCost, request_cost
 from cspgraph.graph.query import (
     encode_query,
     is_absolute,
@@ -54,21 +59,25 @@ from cspgraph.graph.query import (
     top_of,
 )
 from cspgraph.graph.scope import Family
-from cspgraph.graph.transport import (
+from cspgraph.graph.wire import (
     DEFAULT_TIMEOUT,
-    MAX_RETRY_AFTER,
+    GRAPH,
     GraphStats,
-    GraphTransport,
     JsonObject,
+    LimiterPacer,
     Prepared,
-    PropagationPolicy,
-    Sleep,
-    TokenSource,
+    app_of,
     find_header,
+    unexpected,
+)
+from cspgraph.http.retry import (
+    MAX_RETRY_AFTER,
+    PropagationPolicy,
+    RetryPolicy,
     parse_float,
-    parse_json,
     parse_retry_after,
 )
+from cspgraph.http.sender import PoolLimits, Reply, Sender, Sleep, TokenSource, parse_json
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -122,17 +131,118 @@ class Page:
     count: int | None  # @odata.count, first page only and only when asked for
 
 
-class GraphClient(GraphTransport):
+class GraphClient:
     """Microsoft Graph for many tenants over one connection pool; use ``async with``."""
+
+    def __init__(
+        self,
+        tokens: TokenSource,
+        *,
+        graph_url: str = "https://graph.microsoft.com",
+        ca_bundle: str | None = None,
+        limiter: Limiter | None = None,
+        allow_any_resource: bool = False,
+        max_retries: int = 6,
+        throttle_priority: str | None = None,
+        user_agent: str = f"cspgraph/{__version__}",
+        sleep: Sleep = asyncio.sleep,
+        propagation: PropagationPolicy | None = None,
+        connection_limit: int = 100,
+        per_host_limit: int = 30,
+        timeout: float = DEFAULT_TIMEOUT,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        rng: random.Random | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        """
+        ``limiter``: shared budgets; None gives this client its own at Graph's published sizes
+        (per app when ``tokens`` can tell a tenant's app: see :func:`~cspgraph.graph.wire.app_of`),
+        :class:`~cspgraph.graph.limits.NoLimiter` turns client-side limiting off.
+        ``per_host_limit``: connections to Graph at most (CIPP uses 30).
+        ``session``: an existing aiohttp session to use (then its owner closes it, and
+        ``ca_bundle``/limits/``timeout`` are that session's business).
+        """
+        base = URL(graph_url.rstrip("/"))
+        if not base.absolute or base.scheme not in ("https", "http"):
+            raise ValueError(f"graph_url must be an absolute http(s) URL, got {graph_url!r}")
+        self._base = str(base)
+        self._origin = (base.scheme, base.host, base.port)
+        self.allow_any_resource = allow_any_resource
+        self._headers: dict[str, str] = {"Accept": "application/json", "User-Agent": user_agent}
+        if throttle_priority is not None:
+            self._headers["x-ms-throttle-priority"] = throttle_priority
+        self.stats = GraphStats()
+        self._pacer = LimiterPacer(
+            limiter if limiter is not None else GraphLimiter(app_of=app_of(tokens))
+        )
+        self._sender = Sender(
+            tokens,
+            GRAPH,
+            self.stats,
+            ca_bundle=ca_bundle,
+            retry=RetryPolicy(max_retries, backoff_base, backoff_cap, MAX_RETRY_AFTER),
+            propagation=propagation,
+            pacer=self._pacer,
+            sleep=sleep,
+            rng=rng,
+            session=session,
+            pool=PoolLimits(connection_limit, per_host_limit, timeout),
+        )
+        # Prepared requests by their arguments (see _prepare); a Prepared is never mutated.
+        self._prepared: dict[tuple[Any, ...], Prepared] = {}
+
+    @property
+    def limiter(self) -> Limiter:
+        """The budgets this client books its requests against."""
+        return self._pacer.limiter
+
+    @property
+    def max_retries(self) -> int:
+        """Retries of a transient failure per call (and rounds of retried ``$batch`` items)."""
+        return self._sender.retry.max_retries
+
+    @max_retries.setter
+    def max_retries(self, value: int) -> None:
+        self._sender.retry = replace(self._sender.retry, max_retries=value)
+
+    @property
+    def propagation(self) -> PropagationPolicy | None:
+        """How long a propagating failure is waited out (None: raised at once)."""
+        return self._sender.propagation
+
+    @propagation.setter
+    def propagation(self, policy: PropagationPolicy | None) -> None:
+        self._sender.propagation = policy
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def __aenter__(self) -> GraphClient:
-        self._ensure_session()
+        self._sender.ensure_session()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    async def close(self) -> None:
+        await self._sender.close()
+
+    async def _call(
+        self,
+        tenant: str,
+        method: str,
+        prepared: Prepared,
+        body: bytes | None,
+        *,
+        url: str | None = None,
+        costs: tuple[RequestCost, ...] | None = None,
+        idempotent: bool | None = None,
+    ) -> Reply:
+        return await self._sender.send(
+            tenant, method, url or prepared.url, prepared.headers, body,
+            costs=costs or (prepared.cost,),
+            idempotent=method != "POST" if idempotent is None else idempotent,
+        )  # fmt: skip
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -198,14 +308,14 @@ class GraphClient(GraphTransport):
             reply = await self._call(tenant, "GET", prepared, None, url=url)
             data = parse_json(reply.body)
             if not isinstance(data, dict):
-                raise self._unexpected(tenant, "GET", url, reply, "a collection page")
+                raise unexpected(tenant, "GET", url, reply, "a collection page")
             items = data.get("value")
             if not isinstance(items, builtins.list):
-                raise self._unexpected(tenant, "GET", url, reply, "a collection page")
+                raise unexpected(tenant, "GET", url, reply, "a collection page")
             next_link = data.get("@odata.nextLink")
             if next_link is not None:
                 if next_link == url:
-                    raise self._unexpected(tenant, "GET", url, reply, "a nextLink that moves on")
+                    raise unexpected(tenant, "GET", url, reply, "a nextLink that moves on")
                 self._check_origin(next_link)
             count_value = data.get("@odata.count")
             self.stats.objects += len(items)
@@ -322,12 +432,12 @@ class GraphClient(GraphTransport):
             if not retry_ids or round_number == self.max_retries:
                 break
             delay = max(
-                self._retry_delay(answered[i].header, round_number)
+                self._sender.retry_delay(round_number, answered[i].header("Retry-After"))
                 for i in retry_ids
                 if answered[i].status != 424
             )
             self.stats.retries += len(retry_ids)
-            await self._sleep(delay)
+            await self._sender.sleep(delay)
             pending = [without_settled_dependencies(i, retry_ids) for i in pending
                        if i.key in retry_ids]  # fmt: skip
         return [results[item.key] for item in items]
@@ -375,7 +485,7 @@ class GraphClient(GraphTransport):
         data = parse_json(reply.body)
         responses = data.get("responses") if isinstance(data, dict) else None
         if not isinstance(responses, builtins.list):
-            raise self._unexpected(tenant, "POST", prepared.url, reply, "a $batch answer")
+            raise unexpected(tenant, "POST", prepared.url, reply, "a $batch answer")
         by_key = {item.key: item for item in chunk}
         answered: dict[str, BatchResponse] = {}
         for raw in responses:
@@ -395,7 +505,7 @@ class GraphClient(GraphTransport):
             answered[item.key] = response
         for item in chunk:
             if item.key not in answered:
-                raise self._unexpected(
+                raise unexpected(
                     tenant, "POST", prepared.url, reply, f"an answer for item {item.request.id}"
                 )
         return answered
@@ -407,7 +517,7 @@ class GraphClient(GraphTransport):
             self.limiter.record_throttled(
                 tenant,
                 cost,
-                delay=delay if delay is not None else self._backoff_base,
+                delay=delay if delay is not None else self._sender.retry.backoff_base,
                 throttle_scope=find_header(response.headers, "x-ms-throttle-scope"),
             )
         elif response.ok:

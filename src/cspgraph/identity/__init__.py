@@ -2,7 +2,8 @@
 
 ``TokenProvider(config)`` is the entry point: it places customers (discovery → region → partner
 identity) and hands out app-only tokens; ``provider.agent()`` hands out a signed-in partner
-agent's delegated tokens. Both implement the Graph client's ``TokenSource``::
+agent's delegated tokens, ``provider.partner_center_tokens(region)`` a region's app-only Partner
+Center tokens. The first two implement the Graph client's ``TokenSource``::
 
     async with TokenProvider(load_config()) as tokens:
         route = await tokens.route("customer.com")  # tenant_id, region, cloud, identity
@@ -25,9 +26,10 @@ from cspgraph.discovery import (
     UnknownTenantError,
     WrongCloudError,
 )
+from cspgraph.http.sessions import Sessions
 from cspgraph.identity.app_tokens import AppTokenProvider, CredentialError, Credentials
 from cspgraph.identity.cache import PersistentTokenCache
-from cspgraph.identity.http import TransportSession
+from cspgraph.identity.partner_center import PartnerCenterTokens
 from cspgraph.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ __all__ = [
     "AppTokenProvider",
     "CredentialError",
     "NotSignedInError",
+    "PartnerCenterTokens",
     "PendingSignIn",
     "RegionNotConfiguredError",
     "Route",
@@ -74,28 +77,31 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 class TokenProvider:
     """App-only Graph tokens for any customer, from the partner identity of its region.
 
-    One per process: it owns the HTTP session, the discovery cache, the MSAL applications and a
-    thread pool of ``workers`` threads for MSAL's blocking calls. Close it (``aclose``/``close``
-    or ``async with``/``with``) to save the discovery cache and stop the threads.
+    One per process: it owns the HTTP sessions (:class:`~cspgraph.http.sessions.Sessions`, which
+    discovery and MSAL share), the discovery cache, the MSAL applications and a thread pool of
+    ``workers`` threads for MSAL's blocking calls. Close it (``aclose``/``close`` or ``async
+    with``/``with``) to save the discovery cache and stop the threads.
     """
 
     def __init__(self, config: Config, *, workers: int = 8) -> None:
         self.config = config
         self.cloud = config.cloud()
-        self.session = TransportSession(self.cloud.ca_bundle, pool_maxsize=max(16, 2 * workers))
+        self.sessions = Sessions(self.cloud.ca_bundle, pool_maxsize=max(16, 2 * workers))
+        self.session = self.sessions.requests
         self.discovery = TenantDiscovery(
             self.cloud,
             ttl=config.model.discovery_ttl,
             cache_path=config.discovery_cache_path,
-            session=self.session,
+            sessions=self.sessions,
         )
         self.router = Router(config, self.discovery)
         self.credentials = Credentials()
         self.app_tokens = AppTokenProvider(
-            self.router, session=self.session, credentials=self.credentials, workers=workers
+            self.router, sessions=self.sessions, credentials=self.credentials, workers=workers
         )
         self._agent: AgentTokenProvider | None = None
         self._token_cache: PersistentTokenCache | None = None
+        self._partner_center: dict[str, PartnerCenterTokens] = {}
 
     # -- TokenSource ----------------------------------------------------------------------------
     async def get_token(self, tenant: str, *, fresh: bool = False) -> str:
@@ -120,6 +126,19 @@ class TokenProvider:
         budgets with it)."""
         route = self.router.cached(tenant)
         return route.identity.client_id if route is not None else None
+
+    # -- Partner Center -------------------------------------------------------------------------
+    def partner_center_tokens(self, region: str | None = None) -> PartnerCenterTokens:
+        """App-only Partner Center tokens of a configured region's partner-managed app (``None``:
+        the only region), kept for the provider's life. The client over them is
+        :meth:`cspgraph.partner.PartnerCenterClient.for_region`."""
+        identity = self.config.region_identity(region)
+        tokens = self._partner_center.get(identity.region)
+        if tokens is None:
+            tokens = self._partner_center[identity.region] = PartnerCenterTokens(
+                identity, self.cloud, session=self.session, credentials=self.credentials
+            )
+        return tokens
 
     # -- agents ---------------------------------------------------------------------------------
     @property
@@ -151,11 +170,11 @@ class TokenProvider:
         if self._agent is not None:
             self._agent.close()
         self.discovery.close()
-        self.session.close()
+        self.sessions.close()
 
     async def aclose(self) -> None:
-        await self.discovery.aclose()
         self.close()
+        await self.sessions.aclose()
 
     def __enter__(self) -> TokenProvider:
         return self

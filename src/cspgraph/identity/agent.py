@@ -37,7 +37,8 @@ import jwt
 import msal
 import requests
 
-from cspgraph.discovery import Route, Router, customer_key
+from cspgraph.customer_ref import customer_key
+from cspgraph.discovery import Route, Router
 from cspgraph.http.errors import (
     NeedsPersonError,
     TransientError,
@@ -51,8 +52,8 @@ from cspgraph.identity.app_tokens import (
     transport_error,
 )
 from cspgraph.identity.cache import PersistentTokenCache
-from cspgraph.identity.http import DiscoveryOnlyHttpCache, MsalTransport, redact_msal_logs
 from cspgraph.identity.loopback import LoopbackReceiver, PendingSignIn, SignInError
+from cspgraph.identity.msal_transport import DiscoveryOnlyHttpCache, MsalTransport, redact_msal_logs
 
 # The loopback listener and PendingSignIn moved to loopback.py (the partner admin's sign-in uses
 # them too); they stay importable from here.

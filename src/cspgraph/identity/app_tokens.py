@@ -8,7 +8,9 @@ store (:class:`~cspgraph.identity.cache.HotTokens`) that async callers read with
 MSAL is synchronous and does not de-duplicate (client-traps §6): its calls run in a small thread
 pool, and concurrent asks for one tenant wait for one request — an asyncio lock per tenant for
 async callers, a thread lock per tenant below it for everyone — and look at the store again once
-they hold the lock.
+they hold the lock. Concurrent asks for a *fresh* token that saw the same token share one refresh
+(:class:`cspgraph.http.fresh.FreshTokens`, the rule the Graph and Partner Center senders follow
+too).
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from cspgraph.http.errors import (
     classify_token_error,
     error_from_rule,
 )
+from cspgraph.http.fresh import FreshTokens
+from cspgraph.http.sessions import Sessions
 from cspgraph.identity.cache import HotTokens, evict_access_tokens, hot_token_from
-from cspgraph.identity.http import DiscoveryOnlyHttpCache, MsalTransport, redact_msal_logs
+from cspgraph.identity.msal_transport import DiscoveryOnlyHttpCache, MsalTransport, redact_msal_logs
 
 log = logging.getLogger(__name__)
 
@@ -190,30 +194,32 @@ class AppTokenProvider:
         self,
         router: Router,
         *,
-        session: requests.Session,
+        sessions: Sessions,
         credentials: Credentials | None = None,
         workers: int = 8,
         resource: str = "graph",
     ) -> None:
+        """``sessions``: the HTTP sessions MSAL's requests go through (the token layer's)."""
         if resource not in ("graph", "partner_center"):
             raise ValueError("resource must be 'graph' or 'partner_center'")
         self.router = router
         self.discovery: TenantDiscovery = router.discovery
-        self.session = session
+        self.session = sessions.requests
         self.resource = resource
         self.hot = HotTokens()
-        # Per (app, tenant): how many tokens came from the wire; kept across evictions.
-        self._generations: dict[tuple[str, str], int] = {}
+        # Per (app, tenant): how many tokens came from the wire (kept across evictions), and the
+        # one fresh-token refresh in flight.
+        self._fresh: FreshTokens[tuple[str, str]] = FreshTokens()
         self.token_requests = 0  # token requests that went on the wire
         self._apps: dict[tuple[str, str], msal.ConfidentialClientApplication] = {}
         self._credentials = credentials or Credentials()
         self._http_cache = DiscoveryOnlyHttpCache()
         # Async callers' token requests go over their event loop (see MsalTransport.via_loop).
         self._transport = MsalTransport(
-            session,
+            sessions.requests,
             self.discovery.take_document,
-            aio_session=self.discovery.aiohttp_session,
-            aio_default_tls=self.discovery.aiohttp_tls,
+            aio_session=sessions.aiohttp,
+            aio_default_tls=sessions.aiohttp_tls,
         )
         self._locks = KeyedLocks()
         self._guard = threading.Lock()
@@ -229,13 +235,16 @@ class AppTokenProvider:
         hot = self.hot.get(*key)
         if not fresh and hot is not None and hot.usable():
             return hot.token
-        seen = self._generations.get(key, 0)  # the newest token there was when asked
+        seen = self._fresh.generation(key)  # the newest token there was when asked
+        if fresh:
+            token = await self._fresh.refresh(key, seen, lambda: self._in_pool(route, True, seen))
+            if token is not None:
+                return token
         async with self._locks.async_lock(key):
-            reusable = self._reusable(key, fresh, seen)
+            reusable = self._reusable(key, False, seen)
             if reusable is not None:
                 return reusable
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, self._acquire, route, fresh, seen, loop)
+            return await self._in_pool(route, False, seen)
 
     def get_token_sync(self, tenant: str, *, fresh: bool = False) -> str:
         """The same as :meth:`get_token`, for synchronous callers (MSAL's requests go through
@@ -243,7 +252,7 @@ class AppTokenProvider:
         flight: it would block the loop those asks send their token requests on."""
         route = self.router.route_sync(tenant)
         key = (route.identity.client_id, route.tenant_id)
-        return self._acquire(route, fresh, self._generations.get(key, 0))
+        return self._acquire(route, fresh, self._fresh.generation(key))
 
     def evict(self, route: Route) -> int:
         """Drop this tenant's app-only tokens (memory store and MSAL cache)."""
@@ -258,6 +267,10 @@ class AppTokenProvider:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # -- inside -----------------------------------------------------------------------------
+    async def _in_pool(self, route: Route, fresh: bool, seen: int) -> str:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._acquire, route, fresh, seen, loop)
+
     def _reusable(self, key: tuple[str, str], fresh: bool, seen: int) -> str | None:
         """The stored token if it serves this ask: usable, and for a fresh ask, newer than the
         newest token there was when the ask was made (so concurrent fresh asks, which all saw
@@ -308,10 +321,9 @@ class AppTokenProvider:
                     raise transport_error(exc, route.tenant_id, what) from None
             if "access_token" not in result:
                 raise token_error(result, route.tenant_id, what)
-            generation = self._generations.get(key, 0)
+            generation = self._fresh.generation(key)
             if result.get("token_source") != "cache":  # a new token from the wire
-                generation += 1
-                self._generations[key] = generation
+                generation = self._fresh.advance(key)  # under the tenant's thread lock
                 with self._guard:
                     self.token_requests += 1
             self.hot.put(*key, hot_token_from(result, generation))

@@ -1,11 +1,15 @@
 """The partner's own operations: Partner Center customers, the partner-managed app's set-up, and
 onboarding new customers through the propagation of their partner relationship.
 
-    center       PartnerCenterClient: list (continuation paging), get, create (idempotent)
-    auth         PartnerCenterTokens (app-only, partner tenant); AdminSignIn (set-up)
+    center       PartnerCenterClient: list (continuation paging), get, create (idempotent);
+                 PartnerCenterClient.for_region(provider, region) for a configured region
+    auth         AdminSignIn: a partner administrator's sign-in for set-up
     setup        setup_partner_app: register, least privilege, credential, AdminAgents, config
     permissions  plan_permissions: least-privileged Graph permissions within the CSP rule
-    onboarding   onboard_customer: create → wait → fresh token → smoke test, resumable
+    onboarding   onboard(provider, new): create → wait → fresh token → smoke test, resumable
+
+``PartnerCenterTokens`` (app-only Partner Center tokens) belongs to the token layer
+(:mod:`cspgraph.identity`) and is re-exported here.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ from typing import TYPE_CHECKING
 from cspgraph.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
+    from cspgraph.identity.partner_center import PartnerCenterTokens
     from cspgraph.partner.auth import (
         GRAPH_CLI_CLIENT_ID,
         SETUP_SCOPES,
         AdminAccount,
         AdminSignIn,
         DeviceCodePrompt,
-        PartnerCenterTokens,
         PendingAdminSignIn,
     )
     from cspgraph.partner.center import (
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
         OnboardingStore,
         OnboardingTimeout,
         SystemClock,
+        onboard,
         onboard_customer,
         young_tenant_policy,
         young_tenants,
@@ -92,6 +97,7 @@ __all__ = [
     "StepStatus",
     "SystemClock",
     "check_csp_scope",
+    "onboard",
     "onboard_customer",
     "plan_permissions",
     "setup_partner_app",
@@ -99,8 +105,8 @@ __all__ = [
     "young_tenants",
 ]
 
-# name → the submodule that defines it; imported on first use: a fleet sync needs only ``auth``
-# and ``center``, not set-up (cryptography, tomli_w) or onboarding (the Graph client).
+# name → the submodule that defines it; imported on first use: a fleet sync needs only ``center``,
+# not set-up (cryptography, tomli_w) or onboarding (the Graph client).
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
         (
@@ -109,11 +115,11 @@ _EXPORTS: dict[str, str] = {
             "AdminAccount",
             "AdminSignIn",
             "DeviceCodePrompt",
-            "PartnerCenterTokens",
             "PendingAdminSignIn",
         ),
         "auth",
     ),
+    "PartnerCenterTokens": "cspgraph.identity.partner_center",
     **dict.fromkeys(
         (
             "BillingAddress",
@@ -140,6 +146,7 @@ _EXPORTS: dict[str, str] = {
             "OnboardingStore",
             "OnboardingTimeout",
             "SystemClock",
+            "onboard",
             "onboard_customer",
             "young_tenant_policy",
             "young_tenants",

@@ -1,8 +1,6 @@
-"""Tokens the partner side needs besides the app-only Graph tokens of customers.
+"""A partner administrator's sign-in for set-up (Partner Center's app-only tokens are
+:class:`cspgraph.identity.PartnerCenterTokens`).
 
-* :class:`PartnerCenterTokens` — an app-only token for **Partner Center** in the region's partner
-  tenant (client credentials, ``https://api.partnercenter.microsoft.com/.default``), with the
-  partner-managed app's own credential. Partner Center exempts app-only tokens from its MFA rule.
 * :class:`AdminSignIn` — a partner **administrator** signed in to the partner tenant for set-up,
   before the partner-managed app exists: "Microsoft Graph Command Line Tools"
   (``14d82eec-204b-4c2f-b7e8-296a70dab67e``, the first-party public client behind
@@ -27,13 +25,12 @@ import msal
 import requests
 
 from cspgraph.clouds import Cloud
-from cspgraph.config import PartnerIdentity, is_guid
+from cspgraph.customer_ref import is_guid
 from cspgraph.http.errors import BadRequestError, NeedsPersonError
-from cspgraph.identity.app_tokens import TRANSPORT_ERRORS, Credentials, token_error, transport_error
-from cspgraph.identity.http import DiscoveryOnlyHttpCache, MsalTransport
+from cspgraph.identity.app_tokens import TRANSPORT_ERRORS, token_error, transport_error
 from cspgraph.identity.loopback import LoopbackReceiver, PendingSignIn, SignInError
-
-_CT = msal.TokenCache.CredentialType
+from cspgraph.identity.msal_transport import DiscoveryOnlyHttpCache, MsalTransport
+from cspgraph.identity.partner_center import remove_access_tokens
 
 # "Microsoft Graph Command Line Tools": consented in every tenant for whatever an admin accepts.
 GRAPH_CLI_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
@@ -43,87 +40,6 @@ GRAPH_CLI_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
 # the service principal to it (GroupMember.ReadWrite.All; adding a service principal to a group
 # also needs Application.ReadWrite.All — wire-facts §7).
 SETUP_SCOPES: tuple[str, ...] = ("Application.ReadWrite.All", "GroupMember.ReadWrite.All")
-
-
-def _remove_access_tokens(cache: msal.TokenCache, client_id: str) -> int:
-    """Drop one client's access tokens from a cache that serves one tenant only."""
-    found = list(cache.search(_CT.ACCESS_TOKEN, query={"client_id": client_id}))
-    for entry in found:
-        cache.remove_at(entry)
-    return len(found)
-
-
-# -- Partner Center, app-only ----------------------------------------------------------------------
-
-
-class PartnerCenterTokens:
-    """App-only Partner Center tokens of one region's partner-managed app in its partner tenant.
-
-    Implements :class:`~cspgraph.partner.center.PartnerCenterTokenSource`.
-    """
-
-    def __init__(
-        self,
-        identity: PartnerIdentity,
-        cloud: Cloud,
-        *,
-        session: requests.Session,
-        credentials: Credentials | None = None,
-    ) -> None:
-        self.identity = identity
-        self.cloud = cloud
-        self.session = session
-        self.token_requests = 0  # requests that reached the token endpoint
-        self._credentials = credentials or Credentials()
-        self._app: msal.ConfidentialClientApplication | None = None
-        self._lock = threading.Lock()
-        self._alock: asyncio.Lock | None = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
-
-    @property
-    def tenant(self) -> str:
-        return self.identity.partner_tenant
-
-    async def get_token(self, *, fresh: bool = False) -> str:
-        loop = asyncio.get_running_loop()
-        if self._alock is None or self._aloop is not loop:
-            self._alock, self._aloop = asyncio.Lock(), loop
-        async with self._alock:  # concurrent asks share one request
-            return await asyncio.to_thread(self.get_token_sync, fresh=fresh)
-
-    def get_token_sync(self, *, fresh: bool = False) -> str:
-        what = f"Partner Center token for partner tenant {self.tenant} ({self.identity.region})"
-        with self._lock:
-            app = self._application()
-            if fresh:
-                _remove_access_tokens(app.token_cache, self.identity.client_id)
-            try:
-                result = app.acquire_token_for_client(scopes=[self.cloud.partner_center_scope])
-            except TRANSPORT_ERRORS as exc:
-                raise transport_error(exc, self.tenant, what) from None
-            if "access_token" not in result:
-                raise token_error(result, self.tenant, what)
-            if result.get("token_source") != "cache":
-                self.token_requests += 1
-            token: str = result["access_token"]
-            return token
-
-    def _application(self) -> msal.ConfidentialClientApplication:
-        if self._app is None:
-            what = f"preparing Partner Center tokens for {self.tenant}"
-            try:
-                self._app = msal.ConfidentialClientApplication(
-                    self.identity.client_id,
-                    client_credential=self._credentials.get(self.identity).for_msal(),
-                    authority=self.cloud.authority(self.tenant),
-                    http_client=MsalTransport(self.session),
-                    http_cache=DiscoveryOnlyHttpCache(),
-                    instance_discovery=self.cloud.instance_discovery,
-                    token_cache=msal.TokenCache(),
-                )
-            except TRANSPORT_ERRORS as exc:
-                raise transport_error(exc, self.tenant, what) from None
-        return self._app
 
 
 # -- a partner administrator, delegated ------------------------------------------------------------
@@ -322,7 +238,7 @@ class AdminSignIn:
         with self._lock:
             app = self._application()
             if fresh:
-                _remove_access_tokens(self._cache, self.client_id)
+                remove_access_tokens(self._cache, self.client_id)
             try:
                 result = app.acquire_token_silent_with_error(self.scopes, account=self._account)
             except TRANSPORT_ERRORS as exc:

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-import ssl
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import orjson
@@ -35,13 +34,15 @@ from cspgraph.http.errors import (
     ERROR_TYPES,
     BadRequestError,
     CspGraphError,
-    ErrorClass,
     NeedsPersonError,
     TransientError,
     classify_partner_center_error,
 )
+from cspgraph.http.retry import RetryPolicy
+from cspgraph.http.sender import PoolLimits, Reply, Sender, Sent, Service, Sleep, parse_json
 
-Sleep = Callable[[float], Awaitable[None]]
+if TYPE_CHECKING:
+    from cspgraph.identity import TokenProvider
 
 # The Partner Center SDKs page customers by 40 (wire-facts §4.2).
 DEFAULT_PAGE_SIZE = 40
@@ -239,6 +240,36 @@ class PartnerCenterStats:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    errors: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+class _PartnerTenant:
+    """A Partner Center token source as the sender asks for tokens (by tenant; there is one)."""
+
+    def __init__(self, tokens: PartnerCenterTokenSource) -> None:
+        self._tokens = tokens
+
+    async def get_token(self, tenant: str, *, fresh: bool = False) -> str:
+        return await self._tokens.get_token(fresh=fresh)
+
+
+def _classify(reply: Reply, sent: Sent) -> CspGraphError:
+    answered_id = reply.headers.get("MS-RequestId") or sent.request_id
+    return partner_center_error(
+        reply.status, parse_json(reply.body), what=sent.what, request_id=answered_id
+    )
+
+
+PARTNER_CENTER = Service(
+    name="Partner Center",
+    # New per attempt, except on a create, whose caller fixes it: Partner Center's idempotency key.
+    request_id_header="MS-RequestId",
+    classify=_classify,
+    # A token rejected once may just be stale (a key roll-over): one fresh try.
+    token_rejected=lambda error: error.status == 401,
+)
 
 
 class PartnerCenterClient:
@@ -267,45 +298,55 @@ class PartnerCenterClient:
             raise ValueError("page_size must be between 1 and 1000")
         self._base = str(base)
         self._origin = (base.scheme, base.host, base.port)
-        self._tokens = tokens
-        self._ca_bundle = ca_bundle
-        self._session = session
-        self._owns_session = session is None
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # jitter, not secrets
-        self.max_retries = max_retries
         self.page_size = page_size
-        self._timeout = timeout
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
         self._headers = {
             "Accept": "application/json",
             "X-Locale": locale,
             "User-Agent": f"cspgraph/{__version__}",
         }
         self.stats = PartnerCenterStats()
+        self._sender = Sender(
+            _PartnerTenant(tokens),
+            PARTNER_CENTER,
+            self.stats,
+            ca_bundle=ca_bundle,
+            retry=RetryPolicy(max_retries, backoff_base, backoff_cap, MAX_RETRY_AFTER),
+            sleep=sleep,
+            rng=rng,
+            session=session,
+            # Partner Center is slow to answer and small: a handful of connections (CIPP uses 5).
+            pool=PoolLimits(connections=10, per_host=5, timeout=timeout),
+        )
+
+    @classmethod
+    def for_region(
+        cls, provider: TokenProvider, region: str | None = None, **options: Any
+    ) -> PartnerCenterClient:
+        """The client of a configured region's partner tenant, with that region's app-only
+        Partner Center tokens from ``provider`` (which keeps them across clients). ``region``
+        may be left out when one region is configured. ``options``: as for the constructor."""
+        identity = provider.config.region_identity(region)
+        cloud = provider.cloud
+        return cls(
+            provider.partner_center_tokens(identity.region),
+            base_url=cloud.partner_center,
+            ca_bundle=cloud.ca_bundle,
+            **options,
+        )
+
+    @property
+    def max_retries(self) -> int:
+        return self._sender.retry.max_retries
 
     async def __aenter__(self) -> PartnerCenterClient:
-        self._ensure_session()
+        self._sender.ensure_session()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def close(self) -> None:
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-            self._session = None
-
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            context = ssl.create_default_context(cafile=self._ca_bundle)
-            # Partner Center is slow to answer and small: a handful of connections (CIPP uses 5).
-            connector = aiohttp.TCPConnector(limit=10, limit_per_host=5, ssl=context)
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=self._timeout)
-            # trust_env stays False: no proxy or CA bundle from the environment (client-traps §3).
-            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
-        return self._session
+        await self._sender.close()
 
     # -- customers ---------------------------------------------------------------------------------
 
@@ -431,67 +472,12 @@ class PartnerCenterClient:
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
     ) -> Any:
-        session = self._ensure_session()
-        target = URL(url, encoded=True)  # verbatim: Partner Center's links are used as given
         fixed = {**self._headers, **(headers or {})}
         # Every call carries correlation ids; a POST's are fixed by the caller and kept across
-        # retries (MS-RequestId is Partner Center's idempotency key).
+        # retries (MS-RequestId is Partner Center's idempotency key, so a create is idempotent).
         fixed.setdefault("MS-CorrelationId", str(uuid.uuid4()))
-        retries = 0
-        fresh = False
-        refreshed = False
-        while True:
-            token = await self._tokens.get_token(fresh=fresh)
-            fresh = False
-            send = dict(fixed)
-            send.setdefault("MS-RequestId", str(uuid.uuid4()))
-            send["Authorization"] = f"Bearer {token}"
-            self.stats.requests += 1
-            try:
-                async with session.request(
-                    method, target, headers=send, data=body, allow_redirects=False
-                ) as response:
-                    status = response.status
-                    payload = await response.read()
-                    retry_after = response.headers.get("Retry-After")
-                    answered_id = response.headers.get("MS-RequestId") or send["MS-RequestId"]
-            except aiohttp.ClientSSLError as exc:
-                raise NeedsPersonError(
-                    f"{what}: TLS certificate verification failed for {self._base}: {exc}",
-                    reason="the Partner Center endpoint's certificate is not trusted: check "
-                    "ca_bundle",
-                ) from exc
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                # GETs are safe to repeat, and so is a POST: its MS-RequestId makes it idempotent.
-                if retries < self.max_retries:
-                    retries += 1
-                    self.stats.retries += 1
-                    await self._sleep(self._backoff(retries))
-                    continue
-                raise TransientError(
-                    f"{what}: {type(exc).__name__} talking to Partner Center",
-                    reason="the connection to Partner Center failed",
-                ) from exc
-            if status < 300:
-                return _json(payload)
-            error = partner_center_error(status, _json(payload), what=what, request_id=answered_id)
-            if status == 429:
-                self.stats.throttled += 1
-            if status == 401 and not refreshed:
-                # A token rejected once may just be stale (a key roll-over): one fresh try.
-                refreshed = fresh = True
-                self.stats.retries += 1
-                continue
-            if error.error_class is ErrorClass.TRANSIENT and retries < self.max_retries:
-                retries += 1
-                self.stats.retries += 1
-                delay = _retry_after(retry_after)
-                await self._sleep(delay if delay is not None else self._backoff(retries))
-                continue
-            raise error
-
-    def _backoff(self, attempt: int) -> float:
-        return self._rng.uniform(0.0, min(self._backoff_cap, self._backoff_base * 2**attempt))
+        reply = await self._sender.send("", method, url, fixed, body, idempotent=True, what=what)
+        return parse_json(reply.body)
 
 
 def _next_link(data: Any) -> Mapping[str, Any] | None:
@@ -500,26 +486,6 @@ def _next_link(data: Any) -> Mapping[str, Any] | None:
     if isinstance(following, dict) and following.get("uri"):
         return following
     return None
-
-
-def _json(payload: bytes) -> Any:
-    if not payload:
-        return None
-    try:
-        return orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from Retry-After: Partner Center sends whole seconds; decimals are accepted."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _unexpected(what: str, wanted: str) -> TransientError:

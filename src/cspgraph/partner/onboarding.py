@@ -29,14 +29,13 @@ import json
 import logging
 import os
 import re
-import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
@@ -49,6 +48,7 @@ from cspgraph.http.errors import (
     PropagatingError,
     TransientError,
 )
+from cspgraph.http.sessions import aiohttp_session
 from cspgraph.partner.center import (
     CreatedCustomer,
     Customer,
@@ -59,6 +59,10 @@ from cspgraph.partner.center import (
     PartnerCenterClient,
     Secret,
 )
+
+if TYPE_CHECKING:
+    from cspgraph.emulator_endpoints import EmulatorEndpoints
+    from cspgraph.identity import TokenProvider
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +121,11 @@ class EmulatorClock:
         await clock.sync()
         return clock
 
+    @classmethod
+    async def of(cls, endpoints: EmulatorEndpoints) -> EmulatorClock:
+        """The clock of the emulator an endpoints file names (``Config.emulator_endpoints()``)."""
+        return await cls.connect(endpoints.control, ca_bundle=endpoints.ca_bundle)
+
     def now(self) -> float:
         return self._epoch + (time.monotonic() - self._mono)
 
@@ -140,8 +149,7 @@ class EmulatorClock:
 
     async def _call(self, method: str, body: dict[str, Any] | None) -> Mapping[str, Any]:
         if self._session is None:
-            context = ssl.create_default_context(cafile=self._ca_bundle)
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+            self._session = aiohttp_session(self._ca_bundle, limit=1)
         async with self._session.request(method, self._url, json=body) as response:
             response.raise_for_status()
             answer = await response.json()
@@ -422,6 +430,42 @@ class OnboardingResult:
 
 
 # -- the procedure ---------------------------------------------------------------------------------
+
+
+async def onboard(
+    provider: TokenProvider,
+    new: NewCustomer,
+    *,
+    region: str | None = None,
+    store: OnboardingStore | None = None,
+    clock: Clock | None = None,
+    settings: OnboardingSettings | None = None,
+    on_progress: Callable[[OnboardingProgress], None] | None = None,
+) -> OnboardingResult:
+    """Create (or find) the customer for ``new.domain`` in a configured region and bring it to
+    Graph-ready, with everything ``provider`` holds: the region's Partner Center client, app-only
+    Graph tokens, discovery (the domain is checked with one request) and the cloud's Graph host.
+    ``region`` may be left out when one region is configured; ``store`` defaults to the state
+    directory, ``clock`` to wall time. Run it again after an interruption: it continues from the
+    state file. :func:`onboard_customer` takes each piece separately."""
+    identity = provider.config.region_identity(region)
+    clock = clock or SystemClock()
+    async with PartnerCenterClient.for_region(
+        provider, identity.region, sleep=clock.sleep
+    ) as partner_center:
+        return await onboard_customer(
+            new,
+            region=identity.region,
+            partner_center=partner_center,
+            tokens=provider,
+            graph_url=provider.cloud.graph,
+            ca_bundle=provider.cloud.ca_bundle,
+            store=store,
+            clock=clock,
+            settings=settings,
+            discovery=provider.discovery,
+            on_progress=on_progress,
+        )
 
 
 async def onboard_customer(

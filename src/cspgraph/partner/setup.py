@@ -30,7 +30,6 @@ import asyncio
 import base64
 import logging
 import os
-import tomllib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,11 +37,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import tomli_w
 from cryptography.hazmat.primitives import serialization
-from pydantic import ValidationError
 
-from cspgraph.config import ConfigModel, write_private_file
+from cspgraph.config import ConfigFile, write_private_file
 from cspgraph.graph import scope
 from cspgraph.graph.client import GraphClient
 from cspgraph.http.errors import (
@@ -244,7 +241,7 @@ class _SetupRun:
     sleep: Sleep
     graph_resource: str
     report: SetupReport = field(init=False)
-    config_data: dict[str, Any] = field(init=False)
+    file: ConfigFile = field(init=False)
     app: dict[str, Any] | None = field(init=False, default=None)
     app_created: bool = field(init=False, default=False)
     sp_created: bool = field(init=False, default=False)
@@ -259,7 +256,7 @@ class _SetupRun:
             permissions=self.plan,
             config_path=str(self.config_path),
         )
-        self.config_data = _read_toml(self.config_path)
+        self.file = ConfigFile.read(self.config_path)
 
     @property
     def dry(self) -> bool:
@@ -276,13 +273,7 @@ class _SetupRun:
             self.on_step(item)
 
     def region_entry(self) -> dict[str, Any]:
-        regions = self.config_data.get("regions")
-        if not isinstance(regions, dict):
-            return {}
-        for name, entry in regions.items():
-            if name.lower() == self.region.lower() and isinstance(entry, dict):
-                return entry
-        return {}
+        return self.file.region(self.region)
 
     async def run(self) -> SetupReport:
         try:
@@ -640,10 +631,8 @@ class _SetupRun:
     # -- 6. the configuration ----------------------------------------------------------------
 
     def configuration(self) -> None:
-        data = _deep_copy(self.config_data)
-        regions = data.setdefault("regions", {})
-        key = next((k for k in regions if k.lower() == self.region.lower()), self.region)
-        current = dict(regions.get(key) or {})
+        key = self.file.region_key(self.region)
+        current = self.file.region(self.region)
         entry = {k: v for k, v in current.items() if k not in CREDENTIAL_KEYS}
         entry["partner_tenant"] = current.get("partner_tenant") or self.tenant
         entry["client_id"] = self.report.client_id or current.get("client_id") or "(new)"
@@ -660,15 +649,7 @@ class _SetupRun:
         if self.dry or self.report.client_id is None:
             self.step("configuration", True, f"would write regions.{key} in {self.config_path}")
             return
-        regions[key] = entry
-        try:
-            ConfigModel.model_validate(data)
-        except ValidationError as exc:
-            raise BadRequestError(
-                f"{self.config_path}: the configuration would not be valid after set-up "
-                f"({exc.errors()[0]['msg']}); fix the file and run set-up again",
-            ) from None
-        write_private_file(self.config_path, tomli_w.dumps(data))
+        self.file.with_region(key, entry).save()
         self.step("configuration", True, f"wrote regions.{key} in {self.config_path}")
 
     # -- Graph helpers -----------------------------------------------------------------------
@@ -705,24 +686,6 @@ class _SetupRun:
 
 def _today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
-
-
-# -- the configuration file ------------------------------------------------------------------------
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise BadRequestError(
-            f"{path}: not valid TOML ({exc}); fix it before set-up writes to it",
-        ) from None
-
-
-def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
-    return tomllib.loads(tomli_w.dumps(data)) if data else {}
 
 
 def _quote(value: str) -> str:

@@ -1,20 +1,17 @@
-"""The HTTP transport MSAL (and the v1 sign-in) talk through.
+"""The HTTP transport MSAL (and the v1 sign-in) talk through: :class:`MsalTransport`.
 
-One ``requests.Session`` is shared by every MSAL application object: one connection pool, one
-place where TLS trust is decided. Two MSAL/requests traps are handled here (client-traps §3):
-
-* MSAL ignores its own ``verify=`` once it is given an ``http_client``, so trust is set on the
-  session;
-* a ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` in the environment silently overrides
-  ``Session.verify``; with a CA bundle of our own the session therefore ignores the environment
-  (``trust_env=False``), which also means no proxy variables are read for it.
+One ``requests`` session (made by :func:`cspgraph.http.sessions.requests_session`, which also
+decides what it trusts) is shared by every MSAL application object: one connection pool. MSAL
+ignores its own ``verify=`` once it is given an ``http_client`` (client-traps §3), so trust is
+the session's.
 
 MSAL is synchronous and runs in worker threads. When a worker acts for an async caller,
 :class:`MsalTransport` sends MSAL's requests on that caller's event loop through aiohttp instead
 (``via_loop``): a token POST through ``requests`` costs about 0.5 ms of CPU in Python (request
 preparation, cookie and environment merging, ``http.client``'s header parsing), which was most of
-a tenant's token cost. The trust and proxy decision stays the session's (see ``_tls_for``), and
-failures surface as the same ``requests`` exceptions, so callers cannot tell the paths apart.
+a tenant's token cost. The trust and proxy decision stays the session's
+(:func:`cspgraph.http.sessions.loop_tls_for`), and failures surface as the same ``requests``
+exceptions, so callers cannot tell the paths apart.
 """
 
 from __future__ import annotations
@@ -22,11 +19,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import logging
-import os
 import re
-import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -34,42 +28,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
-from requests.utils import DEFAULT_CA_BUNDLE_PATH, select_proxy
+
+from cspgraph.http.sessions import REQUESTS_TIMEOUT, USE_REQUESTS, loop_tls_for
 
 if TYPE_CHECKING:
     import aiohttp
-
-DEFAULT_TIMEOUT = (10.0, 30.0)  # connect, read; MSAL passes no timeout through http_client
-
-
-class TransportSession(requests.Session):
-    """A Session that trusts ``ca_bundle`` whatever the environment says, with a default
-    timeout and a pool big enough for every worker thread to keep its connection."""
-
-    def __init__(
-        self,
-        ca_bundle: str | None = None,
-        *,
-        pool_maxsize: int = 64,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__()
-        self.timeout = timeout
-        if ca_bundle:
-            self.verify = ca_bundle
-            self.trust_env = False
-        # max_retries=1 retries a failed connect only (nothing was sent), as MSAL's own does.
-        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=1)
-        self.mount("https://", adapter)
-        self.mount("http://", adapter)
-
-    def request(
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:
-        kwargs.setdefault("timeout", self.timeout)
-        return super().request(method, url, *args, **kwargs)
 
 
 class StaticResponse:
@@ -99,9 +63,6 @@ class LoopResponse:
 
 
 AioSession = Callable[[], Awaitable["aiohttp.ClientSession"]]
-
-# "Send this origin's requests through requests": a proxy or a client certificate applies.
-_USE_REQUESTS = object()
 
 
 class MsalTransport:
@@ -133,7 +94,7 @@ class MsalTransport:
         # that is sent without ssl= and so shares the connector's pool (no extra handshakes).
         self._aio_default_tls = aio_default_tls
         self._local = threading.local()
-        self._tls: dict[str, Any] = {}  # per origin: an SSLContext, False, or _USE_REQUESTS
+        self._tls: dict[str, Any] = {}  # per origin: an SSLContext, False, or USE_REQUESTS
         self._tls_lock = threading.Lock()
         self.loop_requests = 0  # requests sent over an event loop (tests and stats)
         self._stopped = False
@@ -194,32 +155,19 @@ class MsalTransport:
         with contextlib.suppress(RuntimeError):
             if asyncio.get_running_loop() is loop:
                 return None  # on the loop's own thread waiting for it would deadlock
-        if self._tls_for(url) is _USE_REQUESTS:
+        if self._tls_for(url) is USE_REQUESTS:
             return None
         return loop
 
     def _tls_for(self, url: str) -> Any:
-        """The TLS setting requests would use for ``url``'s origin, as aiohttp's ``ssl=``.
-
-        requests decides trust per request from the session and, when ``trust_env`` is on, from
-        ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and the proxy variables (client-traps §3); its
-        own ``merge_environment_settings`` answers that, so both paths trust the same CAs. A
-        proxy or a client certificate is left to requests."""
+        """The TLS setting requests would use for ``url``'s origin, as aiohttp's ``ssl=``
+        (:func:`~cspgraph.http.sessions.loop_tls_for`), worked out once per origin."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         tls = self._tls.get(origin)
         if tls is not None:
             return tls
-        session = self.session
-        settings = session.merge_environment_settings(origin + "/", {}, None, None, None)
-        verify = settings.get("verify", True)
-        if settings.get("cert") or select_proxy(url, settings.get("proxies")):
-            tls = _USE_REQUESTS
-        elif verify is False:
-            tls = False
-        else:
-            where = DEFAULT_CA_BUNDLE_PATH if verify is True else str(verify)
-            tls = tls_context(where)
+        tls = loop_tls_for(self.session, url)
         with self._tls_lock:
             return self._tls.setdefault(origin, tls)
 
@@ -235,7 +183,7 @@ class MsalTransport:
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params, doseq=True)
         body, send_headers = encode_body(data, headers)
-        connect, read = getattr(self.session, "timeout", DEFAULT_TIMEOUT)
+        connect, read = getattr(self.session, "timeout", REQUESTS_TIMEOUT)
         request = self._send(method, url, body, send_headers, self._tls_for(url), connect, read)
         try:
             future = asyncio.run_coroutine_threadsafe(request, loop)
@@ -299,6 +247,8 @@ class MsalTransport:
         connect: float,
         read: float,
     ) -> LoopResponse:
+        # Lazy on purpose: importing the token layer must not load aiohttp (~150 ms); only an
+        # async caller's loop, which has it loaded already, gets here.
         import aiohttp
         from yarl import URL
 
@@ -338,15 +288,6 @@ def encode_body(
     if not any(k.lower() == "content-type" for k in send_headers):
         send_headers["Content-Type"] = "application/x-www-form-urlencoded"
     return urlencode(fields, doseq=True), send_headers
-
-
-@functools.lru_cache(maxsize=16)
-def tls_context(where: str) -> ssl.SSLContext:
-    """A client TLS context trusting the CA file (or directory) at ``where``; one per path, so
-    aiohttp pools keyed by the context are shared by everyone trusting the same bundle."""
-    if os.path.isdir(where):
-        return ssl.create_default_context(capath=where)
-    return ssl.create_default_context(cafile=where)
 
 
 def _origin(url: str) -> str:
