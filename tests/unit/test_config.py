@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from cspgraph.config import (
     ConfigError,
+    ConfigFile,
     config_from_data,
     default_config_path,
     env_overrides,
@@ -358,3 +359,50 @@ def test_config_init_from_emulator_keeps_secrets_in_0600_files(tmp_path: Path) -
     assert "app-secret" not in shown.output
     config = load_config(target, env={})
     assert config.identities["NA"].credential().for_msal() == "app-secret-na"
+
+
+def test_a_region_is_picked_by_name_in_any_case_or_as_the_only_one(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), env={})
+    assert config.region_identity("eu").region == "EU"
+    with pytest.raises(ConfigError, match=r"several regions are configured \(EU, NA\)"):
+        config.region_identity()
+    with pytest.raises(ConfigError, match=r"regions\.AS: not configured .*cspgraph setup"):
+        config.region_identity("AS")
+    only = config_from_data({"regions": {"NA": config.model.regions["NA"].model_dump()}})
+    assert only.region_identity().region == "NA"
+
+
+def test_set_up_reads_a_half_written_file_through_the_config_module(tmp_path: Path) -> None:
+    endpoints = {
+        "authority_host": "https://127.0.0.1:4001",
+        "graph": "https://127.0.0.1:4002",
+        "partner_center": "https://127.0.0.1:4003",
+        "control": "https://127.0.0.1:4004",
+        "ca_bundle": "/state/ca.pem",
+    }
+    write(tmp_path, json.dumps(endpoints), "endpoints.json")
+    # A region named but not set up yet: not a valid configuration, but set-up can start on it.
+    path = write(tmp_path, 'emulator = "endpoints.json"\n[regions.na]\npartner_tenant = "p.com"\n')
+    file = ConfigFile.read(path)
+    assert file.cloud().graph == "https://127.0.0.1:4002"
+    assert file.region("NA") == {"partner_tenant": "p.com"} and file.region_key("NA") == "na"
+    assert file.region("EU") == {}
+    with pytest.raises(ConfigError, match=r"would not be valid with regions\.NA"):
+        file.with_region("NA", {"partner_tenant": "p.com", "client_id": "not-a-guid"})
+    done = file.with_region(
+        "NA", {"partner_tenant": "p.com", "client_id": NA_ID, "client_secret_env": "S"}
+    )
+    assert file.region("NA") == {"partner_tenant": "p.com"}  # the original is left alone
+    done.save()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_config(path, env={}).identities["na"].client_id == NA_ID
+    assert ConfigFile.read(tmp_path / "absent.toml").data == {}
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        ConfigFile.read(write(tmp_path, "regions = [", "broken.toml"))
+
+
+def test_an_endpoints_file_without_every_host_is_refused_by_name(tmp_path: Path) -> None:
+    write(tmp_path, json.dumps({"authority_host": "https://127.0.0.1:1"}), "endpoints.json")
+    config = load_config(write(tmp_path, 'emulator = "endpoints.json"\n' + GOOD), env={})
+    with pytest.raises(ConfigError, match="missing graph, partner_center, control, ca_bundle"):
+        config.cloud()
