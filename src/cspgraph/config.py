@@ -26,12 +26,14 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
 import re
 import stat
 import threading
+import time
 import tomllib
 import uuid
 from collections.abc import Mapping
@@ -263,9 +265,7 @@ class ClientCredential:
         }
 
     def _assertion(self, client_id: str, audience: str) -> str:
-        import base64
-        import time
-
+        # Lazy on purpose: PyJWT and cryptography (~20 ms) serve certificate credentials only.
         import jwt
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
@@ -305,6 +305,7 @@ def _read_secret_file(path: Path, key: str) -> str:
 
 
 def _load_certificate(path: Path, password: str | None, key: str) -> ClientCredential:
+    # Lazy on purpose: cryptography (~15 ms) serves certificate credentials only.
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
 

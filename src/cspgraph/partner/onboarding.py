@@ -325,7 +325,7 @@ class OnboardingStore:
     def lock(self, domain: str) -> Iterator[None]:
         """Hold the domain for this process: two runs onboarding one domain at once would race."""
         try:
-            import fcntl
+            import fcntl  # here, not at the top: POSIX only (the lock is skipped elsewhere)
         except ImportError:  # not POSIX: no lock, as before
             yield
             return
