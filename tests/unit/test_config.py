@@ -164,15 +164,17 @@ def test_a_missing_explicit_file_says_how_to_create_one(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml", env={})
 
 
+ENDPOINTS = {
+    "authority_host": "https://127.0.0.1:4001",
+    "graph": "https://127.0.0.1:4002",
+    "partner_center": "https://127.0.0.1:4003",
+    "control": "https://127.0.0.1:4004",
+    "ca_bundle": "/state/ca.pem",
+}
+
+
 def test_an_emulator_endpoints_file_gives_hosts_and_ca(tmp_path: Path) -> None:
-    endpoints = {
-        "authority_host": "https://127.0.0.1:4001",
-        "graph": "https://127.0.0.1:4002",
-        "partner_center": "https://127.0.0.1:4003",
-        "control": "https://127.0.0.1:4004",
-        "ca_bundle": "/state/ca.pem",
-    }
-    write(tmp_path, json.dumps(endpoints), "endpoints.json")
+    write(tmp_path, json.dumps(ENDPOINTS), "endpoints.json")
     config = load_config(write(tmp_path, 'emulator = "endpoints.json"\n' + GOOD), env={})
     cloud = config.cloud()
     assert (cloud.login, cloud.graph, cloud.ca_bundle) == (
@@ -373,14 +375,7 @@ def test_a_region_is_picked_by_name_in_any_case_or_as_the_only_one(tmp_path: Pat
 
 
 def test_set_up_reads_a_half_written_file_through_the_config_module(tmp_path: Path) -> None:
-    endpoints = {
-        "authority_host": "https://127.0.0.1:4001",
-        "graph": "https://127.0.0.1:4002",
-        "partner_center": "https://127.0.0.1:4003",
-        "control": "https://127.0.0.1:4004",
-        "ca_bundle": "/state/ca.pem",
-    }
-    write(tmp_path, json.dumps(endpoints), "endpoints.json")
+    write(tmp_path, json.dumps(ENDPOINTS), "endpoints.json")
     # A region named but not set up yet: not a valid configuration, but set-up can start on it.
     path = write(tmp_path, 'emulator = "endpoints.json"\n[regions.na]\npartner_tenant = "p.com"\n')
     file = ConfigFile.read(path)

@@ -75,14 +75,6 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-@pytest_asyncio.fixture
-async def stub() -> AsyncIterator[GraphStub]:
-    server = GraphStub()
-    await server.start()
-    yield server
-    await server.close()
-
-
 @pytest.fixture
 def tokens() -> FakeTokens:
     return FakeTokens()

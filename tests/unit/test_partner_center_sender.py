@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
-import pytest_asyncio
 from aiohttp import web
 
 from cspgraph.http.errors import NeedsPersonError, TransientError
@@ -33,14 +32,6 @@ class Tokens:
             self.generation += 1
         await asyncio.sleep(0)
         return f"token-{self.generation}"
-
-
-@pytest_asyncio.fixture
-async def stub() -> AsyncIterator[GraphStub]:
-    server = GraphStub()
-    await server.start()
-    yield server
-    await server.close()
 
 
 def client(stub: GraphStub, tokens: Tokens, sleeps: list[float]) -> PartnerCenterClient:
