@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from cspgraph.fleet.report import render_html
+from cspgraph.fleet.report_html import render_html
 from cspgraph.fleet.store import Store
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT_MS, requires_chromium
 from tests.unit.pg_fixture import build_known_fleet

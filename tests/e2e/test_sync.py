@@ -594,7 +594,7 @@ def test_sync_command_json_and_customers_file(
 def test_store_calls_are_retried_after_a_deadlock() -> None:
     from sqlalchemy.exc import DBAPIError
 
-    from cspgraph.fleet.tenant_sync import _with_db_retries
+    from cspgraph.fleet.store_writer import _with_db_retries
 
     class Deadlock(Exception):
         sqlstate = "40P01"

@@ -14,8 +14,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from cspgraph.cli.report_cmd import DEFAULT_DB, report
-from cspgraph.fleet.report import render_html, render_terminal, report_data
-from cspgraph.fleet.report_html import COMPLIANCE_CHART_ROWS, donut_chart
+from cspgraph.fleet.report import report_data
+from cspgraph.fleet.report_html import COMPLIANCE_CHART_ROWS, donut_chart, render_html
+from cspgraph.fleet.report_terminal import render_terminal
 from cspgraph.fleet.store import Store
 from tests.unit import pg_fixture
 from tests.unit.pg_fixture import ALPHA, BRAVO, CHARLIE, DELTA, ECHO, FOXTROT, build_known_fleet

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from cspgraph.fleet.store import Store, users
-from cspgraph.fleet.tenant_sync import StoreWriter
+from cspgraph.fleet.store_writer import StoreWriter
 from tests.unit import pg_fixture
 from tests.unit.pg_fixture import user
 

@@ -336,9 +336,9 @@ async def _onboard(console: Console, paths: DemoPaths, provider: TokenProvider) 
 async def _sync(
     console: Console, paths: DemoPaths, provider: TokenProvider, concurrency: int
 ) -> SyncSummary:
-    from cspgraph.fleet.progress import RichSyncProgress, summary_view
     from cspgraph.fleet.store import Store
     from cspgraph.fleet.sync import sync_fleet
+    from cspgraph.fleet.sync_display import RichSyncProgress, summary_view
 
     console.print(
         f"every customer Partner Center lists, in both regions, into {paths.db} "
@@ -360,8 +360,9 @@ async def _sync(
 
 
 def _report(console: Console, paths: DemoPaths) -> None:
-    from cspgraph.fleet.report import load_report, terminal_view
+    from cspgraph.fleet.report import load_report
     from cspgraph.fleet.report_html import write_html
+    from cspgraph.fleet.report_terminal import terminal_view
     from cspgraph.fleet.store import Store
 
     with Store.open(paths.db_url) as store:

@@ -27,8 +27,9 @@ def report(
     """Report on every customer: users, admins, groups, devices, compliance, sync health."""
     import orjson
 
-    from cspgraph.fleet.report import data_of, load_report, terminal_view
+    from cspgraph.fleet.report import data_of, load_report
     from cspgraph.fleet.report_html import write_html
+    from cspgraph.fleet.report_terminal import terminal_view
     from cspgraph.fleet.store import Store, sqlite_file
 
     file = sqlite_file(db)

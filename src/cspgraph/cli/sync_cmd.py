@@ -115,7 +115,7 @@ def sync(
             if show:
                 from rich.console import Console  # Rich only for a live display or the table
 
-                from cspgraph.fleet.progress import RichSyncProgress
+                from cspgraph.fleet.sync_display import RichSyncProgress
 
                 with RichSyncProgress(Console(stderr=True)) as live:
                     import asyncio  # imported where used: keeps `cspgraph --help` fast
@@ -139,7 +139,7 @@ def sync(
     else:
         from rich.console import Console
 
-        from cspgraph.fleet.progress import summary_view
+        from cspgraph.fleet.sync_display import summary_view
 
         Console().print(summary_view(summary))
         typer.echo(f"store: {db}   next: cspgraph report --db {db}", err=True)

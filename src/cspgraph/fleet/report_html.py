@@ -12,16 +12,18 @@ from importlib.resources import files
 from pathlib import Path
 from string import Template
 
+from cspgraph.fleet.outcomes import CustomerStatus
 from cspgraph.fleet.report import (
     FleetReport,
     ago,
     compliant_share,
     load_report,
+    problems_of,
     status_label,
     top_counts,
 )
 from cspgraph.fleet.store import Store
-from cspgraph.fleet.summaries import CustomerSummary
+from cspgraph.fleet.summaries import NEVER_SYNCED, CustomerSummary
 
 # Intune's compliance states, in the order a reader scans them: good, pending, bad, unknown.
 COMPLIANCE_COLORS = {
@@ -33,13 +35,13 @@ COMPLIANCE_COLORS = {
     "configManager": "#1565c0",
     "unknown": "#9e9e9e",
 }
-STATUS_COLORS = {
-    "ok": "#2e7d32",
-    "running": "#0288d1",
-    "propagating": "#5c6bc0",
-    "needs_person": "#f9a825",
-    "failed": "#c62828",
-    "never": "#9e9e9e",
+STATUS_COLORS: dict[str, str] = {
+    CustomerStatus.OK: "#2e7d32",
+    CustomerStatus.RUNNING: "#0288d1",
+    CustomerStatus.PROPAGATING: "#5c6bc0",
+    CustomerStatus.NEEDS_PERSON: "#f9a825",
+    CustomerStatus.FAILED: "#c62828",
+    NEVER_SYNCED: "#9e9e9e",
 }
 PALETTE = ("#1565c0", "#2e7d32", "#f9a825", "#8e24aa", "#00838f", "#ef6c00", "#6d4c41", "#546e7a")
 OTHER_COLOR = "#bdbdbd"
@@ -74,7 +76,10 @@ def html_page(report: FleetReport) -> str:
         compliance_chart=compliance_chart(report.customers),
         os_chart=donut_chart(totals.os_mix, "Managed devices by operating system", PALETTE),
         health_chart=donut_chart(
-            {status_label(None if k == "never" else k): n for k, n in totals.sync_health.items()},
+            {
+                status_label(None if k == NEVER_SYNCED else k): n
+                for k, n in totals.sync_health.items()
+            },
             "Customers by sync status",
             [STATUS_COLORS.get(k, OTHER_COLOR) for k in totals.sync_health],
         ),
@@ -88,7 +93,7 @@ def html_page(report: FleetReport) -> str:
 
 def _cards(report: FleetReport) -> str:
     t = report.totals
-    failed = t.sync_health.get("failed", 0)
+    failed = t.sync_health.get(CustomerStatus.FAILED, 0)
     cards = [
         ("Customers", f"{t.customers:,}", ""),
         ("Users", f"{t.users:,}", f"{t.users_enabled:,} enabled · {t.users_disabled:,} disabled"),
@@ -117,7 +122,7 @@ def _cards(report: FleetReport) -> str:
 
 
 def _status_badge(status: str | None) -> str:
-    css = (status or "never").replace("_", "-")
+    css = (status or NEVER_SYNCED).replace("_", "-")
     return f'<span class="badge {css}">{escape(status_label(status))}</span>'
 
 
@@ -152,7 +157,7 @@ def _customer_row(c: CustomerSummary, report: FleetReport) -> str:
 
 
 def _problems(report: FleetReport) -> str:
-    problems = [c for c in report.customers if c.status not in ("ok", "running")]
+    problems = problems_of(report)
     if not problems:
         return ""
     rows = []

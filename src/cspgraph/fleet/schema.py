@@ -28,10 +28,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
+from cspgraph.fleet.outcomes import CustomerStatus
+
 RESOURCES = ("users", "groups", "devices", "managedDevices", "organization")
 # The resources whose objects can be members of groups and directory roles.
 DIRECTORY_MEMBERS = ("users", "groups", "devices")
-STATUSES = ("ok", "running", "propagating", "needs_person", "failed")
+STATUSES = tuple(status.value for status in CustomerStatus)  # what customers.status may hold
 
 
 class UtcDateTime(TypeDecorator[datetime]):

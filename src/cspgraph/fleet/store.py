@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
+from cspgraph.fleet.outcomes import CustomerStatus
 from cspgraph.fleet.schema import (
     DIRECTORY_MEMBERS,
     OBJECT_TABLES,
@@ -506,7 +507,7 @@ class Store:
     def set_status(
         self,
         tenant_id: str,
-        status: str,
+        status: CustomerStatus | str,
         *,
         reason: str | None = None,
         error_class: str | None = None,
@@ -514,11 +515,13 @@ class Store:
         """Record a customer's sync status; ``ok`` also stamps ``last_sync_at``."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
+        # The plain value: a driver may store an enum by its name (psycopg does), not its value.
+        value = CustomerStatus(status).value
         now = self._time(_now())
-        last_sync = now if status == "ok" else None
+        last_sync = now if value == CustomerStatus.OK else None
         with self._writing() as cursor:
             cursor.execute(
-                self._sql_set_status, (tenant_id, status, reason, error_class, now, last_sync)
+                self._sql_set_status, (tenant_id, value, reason, error_class, now, last_sync)
             )
 
     # --- objects -------------------------------------------------------------------------------

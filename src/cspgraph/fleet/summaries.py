@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Table, and_, case, func, literal, select, union
 from sqlalchemy.engine import Connection
 
+from cspgraph.fleet.outcomes import CustomerStatus
 from cspgraph.fleet.schema import (
     customers,
     devices,
@@ -28,6 +29,8 @@ from cspgraph.fleet.schema import (
 
 # Entra built-in role template id, the same in every tenant (public Entra docs).
 GLOBAL_ADMIN_ROLE_TEMPLATE = "62e90394-69f5-4237-9190-012177145e10"
+# The key of customers never synced in FleetTotals.sync_health (a status of none).
+NEVER_SYNCED = "never"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +41,7 @@ class CustomerSummary:
     display_name: str
     domain: str | None
     region: str | None
-    status: str | None  # None: never synced
+    status: str | None  # a CustomerStatus value as stored; None: never synced
     status_reason: str | None
     error_class: str | None
     status_at: datetime | None
@@ -63,7 +66,7 @@ class CustomerSummary:
 
     @property
     def needs_attention(self) -> bool:
-        return self.status == "failed" or self.noncompliant > 0
+        return self.status == CustomerStatus.FAILED or self.noncompliant > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ class FleetTotals:
     customers_noncompliant: int
     compliance: dict[str, int]
     os_mix: dict[str, int]
-    sync_health: dict[str, int]  # status -> customers; "never" for customers not yet synced
+    sync_health: dict[str, int]  # status -> customers; NEVER_SYNCED for customers not yet synced
     last_sync_at: datetime | None  # the most recent successful sync of any customer
     oldest_sync_at: datetime | None  # the least recent one: how stale the fleet view can be
 
@@ -93,7 +96,14 @@ class FleetTotals:
 
 
 # Problems first: a failed sync hides the customer's current state, then people to chase.
-_STATUS_RANK = {"failed": 0, "needs_person": 1, "propagating": 2, "running": 3, None: 4, "ok": 5}
+_STATUS_RANK: dict[str | None, int] = {
+    CustomerStatus.FAILED: 0,
+    CustomerStatus.NEEDS_PERSON: 1,
+    CustomerStatus.PROPAGATING: 2,
+    CustomerStatus.RUNNING: 3,
+    None: 4,  # never synced
+    CustomerStatus.OK: 5,
+}
 
 
 def attention_order(summary: CustomerSummary) -> tuple[bool, int, int, str]:
@@ -120,7 +130,7 @@ def totals_of(summaries: Sequence[CustomerSummary]) -> FleetTotals:
     for s in summaries:
         _add(compliance, s.compliance)
         _add(os_mix, s.managed_by_os)
-        key = s.status or "never"
+        key = s.status or NEVER_SYNCED
         health[key] = health.get(key, 0) + 1
     return FleetTotals(
         customers=len(summaries),

@@ -32,9 +32,7 @@ import collections
 import contextlib
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from cspgraph.config import Config
 from cspgraph.fleet.customers import (
@@ -43,16 +41,12 @@ from cspgraph.fleet.customers import (
     customers_from_list,
     partner_center_customers,
 )
+from cspgraph.fleet.outcomes import SyncSummary, TenantResult
 from cspgraph.fleet.progress import NullProgress, SyncProgress
 from cspgraph.fleet.resources import ALL_RESOURCES, MAX_PAGE_SIZE
 from cspgraph.fleet.store import Store
-from cspgraph.fleet.tenant_sync import (
-    StoreWriter,
-    SyncSettings,
-    TenantAccess,
-    TenantResult,
-    sync_tenant,
-)
+from cspgraph.fleet.store_writer import StoreWriter
+from cspgraph.fleet.tenant_sync import SyncSettings, TenantAccess, sync_tenant
 from cspgraph.graph.client import GraphClient, GraphStats
 from cspgraph.identity import TokenProvider
 
@@ -65,68 +59,6 @@ __all__ = [
 ]
 
 DEFAULT_CONCURRENCY = 16
-
-
-@dataclass(slots=True)
-class SyncSummary:
-    """The outcome of one sync run."""
-
-    tenants: list[TenantResult]
-    started_at: datetime
-    wall_time: float  # seconds
-    graph: dict[str, int]  # this run's Graph counters: requests, throttled (429s), retries, …
-    listing_errors: dict[str, str] = field(default_factory=dict)  # region -> why
-
-    @property
-    def requests(self) -> int:
-        return self.graph.get("requests", 0)
-
-    @property
-    def throttled(self) -> int:
-        """429 answers seen (each was waited out and retried)."""
-        return self.graph.get("throttled", 0)
-
-    @property
-    def ok(self) -> bool:
-        """Every customer synced and every region listed."""
-        return not self.listing_errors and all(t.status == "ok" for t in self.tenants)
-
-    def by_status(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for t in self.tenants:
-            counts[t.status] = counts.get(t.status, 0) + 1
-        return counts
-
-    def totals(self) -> dict[str, Any]:
-        received: dict[str, int] = {}
-        removed = 0
-        for t in self.tenants:
-            for resource, n in t.received.items():
-                received[resource] = received.get(resource, 0) + n
-            removed += sum(t.removed.values())
-        order = {name: i for i, name in enumerate(ALL_RESOURCES)}
-        received = dict(sorted(received.items(), key=lambda kv: order.get(kv[0], len(order))))
-        return {
-            "customers": len(self.tenants),
-            "status": self.by_status(),
-            "received": received,
-            "objects": sum(received.values()),
-            "removed": removed,
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        """Everything, as JSON-ready data (what ``cspgraph sync --json`` prints)."""
-        return {
-            "started_at": self.started_at.isoformat(),
-            "wall_time_s": round(self.wall_time, 3),
-            "ok": self.ok,
-            "totals": self.totals(),
-            "requests": self.requests,
-            "throttled": self.throttled,
-            "graph": dict(self.graph),
-            "listing_errors": dict(self.listing_errors),
-            "tenants": [t.as_dict() for t in self.tenants],
-        }
 
 
 async def sync_fleet(

@@ -22,38 +22,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-import queue
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import suppress
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
-
-from sqlalchemy.exc import DBAPIError
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from cspgraph.customer_ref import domain_of, is_guid
 from cspgraph.discovery import Route
 from cspgraph.fleet.customers import CustomerRef
+from cspgraph.fleet.outcomes import CustomerStatus, TenantResult, clip, describe_failure, short
 from cspgraph.fleet.progress import SyncProgress
 from cspgraph.fleet.resources import ADMIN_ROLE_TEMPLATES, ADMIN_ROLES, PULLS, Pull
 from cspgraph.fleet.store import Store, member_changes_from_delta
+from cspgraph.fleet.store_writer import StoreWriter
 from cspgraph.graph.client import GraphClient, Page
 from cspgraph.http.errors import BadRequestError, CspGraphError, ErrorClass
-
-T = TypeVar("T")
 
 # Graph codes of an expired delta token (wire-facts §2.2).
 RESYNC_CODES = frozenset({"syncStateNotFound", "resyncRequired"})
 # Intune's answer in a tenant without an Intune licence (CIPP's field experience).
 NOT_LICENSED_TEXT = "not applicable to target tenant"
-# A reason stored on a customer is shown in tables: keep it readable.
-MAX_REASON = 500
-# PostgreSQL's "deadlock detected" and "could not serialize": the transaction may simply be run
-# again. Store calls are tried this many times.
-TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
-DB_ATTEMPTS = 4
 
 
 # Run ids of full pulls: a random prefix per process and a counter. Unique like uuid4 (80 random
@@ -74,198 +63,11 @@ class TenantAccess(Protocol):
     async def get_token(self, tenant: str, *, fresh: bool = False) -> str: ...
 
 
-@dataclass(slots=True)
-class TenantResult:
-    """How one customer's sync went."""
-
-    customer: CustomerRef
-    tenant_id: str | None
-    region: str | None
-    status: str = "running"  # then ok | propagating | needs_person | failed
-    reason: str | None = None
-    error_class: str | None = None
-    # Per resource: "full" (a new full pull), "resumed" (an interrupted pull continued),
-    # "delta" (changes since the last run), "skipped: …" (not available, and why).
-    modes: dict[str, str] = field(default_factory=dict)
-    received: dict[str, int] = field(default_factory=dict)  # objects received per resource
-    removed: dict[str, int] = field(default_factory=dict)  # @removed entries per resource
-    pages: dict[str, int] = field(default_factory=dict)  # pages (= Graph requests) per resource
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "tenant_id": self.tenant_id,
-            "customer": self.customer.reference,
-            "domain": self.customer.domain,
-            "display_name": self.customer.display_name,
-            "region": self.region,
-            "status": self.status,
-            "reason": self.reason,
-            "error_class": self.error_class,
-            "modes": dict(self.modes),
-            "received": dict(self.received),
-            "removed": dict(self.removed),
-            "pages": dict(self.pages),
-            "notes": list(self.notes),
-            "seconds": round(self.seconds, 3),
-        }
-
-
 @dataclass(frozen=True, slots=True)
 class SyncSettings:
     full: bool
     page_size: int
     resources: frozenset[str]
-
-
-# -- the writer thread -----------------------------------------------------------------------------
-
-
-class StoreWriter:
-    """Runs blocking store calls on dedicated threads, off the event loop, committing the calls
-    that queue up together in one transaction (group commit).
-
-    One thread by default: SQLite has one writer at a time anyway, and one thread keeps its lock
-    uncontended. PostgreSQL takes concurrent writers (``threads`` > 1). Order within a stream is
-    kept by the stream itself, which never has two writes outstanding.
-
-    While the thread writes, the streams keep fetching; whatever they submitted meanwhile is taken
-    in one go (up to ``max_batch`` calls) and run inside one :meth:`Store.batch`. Every call is
-    atomic and idempotent on its own, so a batch changes nothing but the number of commits: a
-    call's future resolves only once its batch has committed, and when a batch fails its calls
-    are run again one by one, each in its own transaction with the usual retries, so one bad call
-    fails alone.
-    """
-
-    def __init__(self, store: Store, threads: int = 1, *, max_batch: int = 64) -> None:
-        self.store = store
-        self.max_batch = max_batch
-        self.batches = 0  # transactions committed for more than one call
-        self.calls = 0  # calls run
-        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"cspgraph-store_{i}", daemon=True)
-            for i in range(threads)
-        ]
-        self._started = False
-        self._closed = False
-        self._lock = threading.Lock()
-
-    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the store writer is closed")
-            if not self._started:
-                for thread in self._threads:
-                    thread.start()
-                self._started = True
-            self._queue.put(_Call(functools.partial(fn, *args, **kwargs), future, loop))
-        return future
-
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await self.submit(fn, *args, **kwargs)
-
-    def close(self) -> None:
-        """Wait for the writes in flight and queued (the store must not close under them), then
-        stop the threads."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            started = self._started
-        if not started:
-            return
-        for _ in self._threads:
-            self._queue.put(None)
-        for thread in self._threads:
-            thread.join()
-
-    # -- the writer threads ------------------------------------------------------------------------
-    def _work(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            calls = [first]
-            stop = False
-            while len(calls) < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                calls.append(more)
-            self._run([c for c in calls if not c.future.cancelled()])
-            if stop:
-                return
-
-    def _run(self, calls: list[_Call]) -> None:
-        outcomes: list[tuple[_Call, Any, BaseException | None]] = []
-        if len(calls) > 1:
-            try:
-                with self.store.batch():
-                    results = [call.fn() for call in calls]
-            except Exception:  # noqa: S110 - each call is run again alone below
-                pass
-            else:
-                outcomes = [(c, r, None) for c, r in zip(calls, results, strict=True)]
-                self.batches += 1
-        if not outcomes:
-            for call in calls:
-                try:
-                    outcomes.append((call, _with_db_retries(call.fn), None))
-                except BaseException as exc:  # handed to the awaiting stream
-                    outcomes.append((call, None, exc))
-        self.calls += len(calls)
-        # One wake-up of each event loop for the whole batch, not one per call.
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Call, Any, BaseException | None]]]
-        by_loop = {}
-        for outcome in outcomes:
-            by_loop.setdefault(outcome[0].loop, []).append(outcome)
-        for loop, done in by_loop.items():
-            with suppress(RuntimeError):  # the loop is closed: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, done)
-
-
-@dataclass(slots=True)
-class _Call:
-    fn: Callable[[], Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-
-
-def _resolve(done: list[tuple[_Call, Any, BaseException | None]]) -> None:
-    """On the event loop: hand each call's result or exception to its future."""
-    for call, result, exc in done:
-        if call.future.done():  # cancelled while it was being written
-            continue
-        if exc is None:
-            call.future.set_result(result)
-        else:
-            call.future.set_exception(exc)
-
-
-def _with_db_retries(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a store call again when the database gave up on it for a passing reason.
-
-    Concurrent PostgreSQL writers can deadlock on memberships (a user's deletion and its group's
-    delta touch the same rows); the database then aborts one transaction. Every store call the
-    sync makes is atomic and idempotent, so running it again is safe."""
-    for attempt in range(DB_ATTEMPTS):
-        try:
-            return fn(*args, **kwargs)
-        except DBAPIError as exc:
-            sqlstate = getattr(exc.orig, "sqlstate", None)
-            passing = sqlstate in TRANSIENT_SQLSTATES or exc.connection_invalidated
-            if not passing or attempt == DB_ATTEMPTS - 1:
-                raise
-            time.sleep(0.05 * 2**attempt)  # on the writer thread, never the event loop
-    raise AssertionError("unreachable")
 
 
 # -- one tenant ------------------------------------------------------------------------------------
@@ -327,12 +129,12 @@ class TenantSync:
                 result.modes[name] = f"skipped: {why}"
                 result.notes.append(f"{name} skipped: {why}")
         if not real:
-            result.status = "ok"
+            result.status = CustomerStatus.OK
             return
         # What a person must act on first, then "wait for it", then plain errors.
         name, exc = min(real.items(), key=lambda item: _severity(item[1]))
         result.status, result.error_class, result.reason = describe_failure(exc, name)
-        result.notes.extend(f"{other}: {_short(e)}" for other, e in real.items() if other != name)
+        result.notes.extend(f"{other}: {short(e)}" for other, e in real.items() if other != name)
 
     # -- one resource ------------------------------------------------------------------------------
     async def _pull(self, pull: Pull) -> None:
@@ -345,7 +147,7 @@ class TenantSync:
                 return
             except LinkRefused as refused:
                 self.result.notes.append(
-                    f"{pull.resource}: saved link refused ({_short(refused.error)}); pulled in full"
+                    f"{pull.resource}: saved link refused ({short(refused.error)}); pulled in full"
                 )
                 self.result.modes[pull.resource] = "full"
             await self.writer.run(self._begin_full_pull, pull, new_run_id(), True)
@@ -493,30 +295,6 @@ def _severity(exc: BaseException) -> int:
     return 2
 
 
-def describe_failure(exc: BaseException, resource: str | None = None) -> tuple[str, str, str]:
-    """(status, error class, reason) to record on a customer for ``exc``."""
-    where = f"{resource}: " if resource else ""
-    if isinstance(exc, CspGraphError):
-        if exc.error_class is ErrorClass.PROPAGATING:
-            return "propagating", exc.error_class.value, _clip(where + _short(exc))
-        if exc.error_class is ErrorClass.NEEDS_PERSON:
-            return "needs_person", exc.error_class.value, _clip(where + _short(exc))
-        return "failed", exc.error_class.value, _clip(where + str(exc))
-    return "failed", "error", _clip(f"{where}{type(exc).__name__}: {exc}")
-
-
-def _short(exc: BaseException) -> str:
-    """The reason a person acts on, followed by the detail that proves it."""
-    if isinstance(exc, CspGraphError):
-        detail = str(exc)
-        return detail if not exc.reason or exc.reason == detail else f"{exc.reason} ({detail})"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
-
-
 # -- routing and recording -------------------------------------------------------------------------
 
 
@@ -565,7 +343,7 @@ async def sync_tenant(
             try:
                 await _record(writer, result)
             except Exception as again:
-                result.notes.append(f"could not record the status: {_short(again)}")
+                result.notes.append(f"could not record the status: {short(again)}")
     finally:
         result.seconds = time.monotonic() - clock
     return result
@@ -581,7 +359,7 @@ def _register(
 ) -> None:
     """Record the customer and mark it running (one trip to the writer thread)."""
     store.upsert_customer(tenant_id, domain=domain, display_name=display_name, region=region)
-    store.set_status(tenant_id, "running")
+    store.set_status(tenant_id, CustomerStatus.RUNNING)
 
 
 async def _unplaceable(
@@ -623,8 +401,8 @@ def _known_region(access: TenantAccess, reference: str) -> str | None:
 async def _record(writer: StoreWriter, result: TenantResult) -> None:
     assert result.tenant_id is not None
     reason = result.reason
-    if result.status == "ok" and result.notes:
-        reason = _clip("; ".join(result.notes))  # what was skipped, for the report
+    if result.status is CustomerStatus.OK and result.notes:
+        reason = clip("; ".join(result.notes))  # what was skipped, for the report
     await writer.run(
         writer.store.set_status,
         result.tenant_id,
