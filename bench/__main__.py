@@ -22,8 +22,10 @@ from typing import Any
 
 from bench import report
 from bench.emulator import EmulatorProcess, load_average
+from bench.emulator_speed import profile_emulator, requests_per_second
 from bench.fleet import fleet_world_data
 from bench.harness import Bench, cleanup
+from bench.startup import measure
 
 RUNNERS = ("raw", "cspgraph", "fetch", "sample", "sdk")
 RESULTS = Path(__file__).parent / "results"
@@ -460,8 +462,6 @@ def main(argv: list[str] | None = None) -> int:
                 results["regimes"][regime]["throttling"] = {"enabled": enabled, "scale": scale}
             emu.set_throttling(False)
             if "profile" not in args.skip_set:
-                from bench.emulator_speed import profile_emulator
-
                 say("[emulator] profiling the fleet pull ...")
                 where = workdir / "fleet-profile"
                 where.mkdir(parents=True, exist_ok=True)
@@ -472,8 +472,6 @@ def main(argv: list[str] | None = None) -> int:
                     say("[cspgraph] profiling cspgraph sync ...")
                     results["profile_sync"] = bench.profile_sync()
             if "rps" not in args.skip_set:
-                from bench.emulator_speed import requests_per_second
-
                 say("[emulator] requests per second ...")
                 results["rps"] = requests_per_second(
                     emu, workdir, [int(x) for x in args.rps_levels.split(",")], args.rps_seconds,
@@ -483,8 +481,6 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" not in args.skip_set:
             results["memory"] = memory_check(args, workdir)
         if "startup" not in args.skip_set:
-            from bench.startup import measure
-
             say("[start-up] timing imports ...")
             results["startup"] = measure()
         results["targets"] = targets(results)

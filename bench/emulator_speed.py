@@ -16,8 +16,8 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+from bench.child import child_env, reported_line, run_child
 from bench.emulator import EmulatorProcess
-from bench.harness import child_env, reported_line, run_child
 
 
 def _page_tenant(emu: EmulatorProcess, page: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from bench.harness import BIN, ROOT, child_env
+from bench.child import BIN, ROOT, child_env
 
 PY = sys.executable
 CASES: dict[str, list[str]] = {
