@@ -251,7 +251,7 @@ class Bench:
         env = child_env(where / "home")
         init = subprocess.run(
             [str(BIN / "cspgraph"), "config", "init", "--from-emulator",
-             str(self.emu.endpoints_file), "--path", str(config), "--force"],
+             str(self.emu.endpoints_file), "--config", str(config), "--force"],
             env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         if init.returncode != 0:

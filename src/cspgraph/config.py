@@ -63,6 +63,25 @@ def default_config_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "cspgraph" / "config.toml"
 
 
+def config_origin(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> str:
+    """How the configuration file is named: ``"given"`` (a path passed in, e.g. ``--config``),
+    ``"$CSPGRAPH_CONFIG"``, or ``"default"``."""
+    env = os.environ if env is None else env
+    if path is not None:
+        return "given"
+    return f"${CONFIG_ENV}" if env.get(CONFIG_ENV) else "default"
+
+
+def describe_config_path(file: Path, origin: str = "given") -> str:
+    """The file, and where its name came from when the user did not type it: messages about a
+    configuration nobody named on the command line must say which one they mean."""
+    if origin == "default":
+        return f"{file} (the default configuration path)"
+    if origin.startswith("$"):
+        return f"{file} (from {origin})"
+    return str(file)
+
+
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -83,8 +102,9 @@ _HINTS = {
     "partner_tenant": "set it to this region's partner tenant: its domain "
     "(partner.onmicrosoft.com) or its tenant ID",
     "client_id": "set it to your partner-managed app's Application (client) ID",
-    "regions": "add a [regions.NA] section (one per region you sell in) with partner_tenant, "
-    "client_id and a credential",
+    "regions": "run `cspgraph setup --region NA --tenant <your partner tenant>`, which registers "
+    "the region's partner-managed app and writes its [regions.NA] section (one per region you "
+    "sell in: partner_tenant, client_id and a credential)",
 }
 
 
@@ -421,6 +441,7 @@ class Config:
 
     model: ConfigModel
     source: Path | None = None  # the file it came from, if any
+    origin: str = "given"  # how that file was named: see config_origin()
     env: Mapping[str, str] = field(repr=False, default_factory=lambda: os.environ)
 
     @property
@@ -577,8 +598,10 @@ def load_config(
     missing file with ``required``, is an error that says how to create one.
     """
     env = os.environ if env is None else env
-    explicit = path is not None or bool(env.get(CONFIG_ENV))
+    origin = config_origin(path, env)
+    explicit = origin != "default"
     file = Path(path).expanduser() if path is not None else default_config_path(env)
+    label = describe_config_path(file, origin)
     data: dict[str, Any] = {}
     source: Path | None = None
     try:
@@ -587,24 +610,25 @@ def load_config(
     except FileNotFoundError:
         if explicit or required:
             raise ConfigError(
-                f"{file}: no such configuration file; create one with `cspgraph config init"
-                f"{'' if file == default_config_path({}) else f' --path {file}'}`"
+                f"{label}: no such configuration file; create one with `cspgraph config init"
+                f"{' --config ' + str(file) if origin == 'given' else ''}` (or "
+                "`cspgraph setup`, which writes the region it sets up)"
             ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{label}: not valid TOML: {exc}") from None
     except OSError as exc:
-        raise ConfigError(f"{file}: cannot read it: {exc.strerror}") from None
+        raise ConfigError(f"{label}: cannot read it: {exc.strerror}") from None
+    if source is not None:
+        label = describe_config_path(source, origin)
     overrides, origins = env_overrides(env)
     merged = _merge(data, overrides)
     try:
         model = ConfigModel.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source or file, origins)) from None
-    config = Config(model=model, source=source, env=env)
+        raise ConfigError(_describe(exc, label, origins)) from None
+    config = Config(model=model, source=source, env=env, origin=origin)
     if not model.regions:
-        raise ConfigError(
-            f"{source or file}: regions: no region is configured; {_HINTS['regions']}"
-        )
+        raise ConfigError(f"{label}: regions: no region is configured; {_HINTS['regions']}")
     return config
 
 
@@ -640,20 +664,26 @@ class ConfigFile:
         """The file at ``path`` (default: ``$CSPGRAPH_CONFIG`` or the default path); a missing
         file is an empty one."""
         file = Path(path).expanduser() if path is not None else default_config_path(env)
+        label = describe_config_path(file, config_origin(path, env))
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             data = {}
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+            raise ConfigError(f"{label}: not valid TOML: {exc}") from None
         except OSError as exc:
-            raise ConfigError(f"{file}: cannot read it: {exc.strerror}") from None
+            raise ConfigError(f"{label}: cannot read it: {exc.strerror}") from None
         return cls(file, data)
+
+    def settings(self) -> Config:
+        """Everything the file says but its regions (the cloud, its hosts, an emulator, the
+        caches), validated, whatever state its regions are in."""
+        rest = {k: v for k, v in self.data.items() if k != "regions"}
+        return config_from_data(rest, base_dir=self.path.parent)
 
     def cloud(self) -> Cloud:
         """The cloud and hosts the file names, whatever state its regions are in."""
-        rest = {k: v for k, v in self.data.items() if k != "regions"}
-        return config_from_data(rest, base_dir=self.path.parent).cloud()
+        return self.settings().cloud()
 
     def region_key(self, region: str) -> str:
         """How the file spells ``region`` (any case), or ``region`` when it has no such entry."""
@@ -690,7 +720,7 @@ class ConfigFile:
 
 
 def _describe(
-    exc: ValidationError, source: Path | None, origins: Mapping[tuple[str, ...], str]
+    exc: ValidationError, source: str | None, origins: Mapping[tuple[str, ...], str]
 ) -> str:
     lines = []
     for error in exc.errors():

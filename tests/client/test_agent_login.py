@@ -333,7 +333,8 @@ def test_cspgraph_login_whoami_and_token_agent(
         ["login", "--customer", "customer.com", "--timeout", "30", "--config", str(config_path)],
     )
     assert login.exit_code == 0, login.output
-    assert f"signed in: {AGENT['NA']}" in login.output
+    signed_in = json.loads(login.stdout)  # piped: JSON, as every command (docs/cli.md)
+    assert (signed_in["username"], signed_in["region"]) == (AGENT["NA"], "NA")
     for thread in threads:
         thread.join(timeout=10)
     whoami = runner.invoke(app, ["whoami", "--config", str(config_path)])

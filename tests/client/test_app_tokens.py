@@ -353,7 +353,7 @@ def test_cspgraph_token_prints_claims_and_the_token_only_when_asked(
     refused = runner.invoke(
         app, ["token", "--customer", "nowhere.example", "--config", str(config_path)]
     )
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2  # bad input: no such tenant (bad_request; it exited 1 before)
     assert "AADSTS90002" in refused.output
 
 

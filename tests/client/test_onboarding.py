@@ -408,4 +408,5 @@ def test_the_onboard_command(make_emulator: MakeEmulator, tmp_path: Path) -> Non
     assert {"cli.onmicrosoft.com", "customer.onmicrosoft.com"} <= domains
 
     taken = runner.invoke(app, [*args[:2], "other.com", *args[3:]], env=env)
-    assert taken.exit_code == 1 and "not a customer of yours" in taken.output
+    # bad input: the domain is taken (bad_request; it exited 1 before one exit-code table)
+    assert taken.exit_code == 2 and "not a customer of yours" in taken.output

@@ -34,6 +34,7 @@ from cspgraph.fleet.store import GLOBAL_ADMIN_ROLE_TEMPLATE, Store
 from cspgraph.fleet.sync import SyncSummary, sync_fleet
 from cspgraph.http.errors import CspGraphError
 from cspgraph.identity import TokenProvider
+from tests.terminal import run_on_terminal
 from tests.unit import pg_fixture
 
 pg_database = pg_fixture.pg_database
@@ -586,9 +587,15 @@ def test_sync_command_json_and_customers_file(
     modes = {t["customer"]: t["modes"]["users"] for t in json.loads(run.stdout)["tenants"]}
     assert set(modes.values()) == {"delta"}
 
-    table = CliRunner().invoke(app, [*args[:5], "--no-progress"], env=SECRET_ENV)
-    assert table.exit_code == 0, table.output
-    assert "3 ok" in table.stdout  # Partner Center's list, both regions
+    # Without --json, piped: JSON all the same (stdout is not a terminal).
+    piped = CliRunner().invoke(app, [*args[:5], "--no-progress"], env=SECRET_ENV)
+    assert piped.exit_code == 0, piped.output
+    assert json.loads(piped.stdout)["totals"]["status"] == {"ok": 3}  # Partner Center's list
+    # On a terminal: the summary table, and where the store is.
+    table = run_on_terminal([*args[:5], "--no-progress"], env=SECRET_ENV)
+    assert table.returncode == 0, table.output
+    assert "3 ok" in table.output
+    assert "store: " in table.output and "next: cspgraph report" in table.output
 
 
 def test_store_calls_are_retried_after_a_deadlock() -> None:

@@ -321,7 +321,7 @@ def test_config_init_writes_a_starter_that_explains_itself(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert "[regions.NA]" in target.read_text()
     again = runner.invoke(app, ["init", "--path", str(target)])
-    assert again.exit_code == 1
+    assert again.exit_code == 2  # bad input (the file exists)
     assert "exists; use --force" in again.output
     # The placeholders are refused with the fix, so `config show` guides the first edit.
     shown = runner.invoke(app, ["show", "--path", str(target)], env={})

@@ -18,6 +18,7 @@ from cspgraph.fleet.report import report_data
 from cspgraph.fleet.report_html import COMPLIANCE_CHART_ROWS, donut_chart, render_html
 from cspgraph.fleet.report_terminal import render_terminal
 from cspgraph.fleet.store import Store
+from tests.terminal import run_on_terminal
 from tests.unit import pg_fixture
 from tests.unit.pg_fixture import ALPHA, BRAVO, CHARLIE, DELTA, ECHO, FOXTROT, build_known_fleet
 
@@ -214,14 +215,27 @@ def test_cli_prints_json(cli: typer.Typer, sqlite_fleet: Store, tmp_path: Path) 
     assert data["fleet"]["customers"] == 6
 
 
-def test_cli_writes_html_and_prints_tables(
+def test_cli_writes_html_and_prints_tables_on_a_terminal(
+    sqlite_fleet: Store, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+    shown = run_on_terminal(["report", "--db", str(tmp_path / "fleet.db"), "--html", str(out)])
+    assert shown.returncode == 0, shown.output
+    assert "Customers (failed syncs and non-compliant devices first)" in shown.output
+    assert "Bravo GmbH" in shown.output
+    assert f"HTML report written to {out}" in shown.output
+    assert "<svg" in out.read_text(encoding="utf-8")
+
+
+def test_cli_prints_json_when_piped_and_says_where_the_html_went_on_stderr(
     cli: typer.Typer, sqlite_fleet: Store, tmp_path: Path
 ) -> None:
     out = tmp_path / "report.html"
     result = CliRunner().invoke(cli, ["--db", str(tmp_path / "fleet.db"), "--html", str(out)])
     assert result.exit_code == 0, result.output
-    assert "Bravo GmbH" in result.stdout
-    assert f"HTML report written to {out}" in result.stdout
+    data = orjson.loads(result.stdout)  # stdout is one JSON document
+    assert "Bravo GmbH" in {c["display_name"] for c in data["customers"]}
+    assert f"HTML report written to {out}" in result.stderr
     assert "<svg" in out.read_text(encoding="utf-8")
 
 
@@ -232,6 +246,6 @@ def test_cli_refuses_a_missing_store_instead_of_creating_one(
     monkeypatch.delenv("CSPGRAPH_DB", raising=False)
     assert DEFAULT_DB == "sqlite:///cspgraph.db"
     result = CliRunner().invoke(cli, [])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input (docs/cli.md's table; it exited 1 before)
     assert "no store at cspgraph.db" in result.stderr
     assert not (tmp_path / "cspgraph.db").exists()

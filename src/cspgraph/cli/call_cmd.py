@@ -8,14 +8,13 @@ pages arrive (never held whole in memory). If a later page fails, the array is l
 purpose, so nothing downstream mistakes a partial listing for a whole one.
 
 A failure is one line on stderr — taxonomy class, message, code, HTTP status, tenant, request id —
-and the exit status says what to do about it (see :data:`EXIT_CODES`).
+and the exit status says what to do about it (:class:`cspgraph.cli.common.Exit`). A call the CSP
+scope guard refuses is refused before anything is sent, discovery included.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,28 +23,18 @@ from urllib.parse import parse_qsl, urlsplit
 
 import typer
 
-from cspgraph.cli.auth_cmd import CONFIG_OPTION
+from cspgraph.cli import common
+from cspgraph.cli.common import UsageError
 
 if TYPE_CHECKING:
+    from cspgraph.config import Config
     from cspgraph.graph.client import GraphClient, TokenSource
     from cspgraph.http.errors import CspGraphError
 
-# Exit statuses by taxonomy class (cspgraph.http.errors.ErrorClass values); 0 is success.
-EXIT_CODES: dict[str, int] = {
-    "bad_request": 2,  # the request (or the command line, or the configuration) is wrong
-    "needs_person": 3,  # nothing changes until somebody acts (consent, credential, sign-in)
-    "propagating": 4,  # the partner relationship or consent is still reaching the tenant
-    "transient": 5,  # throttled, unavailable, the network: try again soon
-}
-USAGE_EXIT = EXIT_CODES["bad_request"]
-INTERRUPTED_EXIT = 130
+__all__ = ["CallRequest", "UsageError", "build_request", "call", "execute"]
 
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
 VERSIONS = ("v1.0", "beta")
-
-
-class UsageError(Exception):
-    """The command line asks for something that cannot be sent; exits with status 2."""
 
 
 # -- the request, as the command line describes it -------------------------------------------------
@@ -254,8 +243,8 @@ def _compact(data: Any) -> str:
     return orjson.dumps(data).decode()
 
 
-def make_output(stream: TextIO) -> Output:
-    if stream.isatty():
+def make_output(stream: TextIO, *, compact: bool = False) -> Output:
+    if stream.isatty() and not compact:
         from rich.console import Console
 
         return PrettyOutput(Console(file=stream))
@@ -263,6 +252,15 @@ def make_output(stream: TextIO) -> Output:
 
 
 # -- running it ------------------------------------------------------------------------------------
+
+
+def check_scope(request: CallRequest) -> None:
+    """Refuse, before anything is sent, a call the CSP scope guard would refuse anyway (a
+    :class:`~cspgraph.graph.scope.CspScopeError`, exit status 2)."""
+    from cspgraph.graph import scope
+
+    path = urlsplit(request.path).path if request.absolute else request.path
+    scope.check(request.method, path)
 
 
 def relocate(request: CallRequest, name: str, location: str) -> CallRequest:
@@ -360,21 +358,6 @@ async def _all_pages(client: GraphClient, tenant: str, request: CallRequest, out
     out.end_array()
 
 
-def error_line(exc: CspGraphError, tenant: str | None) -> str:
-    """One line: class, message, and the fields support asks for (code, status, tenant, id)."""
-    message = exc.message.replace(
-        "Pass allow_any_resource=True to lift this.", "Pass --allow-any-resource to lift this."
-    )
-    fields = [
-        f"code={exc.code or 'none'}",
-        *([f"status={exc.status}"] if exc.status is not None else []),
-        f"tenant={exc.tenant or tenant or 'unknown'}",
-        f"request-id={exc.request_id or 'none'}",
-    ]
-    text = f"error: {exc.error_class}: {message} ({', '.join(fields)})"
-    return " ".join(text.split())  # one line, whatever the service put in its message
-
-
 def denied_hint(
     exc: CspGraphError, request: CallRequest, token: str | None, *, agent: bool
 ) -> str | None:
@@ -409,7 +392,7 @@ def denied_hint(
 
 
 async def _call(
-    config_path: Path | None,
+    config: Config,
     customer: str,
     request: CallRequest,
     *,
@@ -419,12 +402,11 @@ async def _call(
     allow_any_resource: bool,
     out: Output,
 ) -> None:
-    from cspgraph.config import load_config
     from cspgraph.graph.client import GraphClient
     from cspgraph.http.errors import CspGraphError
     from cspgraph.identity import TokenProvider
 
-    provider = TokenProvider(load_config(config_path, required=True), workers=2)
+    provider = TokenProvider(config, workers=2)
     tenant: str | None = None
     tokens: RememberingTokens | None = None
     try:
@@ -457,17 +439,26 @@ class _Failed(Exception):
 
 
 def call(
-    method: str = typer.Argument(..., help="GET, POST, PATCH, PUT or DELETE."),
+    method: str = typer.Argument(..., metavar="METHOD", help="GET, POST, PATCH, PUT or DELETE."),
     path: str = typer.Argument(
         ...,
+        metavar="PATH",
         help="/v1.0/users, /beta/users/{id}, /users?$top=5 (v1.0 unless --beta), or a saved "
         "nextLink URL.",
     ),
     customer: str = typer.Option(
-        ..., "--customer", "-c", help="Customer tenant: ID, domain or user@domain."
+        ...,
+        "--customer",
+        "-c",
+        metavar="CUSTOMER",
+        help="Customer tenant: ID, domain or user@domain.",
     ),
     data: str | None = typer.Option(
-        None, "--data", "-d", help="Request body: JSON, @file, or @- for standard input."
+        None,
+        "--data",
+        "-d",
+        metavar="JSON|@FILE|@-",
+        help="Request body: JSON, @file, or @- for standard input.",
     ),
     all_pages: bool = typer.Option(
         False, "--all", help="Follow every nextLink and print one JSON array."
@@ -477,15 +468,19 @@ def call(
         False, "--agent", help="Call as the signed-in agent (delegated), not as the app."
     ),
     agent_user: str | None = typer.Option(
-        None, "--agent-user", help="Which signed-in agent, when several are."
+        None, "--agent-user", metavar="UPN", help="Which signed-in agent, when several are."
     ),
     select: list[str] | None = typer.Option(
-        None, "--select", help="$select: properties, comma-separated or repeated."
+        None, "--select", metavar="PROPS", help="$select: properties, comma-separated or repeated."
     ),
-    filter: str | None = typer.Option(None, "--filter", help="$filter expression."),
-    top: int | None = typer.Option(None, "--top", help="$top: the page size."),
+    filter: str | None = typer.Option(None, "--filter", metavar="EXPR", help="$filter expression."),
+    top: int | None = typer.Option(None, "--top", metavar="N", help="$top: the page size."),
     header: list[str] | None = typer.Option(
-        None, "--header", "-H", help="Extra request header 'Name: value' (repeatable)."
+        None,
+        "--header",
+        "-H",
+        metavar="'NAME: VALUE'",
+        help="Extra request header (repeatable).",
     ),
     fresh: bool = typer.Option(
         False, "--fresh", help="Evict this tenant's cached token and get a new one first."
@@ -495,16 +490,17 @@ def call(
         "--allow-any-resource",
         help="Send calls outside directory and Intune too (Graph will refuse them for a CSP app).",
     ),
-    config: Path | None = CONFIG_OPTION,
+    json_out: bool = typer.Option(
+        False, "--json", help="Compact JSON even on a terminal (as when stdout is piped)."
+    ),
+    config: Path | None = common.CONFIG_OPTION,
 ) -> None:
     """Call Microsoft Graph in a customer tenant and print the JSON answer (like `az rest`).
 
     Exit status: 0 done; 2 bad request, usage or configuration; 3 needs a person;
     4 propagating, retry in minutes; 5 transient, retry soon; 130 interrupted.
     """
-    from cspgraph.config import ConfigError
-
-    try:
+    with common.command() as run:
         request = build_request(
             method,
             path,
@@ -516,42 +512,35 @@ def call(
             top=top,
             headers=header,
         )
-        out = make_output(sys.stdout)
+        if not allow_any_resource:
+            from cspgraph.http.errors import CspGraphError
+
+            try:
+                check_scope(request)
+            except CspGraphError as refused:  # before discovery: the tenant is as named
+                common.report(refused, tenant=customer)
+        settings = run.load_config(config)
+        out = make_output(sys.stdout, compact=json_out)
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 
-        asyncio.run(
-            _call(
-                config,
-                customer,
-                request,
-                agent=agent,
-                agent_user=agent_user,
-                fresh=fresh,
-                allow_any_resource=allow_any_resource,
-                out=out,
+        try:
+            asyncio.run(
+                _call(
+                    settings,
+                    customer,
+                    request,
+                    agent=agent,
+                    agent_user=agent_user,
+                    fresh=fresh,
+                    allow_any_resource=allow_any_resource,
+                    out=out,
+                )
             )
-        )
-    except _Failed as failed:
-        typer.echo(error_line(failed.error, failed.tenant), err=True)
-        if failed.hint:
-            typer.echo(failed.hint, err=True)
-        raise typer.Exit(EXIT_CODES.get(str(failed.error.error_class), 1)) from None
-    except (UsageError, ConfigError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(USAGE_EXIT) from None
-    except ValueError as exc:  # the client refused the request itself (a URL to another host)
-        typer.echo(f"error: bad_request: {exc}", err=True)
-        raise typer.Exit(USAGE_EXIT) from None
-    except BrokenPipeError:  # `cspgraph call … | head`: the reader has what it wanted
-        _silence_stdout()
-        raise typer.Exit(0) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(INTERRUPTED_EXIT) from None
+        except _Failed as failed:
+            common.report(failed.error, run, tenant=failed.tenant, hint=failed.hint)
+        except ValueError as exc:  # the client refused the request itself (a URL to another host)
+            from cspgraph.config import ConfigError
 
-
-def _silence_stdout() -> None:
-    # Python would complain about the broken pipe again when flushing stdout at exit.
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+            if isinstance(exc, ConfigError):
+                raise
+            raise UsageError(f"bad_request: {exc}") from None

@@ -8,7 +8,13 @@ from typing import Any
 
 import typer
 
-app = typer.Typer(help="Create and inspect the cspgraph configuration.", no_args_is_help=True)
+from cspgraph.cli import common
+
+app = typer.Typer(
+    help="Create and inspect the cspgraph configuration.",
+    no_args_is_help=True,
+    context_settings=common.CONTEXT_SETTINGS,
+)
 
 STARTER = """\
 # cspgraph configuration. Every key can also be set by an environment variable:
@@ -82,61 +88,84 @@ def init(
     from_emulator: Path | None = typer.Option(
         None,
         "--from-emulator",
+        metavar="ENDPOINTS",
         help="A running emulator's endpoints file: write a configuration for its demo world.",
     ),
-    path: Path | None = typer.Option(
-        None, "--path", help="Where to write it (default: $CSPGRAPH_CONFIG or ~/.config/...)."
-    ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+    json_out: bool = common.JSON_OPTION,
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        metavar="FILE",
+        help="Where to write it (default: $CSPGRAPH_CONFIG, else ~/.config/cspgraph/config.toml).",
+    ),
+    path: Path | None = common.CONFIG_ALIAS_OPTION,
 ) -> None:
     """Write a commented starter configuration (or one for the emulator's demo world)."""
-    from cspgraph.config import default_config_path, write_private_file
+    with common.command():
+        from cspgraph.config import (
+            config_origin,
+            default_config_path,
+            describe_config_path,
+            write_private_file,
+        )
 
-    target = (path or default_config_path()).expanduser()
-    if target.exists() and not force:
-        typer.echo(f"error: {target} exists; use --force to overwrite it", err=True)
-        raise typer.Exit(1)
+        given = common.either(config, path)
+        target = (given or default_config_path()).expanduser()
+        label = describe_config_path(target, config_origin(given))
+        if target.exists() and not force:
+            raise common.UsageError(f"{label} exists; use --force to overwrite it")
+        secrets: Path | None = None
+        endpoints: Path | None = None
+        if from_emulator is None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(STARTER, encoding="utf-8")
+        else:
+            from cspgraph.emulator.worldfile import DEMO_PARTNERS  # the CLI may know the emulator
+            from cspgraph.emulator_endpoints import EmulatorEndpoints, EndpointsFileError
+
+            endpoints = from_emulator.expanduser().resolve()
+            try:
+                EmulatorEndpoints.read(endpoints)
+            except EndpointsFileError as exc:
+                raise common.UsageError(str(exc)) from None
+            secrets = target.parent / "secrets"
+            for region, partner in DEMO_PARTNERS.items():
+                # 0600 from creation: the secret is never readable by anyone else, not even briefly.
+                write_private_file(secrets / f"{region}.secret", partner["client_secret"])
+            write_private_file(target, emulator_config_text(endpoints, DEMO_PARTNERS))
     if from_emulator is None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(STARTER, encoding="utf-8")
-        typer.echo(f"wrote {target}\nnext: fill in [regions.NA], then `cspgraph config show`")
+        after = "fill in [regions.NA] (or run `cspgraph setup`), then `cspgraph config show`"
+    else:
+        after = "cspgraph token --customer customer.com" + (
+            "" if given is None else f"  (with CSPGRAPH_CONFIG={target})"
+        )
+    if common.wants_json(json_out):
+        common.print_json(
+            {
+                "written": str(target),
+                "secrets": None if secrets is None else str(secrets),
+                "emulator": None if endpoints is None else str(endpoints),
+                "next": after,
+            }
+        )
         return
-    from cspgraph.emulator.worldfile import DEMO_PARTNERS  # the CLI may know the emulator
-    from cspgraph.emulator_endpoints import EmulatorEndpoints, EndpointsFileError
-
-    endpoints = from_emulator.expanduser().resolve()
-    try:
-        EmulatorEndpoints.read(endpoints)
-    except EndpointsFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    for region, partner in DEMO_PARTNERS.items():
-        # 0600 from creation: the secret is never readable by anyone else, not even briefly.
-        write_private_file(target.parent / "secrets" / f"{region}.secret", partner["client_secret"])
-    write_private_file(target, emulator_config_text(endpoints, DEMO_PARTNERS))
-    typer.echo(
-        f"wrote {target} (secrets in {target.parent / 'secrets'}, mode 0600)\n"
-        f"next: cspgraph token --customer customer.com"
-        + ("" if path is None else f"  (with CSPGRAPH_CONFIG={target})")
-    )
+    kept = "" if secrets is None else f" (secrets in {secrets}, mode 0600)"
+    typer.echo(f"wrote {target}{kept}\nnext: {after}")
 
 
 @app.command()
 def show(
-    path: Path | None = typer.Option(None, "--path", help="The configuration file to read."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    json_out: bool = common.JSON_OPTION,
+    config: Path | None = common.CONFIG_OPTION,
+    path: Path | None = common.CONFIG_ALIAS_OPTION,
 ) -> None:
     """Show the effective configuration: cloud, hosts, caches, regions (never a secret)."""
-    from cspgraph.config import ConfigError, load_config
-
-    try:
-        config = load_config(path, required=True)
-        cloud = config.cloud()
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    with common.command() as run:
+        loaded = run.load_config(common.either(config, path), online=False)
+        cloud = loaded.cloud()
     summary: dict[str, Any] = {
-        "source": str(config.source) if config.source else None,
+        "source": str(loaded.source) if loaded.source else None,
         "cloud": cloud.name,
         "hosts": {
             "login": cloud.login,
@@ -144,8 +173,8 @@ def show(
             "partner_center": cloud.partner_center,
             "ca_bundle": cloud.ca_bundle,
         },
-        "token_cache": str(config.token_cache_path or "memory"),
-        "discovery_cache": str(config.discovery_cache_path or "memory"),
+        "token_cache": str(loaded.token_cache_path or "memory"),
+        "discovery_cache": str(loaded.discovery_cache_path or "memory"),
         "regions": {
             name: {
                 "serves": sorted(identity.scopes),
@@ -153,22 +182,25 @@ def show(
                 "client_id": identity.client_id,
                 "credential": identity.credential_source,
             }
-            for name, identity in config.identities.items()
+            for name, identity in loaded.identities.items()
         },
     }
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2))
+    if common.wants_json(json_out):
+        common.print_json(summary)
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    console.print(f"[bold]configuration[/bold] {summary['source'] or '(environment only)'}")
-    console.print(f"cloud {cloud.name}: login {cloud.login}, graph {cloud.graph}")
+    console = common.console()
+    source = common.config_label(loaded)
+    console.print(f"[bold]configuration[/bold] {source}", soft_wrap=True)
+    console.print(f"cloud {cloud.name}: login {cloud.login}, graph {cloud.graph}", soft_wrap=True)
     if cloud.ca_bundle:
-        console.print(f"trusting CA bundle {cloud.ca_bundle}")
-    console.print(f"token cache {summary['token_cache']}")
-    table = Table("region", "serves", "partner tenant", "client id", "credential")
+        console.print(f"trusting CA bundle {cloud.ca_bundle}", soft_wrap=True)
+    console.print(f"token cache {summary['token_cache']}", soft_wrap=True)
+    table = Table("region", "serves", "partner tenant")
+    # A client id is copied from here into portals: never shortened ("6731de76-14a6-49ae…").
+    table.add_column("client id", no_wrap=True, min_width=36)
+    table.add_column("credential", overflow="fold")
     for name, r in summary["regions"].items():
         table.add_row(
             name, ", ".join(r["serves"]), r["partner_tenant"], r["client_id"], r["credential"]

@@ -23,9 +23,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+from cspgraph.cli import common
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -80,30 +82,47 @@ class DemoPaths:
 
 def demo(
     directory: Path = typer.Option(
-        Path("cspgraph-demo"), "--dir", help="Where the demo writes its files."
+        Path("cspgraph-demo"), "--dir", metavar="DIR", help="Where the demo writes its files."
     ),
     customers: int = typer.Option(
-        36, "--customers", min=1, max=500, help="Customers in the demo world."
+        36, "--customers", min=1, max=500, metavar="N", help="Customers in the demo world."
     ),
-    concurrency: int = typer.Option(16, "--concurrency", min=1, help="Customers synced at once."),
+    concurrency: int = typer.Option(
+        16, "--concurrency", min=1, metavar="N", help="Customers synced at once."
+    ),
+    json_out: bool = typer.Option(
+        False,
+        "--json",
+        help="Tell the story on stderr and print what it made as JSON (the default when stdout "
+        "is not a terminal).",
+    ),
 ) -> None:
     """Run the whole story on the local emulator: setup, onboarding, fleet sync, report."""
     from rich.console import Console
 
-    console = Console()
+    as_json = common.wants_json(json_out)
+    # The story is for people: on stdout at a terminal, on stderr when stdout carries JSON.
+    console = Console(stderr=as_json)
     paths = DemoPaths(directory.expanduser().resolve())
     started = time.monotonic()
-    try:
+    with common.command(interrupted="demo interrupted"):
+        try:
+            paths.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise common.UsageError(f"--dir {directory}: cannot create it ({exc})") from None
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 
-        asyncio.run(_demo(console, paths, customers, concurrency))
-    except KeyboardInterrupt:
-        console.print("[yellow]demo interrupted[/yellow]")
-        raise typer.Exit(130) from None
-    console.print(f"\n[bold]demo finished in {time.monotonic() - started:.1f} s[/bold]")
+        made = asyncio.run(_demo(console, paths, customers, concurrency))
+    seconds = time.monotonic() - started
+    console.print(f"\n[bold]demo finished in {seconds:.1f} s[/bold]")
+    if as_json:
+        common.print_json({**made, "seconds": round(seconds, 1)})
 
 
-async def _demo(console: Console, paths: DemoPaths, customers: int, concurrency: int) -> None:
+async def _demo(
+    console: Console, paths: DemoPaths, customers: int, concurrency: int
+) -> dict[str, Any]:
+    """The story; returns what it made (files, the onboarding, the sync's totals)."""
     from cspgraph.emulator.server import Emulator
     from cspgraph.emulator.worldfile import demo_world
 
@@ -137,7 +156,7 @@ async def _demo(console: Console, paths: DemoPaths, customers: int, concurrency:
 
         async with TokenProvider(config) as provider:
             console.rule("[bold]4. Onboarding a new customer")
-            await _onboard(console, paths, provider)
+            onboarded = await _onboard(console, paths, provider)
 
             console.rule("[bold]5. Fleet sync")
             summary = await _sync(console, paths, provider, concurrency)
@@ -145,6 +164,16 @@ async def _demo(console: Console, paths: DemoPaths, customers: int, concurrency:
         console.rule("[bold]6. The fleet report")
         _report(console, paths)
         _epilogue(console, paths, summary)
+    sync = summary.as_dict()
+    return {
+        "dir": str(paths.root),
+        "config": str(paths.config),
+        "store": paths.db_url,
+        "report": str(paths.report),
+        "emulator_state": str(paths.emulator_state),
+        "onboarding": onboarded.as_dict(),
+        "sync": {k: v for k, v in sync.items() if k != "tenants"},
+    }
 
 
 def _forget_onboarding(paths: DemoPaths) -> None:

@@ -12,6 +12,7 @@ from cspgraph import __version__
 from cspgraph.cli import (
     auth_cmd,
     call_cmd,
+    common,
     config_cmd,
     demo_cmd,
     emulator_cmd,
@@ -27,6 +28,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
     add_completion=False,
+    context_settings=common.CONTEXT_SETTINGS,
 )
 app.add_typer(emulator_cmd.app, name="emulator")
 app.command("report")(report_cmd.report)
@@ -34,7 +36,7 @@ app.command("sync")(sync_cmd.sync)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(config_cmd.app, name="config")
 auth_cmd.register(app)  # token, login, whoami
-app.command("call")(call_cmd.call)
+app.command("call", cls=common.NamedArguments)(call_cmd.call)
 app.command("setup")(partner_cmd.setup)
 app.add_typer(partner_cmd.customers_app, name="customers")
 app.command("onboard")(partner_cmd.onboard)

@@ -7,9 +7,7 @@ customer's first admin password is shown once, on the terminal, and never logged
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,18 +15,22 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from cspgraph.cli import common
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from cspgraph.config import Config
     from cspgraph.partner.center import CreatedCustomer, NewCustomer, Secret
 
-customers_app = typer.Typer(help="Partner Center customers of every region.", no_args_is_help=True)
-
-CONFIG_OPTION = typer.Option(
-    None, "--config", help="Configuration file (default: $CSPGRAPH_CONFIG or ~/.config/...)."
+customers_app = typer.Typer(
+    help="Partner Center customers of every region.",
+    no_args_is_help=True,
+    context_settings=common.CONTEXT_SETTINGS,
 )
-JSON_OPTION = typer.Option(False, "--json", help="Print JSON (the default when piped).")
+
+CONFIG_OPTION = common.CONFIG_OPTION
+JSON_OPTION = common.JSON_OPTION
 REGION_HELP = "The region (as configured: NA, EU, …); needed when several are configured."
 
 # Billing address used against the emulator only, which does not check addresses.
@@ -39,40 +41,8 @@ _EMULATOR_ADDRESS = {"address_line1": "1 Emulator Way", "city": "Redmond", "stat
 # -- shared plumbing -------------------------------------------------------------------------------
 
 
-def _console(err: bool = False) -> Console:
-    from rich.console import Console
-
-    return Console(stderr=err, highlight=False)
-
-
-def _wants_json(flag: bool) -> bool:
-    return flag or not sys.stdout.isatty()
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Library errors end the command with their message and an exit code (2: a person must
-    act; 1: anything else)."""
-    from cspgraph.config import ConfigError
-    from cspgraph.http.errors import CspGraphError, ErrorClass
-
-    try:
-        yield
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except CspGraphError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        if exc.reason and exc.reason not in str(exc):
-            typer.echo(f"  ({exc.error_class}: {exc.reason})", err=True)
-        raise typer.Exit(2 if exc.error_class is ErrorClass.NEEDS_PERSON else 1) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted; run the same command again to continue", err=True)
-        raise typer.Exit(130) from None
+# Ctrl-C during set-up or onboarding: each step is idempotent, or resumable from its state file.
+AGAIN = "interrupted; run the same command again to continue"
 
 
 def parse_duration(text: str) -> float:
@@ -87,12 +57,6 @@ def parse_duration(text: str) -> float:
         raise typer.BadParameter(f"expected a duration like 90, 45s, 3m or 1h, got {text!r}")
     hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
     return hours * 3600 + minutes * 60 + seconds
-
-
-def _load(config_path: Path | None) -> Config:
-    from cspgraph.config import load_config
-
-    return load_config(config_path, required=True)
 
 
 def _show_once(label: str, secret: Secret | str, password_file: Path | None = None) -> None:
@@ -112,32 +76,47 @@ def _show_once(label: str, secret: Secret | str, password_file: Path | None = No
 
 
 def setup(
-    region: str = typer.Option(..., "--region", help="The region this partner tenant serves."),
-    tenant: str | None = typer.Option(
-        None, "--tenant", help="The partner tenant (domain or ID); default: the configured one."
+    region: str = typer.Option(
+        ..., "--region", metavar="REGION", help="The region this partner tenant serves."
     ),
-    name: str | None = typer.Option(None, "--name", help="The app's display name."),
+    tenant: str | None = typer.Option(
+        None,
+        "--tenant",
+        metavar="TENANT",
+        help="The partner tenant (domain or ID); default: the configured one.",
+    ),
+    name: str | None = typer.Option(None, "--name", metavar="NAME", help="The app's display name."),
     for_: str | None = typer.Option(
-        None, "--for", help="Least privilege for an operation set: sync, smoke-test."
+        None, "--for", metavar="SET", help="Least privilege for an operation set: sync, smoke-test."
     ),
     operation: list[str] = typer.Option(
-        [], "--operation", help='Least privilege for an operation, e.g. "GET /users" (repeat).'
+        [],
+        "--operation",
+        metavar="'METHOD PATH'",
+        help='Least privilege for an operation, e.g. "GET /users" (repeat).',
     ),
     permissions: str | None = typer.Option(
-        None, "--permissions", help="Graph permissions by name, comma-separated (Group.Read.All)."
+        None,
+        "--permissions",
+        metavar="LIST",
+        help="Graph permissions by name, comma-separated (Group.Read.All).",
     ),
     delegated: str | None = typer.Option(
-        None, "--delegated", help="Delegated permissions, if not the same as --permissions."
+        None,
+        "--delegated",
+        metavar="LIST",
+        help="Delegated permissions, if not the same as --permissions.",
     ),
     secret: bool = typer.Option(False, "--secret", help="A client secret instead of a cert."),
     secret_env: str | None = typer.Option(
         None,
         "--secret-env",
+        metavar="VAR",
         help="Show the secret once for this environment variable instead "
         "of keeping it in a 0600 file.",
     ),
     credential_path: Path | None = typer.Option(
-        None, "--credential-path", help="Where the PEM (or secret file) is kept."
+        None, "--credential-path", metavar="PATH", help="Where the PEM (or secret file) is kept."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan, change nothing."),
     device_code: bool = typer.Option(
@@ -147,7 +126,7 @@ def setup(
     config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Register (or check) the partner-managed app of a region, as the seed describes it."""
-    from cspgraph.config import ConfigFile
+    from cspgraph.config import ConfigFile, config_origin, describe_config_path
     from cspgraph.graph.client import GraphClient
     from cspgraph.http.sessions import requests_session
     from cspgraph.partner.auth import AdminSignIn, DeviceCodePrompt
@@ -159,17 +138,18 @@ def setup(
         setup_partner_app,
     )
 
-    err = _console(err=True)
-    with _errors():
+    with common.command(interrupted=AGAIN):
         file = ConfigFile.read(config)
         path = file.path
-        cloud = file.cloud()
+        label = describe_config_path(path, config_origin(config))
+        settings = file.settings()
+        cloud = settings.cloud()
         configured = file.region(region)
         partner_tenant = tenant or configured.get("partner_tenant")
         if not partner_tenant:
-            raise typer.BadParameter(
-                f"regions.{region} is not configured yet: name its partner tenant with --tenant "
-                "(e.g. --tenant partner.onmicrosoft.com)"
+            raise common.UsageError(
+                f"regions.{region} is not configured yet in {label}: name its partner tenant "
+                "with --tenant (e.g. --tenant partner.onmicrosoft.com)"
             )
         names = [p for p in (permissions or "").split(",") if p.strip()]
         plan = plan_permissions(
@@ -187,25 +167,28 @@ def setup(
             credential_path=credential_path,
             dry_run=dry_run,
         )
+        # The permission plan above needed no network; the sign-in below does.
+        common.check_emulator(settings.emulator_endpoints(), label)
         session = requests_session(cloud.ca_bundle)
         admin = AdminSignIn(cloud, partner_tenant, session=session)
 
         def prompt(p: DeviceCodePrompt) -> None:
-            err.print(p.message or f"Open {p.verification_uri} and enter {p.user_code}")
+            common.say(p.message or f"Open {p.verification_uri} and enter {p.user_code}")
 
-        err.print(f"Sign in as an administrator of {partner_tenant} …")
+        common.say(f"Sign in as an administrator of {partner_tenant} …")
         if device_code:
             account = admin.sign_in_device_code(prompt)
         else:
+            # Never wrapped (common.say): a URL broken at 80 columns cannot be pasted.
             account = admin.sign_in_interactive(
-                show_url=lambda url: err.print(f"Open this address to sign in:\n{url}")
+                show_url=lambda url: common.say(f"Open this address to sign in:\n{url}")
             )
-        err.print(f"Signed in as {account.username}")
+        common.say(f"Signed in as {account.username}")
 
         def step(item: SetupStep) -> None:
-            if not _wants_json(json_out):
+            if not common.wants_json(json_out):
                 mark = {"already done": "✓", "changed": "✚", "would change": "…"}[item.status]
-                err.print(f"{mark} {item.name}: {item.status} — {item.detail}")
+                common.say(f"{mark} {item.name}: {item.status} — {item.detail}")
 
         def show_secret(env_name: str, value: str) -> None:
             _show_once(f"client secret for ${env_name}", value)
@@ -229,8 +212,8 @@ def setup(
             report = asyncio.run(go())
         finally:
             session.close()
-    if _wants_json(json_out):
-        _print_json(report.as_dict())
+    if common.wants_json(json_out):
+        common.print_json(report.as_dict())
         return
     verdict = (
         "dry run: nothing was changed"
@@ -239,7 +222,7 @@ def setup(
         if not report.changed
         else f"done; regions.{region} is in {path}"
     )
-    err.print(f"{verdict} (app {report.client_id or '(not registered)'})")
+    common.say(f"{verdict} (app {report.client_id or '(not registered)'})")
 
 
 # -- cspgraph customers list / create --------------------------------------------------------------
@@ -247,7 +230,7 @@ def setup(
 
 @customers_app.command("list")
 def customers_list(
-    region: str | None = typer.Option(None, "--region", help="Only this region."),
+    region: str | None = typer.Option(None, "--region", metavar="REGION", help="Only this region."),
     json_out: bool = JSON_OPTION,
     config: Path | None = CONFIG_OPTION,
 ) -> None:
@@ -256,8 +239,8 @@ def customers_list(
     from cspgraph.partner.center import PartnerCenterClient
 
     rows: list[dict[str, Any]] = []
-    with _errors():
-        cfg = _load(config)
+    with common.command() as run:
+        cfg = run.load_config(config)
         regions = [cfg.region_identity(region).region] if region else list(cfg.identities)
 
         async def listing() -> None:
@@ -270,14 +253,14 @@ def customers_list(
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 
         asyncio.run(listing())
-    if _wants_json(json_out):
-        _print_json(rows)
+    if common.wants_json(json_out):
+        common.print_json(rows)
         return
     from rich.table import Table
 
-    table = Table(title=f"{len(rows)} customer(s)")
-    for column in ("region", "domain", "company", "tenant id", "relationship"):
-        table.add_column(column)
+    table = Table("region", "domain", "company", title=f"{len(rows)} customer(s)")
+    table.add_column("tenant id", no_wrap=True, min_width=36)  # copied into portals: never cut
+    table.add_column("relationship")
     for row in rows:
         table.add_row(
             row["region"],
@@ -286,7 +269,7 @@ def customers_list(
             row["tenant_id"],
             row["relationship"] or "",
         )
-    _console().print(table)
+    common.console().print(table)
 
 
 def _new_customer(
@@ -318,7 +301,7 @@ def _new_customer(
         address = {k: v or _EMULATOR_ADDRESS[k] for k, v in address.items()}
     missing = [k.replace("_", "-") for k in ("address_line1", "city") if not address[k]]
     if missing:
-        raise typer.BadParameter(
+        raise common.UsageError(
             "Partner Center needs the customer's billing address: pass "
             + " ".join(f"--{m} …" for m in missing)
             + " (and --state, --postal-code where the country has them)"
@@ -343,27 +326,50 @@ def _new_customer(
 
 
 # Billing options shared by `customers create` and `onboard`.
-EMAIL = typer.Option(None, "--email", help="Billing contact email (default: admin@DOMAIN).")
-COUNTRY = typer.Option("US", "--country", help="ISO country code of the billing address.")
-ADDRESS = typer.Option(None, "--address-line1", envvar="CSPGRAPH_BILLING_ADDRESS")
-CITY = typer.Option(None, "--city", envvar="CSPGRAPH_BILLING_CITY")
-STATE = typer.Option(None, "--state", envvar="CSPGRAPH_BILLING_STATE")
-POSTAL = typer.Option(None, "--postal-code", envvar="CSPGRAPH_BILLING_POSTAL_CODE")
-FIRST = typer.Option(None, "--first-name", help="Billing contact's first name.")
-LAST = typer.Option(None, "--last-name", help="Billing contact's last name.")
-PHONE = typer.Option(None, "--phone", help="Billing phone (required in some countries).")
-CULTURE = typer.Option("en-US", "--culture")
-LANGUAGE = typer.Option("en", "--language")
+DOMAIN = typer.Option(..., "--domain", metavar="DOMAIN", help="e.g. contoso-new.onmicrosoft.com")
+COMPANY = typer.Option(..., "--name", metavar="NAME", help="The company's name.")
+REGION = typer.Option(None, "--region", metavar="REGION", help=REGION_HELP)
+EMAIL = typer.Option(
+    None, "--email", metavar="EMAIL", help="Billing contact email (default: admin@DOMAIN)."
+)
+COUNTRY = typer.Option(
+    "US", "--country", metavar="CC", help="ISO country code of the billing address."
+)
+ADDRESS = typer.Option(
+    None, "--address-line1", metavar="TEXT", envvar="CSPGRAPH_BILLING_ADDRESS",
+    help="Billing address, first line.",
+)  # fmt: skip
+CITY = typer.Option(
+    None, "--city", metavar="CITY", envvar="CSPGRAPH_BILLING_CITY", help="Billing city."
+)
+STATE = typer.Option(
+    None, "--state", metavar="STATE", envvar="CSPGRAPH_BILLING_STATE",
+    help="Billing state or province, where the country has them.",
+)  # fmt: skip
+POSTAL = typer.Option(
+    None, "--postal-code", metavar="CODE", envvar="CSPGRAPH_BILLING_POSTAL_CODE",
+    help="Billing postal code.",
+)  # fmt: skip
+FIRST = typer.Option(None, "--first-name", metavar="NAME", help="Billing contact's first name.")
+LAST = typer.Option(None, "--last-name", metavar="NAME", help="Billing contact's last name.")
+PHONE = typer.Option(
+    None, "--phone", metavar="PHONE", help="Billing phone (required in some countries)."
+)
+CULTURE = typer.Option("en-US", "--culture", metavar="CULTURE", help="The customer's culture.")
+LANGUAGE = typer.Option("en", "--language", metavar="LANG", help="The customer's language.")
 PASSWORD_FILE = typer.Option(
-    None, "--password-file", help="Put the new admin's password in this 0600 file, not on screen."
+    None,
+    "--password-file",
+    metavar="PATH",
+    help="Put the new admin's password in this 0600 file, not on screen.",
 )
 
 
 @customers_app.command("create")
 def customers_create(
-    domain: str = typer.Option(..., "--domain", help="e.g. contoso-new.onmicrosoft.com"),
-    name: str = typer.Option(..., "--name", help="The company's name."),
-    region: str | None = typer.Option(None, "--region", help=REGION_HELP),
+    domain: str = DOMAIN,
+    name: str = COMPANY,
+    region: str | None = REGION,
     email: str | None = EMAIL,
     country: str = COUNTRY,
     address_line1: str | None = ADDRESS,
@@ -383,8 +389,8 @@ def customers_create(
     from cspgraph.identity import TokenProvider
     from cspgraph.partner.center import PartnerCenterClient
 
-    with _errors():
-        cfg = _load(config)
+    with common.command(interrupted=AGAIN) as run:
+        cfg = run.load_config(config)
         identity = cfg.region_identity(region)
         new = _new_customer(
             cfg, domain=domain, name=name, email=email, country=country,
@@ -406,13 +412,11 @@ def customers_create(
     data = {"region": identity.region, "created": created.created, **created.customer.as_dict()}
     if created.admin_username:
         data["admin_username"] = created.admin_username
-    if _wants_json(json_out):
-        _print_json(data)
+    if common.wants_json(json_out):
+        common.print_json(data)
     else:
         verb = "created" if created.created else "already a customer"
-        _console().print(
-            f"{domain}: {verb} — tenant {created.customer.tenant_id} ({identity.region})"
-        )
+        typer.echo(f"{domain}: {verb} — tenant {created.customer.tenant_id} ({identity.region})")
     if created.admin_password is not None:
         _show_once(f"password of {created.admin_username}", created.admin_password, password_file)
 
@@ -421,14 +425,20 @@ def customers_create(
 
 
 def onboard(
-    domain: str = typer.Option(..., "--domain", help="e.g. contoso-new.onmicrosoft.com"),
-    name: str = typer.Option(..., "--name", help="The company's name."),
-    region: str | None = typer.Option(None, "--region", help=REGION_HELP),
-    initial_wait: str = typer.Option("3m", "--initial-wait", help="No token before this."),
-    retry_every: str = typer.Option("60s", "--retry-every", help="Between denied attempts."),
-    budget: str = typer.Option("15m", "--budget", help="Give up this long after creation."),
+    domain: str = DOMAIN,
+    name: str = COMPANY,
+    region: str | None = REGION,
+    initial_wait: str = typer.Option(
+        "3m", "--initial-wait", metavar="DURATION", help="No token before this."
+    ),
+    retry_every: str = typer.Option(
+        "60s", "--retry-every", metavar="DURATION", help="Between denied attempts."
+    ),
+    budget: str = typer.Option(
+        "15m", "--budget", metavar="DURATION", help="Give up this long after creation."
+    ),
     state_dir: Path | None = typer.Option(
-        None, "--state-dir", help="Where the per-domain state files are kept."
+        None, "--state-dir", metavar="DIR", help="Where the per-domain state files are kept."
     ),
     emulator_clock: bool = typer.Option(
         False,
@@ -469,9 +479,9 @@ def onboard(
         # A countdown by the second in real time; on the world clock each tick is a request.
         progress_every=15.0 if emulator_clock else 1.0,
     )
-    err = _console(err=True)
-    with _errors():
-        cfg = _load(config)
+    err = common.console(stderr=True)
+    with common.command(interrupted=AGAIN) as run:
+        cfg = run.load_config(config)
         identity = cfg.region_identity(region)
         new = _new_customer(
             cfg, domain=domain, name=name, email=email, country=country,
@@ -481,7 +491,7 @@ def onboard(
         )  # fmt: skip
         endpoints = cfg.emulator_endpoints()
         if emulator_clock and endpoints is None:
-            raise typer.BadParameter("--emulator-clock needs a configuration with `emulator = …`")
+            raise common.UsageError("--emulator-clock needs a configuration with `emulator = …`")
 
         async def go() -> OnboardingResult:
             clock: Clock = SystemClock()
@@ -490,7 +500,7 @@ def onboard(
                 clock = emulated = await EmulatorClock.of(endpoints)
             try:
                 async with TokenProvider(cfg, workers=2) as provider:
-                    with _live(err, not _wants_json(json_out)) as show:
+                    with _live(err, not common.wants_json(json_out)) as show:
                         return await onboard(
                             provider,
                             new,
@@ -507,10 +517,10 @@ def onboard(
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 
         result = asyncio.run(go())
-    if _wants_json(json_out):
-        _print_json(result.as_dict())
+    if common.wants_json(json_out):
+        common.print_json(result.as_dict())
     else:
-        _console().print(result.summary)
+        common.console().print(result.summary, soft_wrap=True)
     if result.admin_password is not None:
         _show_once(f"password of {result.admin_username}", result.admin_password, password_file)
 

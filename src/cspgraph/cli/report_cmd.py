@@ -2,52 +2,56 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
-DEFAULT_DB = "sqlite:///cspgraph.db"
+from cspgraph.cli import common
+
+DEFAULT_DB = common.DEFAULT_DB
 
 
 def report(
-    db: str = typer.Option(
-        DEFAULT_DB,
-        "--db",
-        envvar="CSPGRAPH_DB",
-        help="The store: a SQLAlchemy URL (sqlite:///file.db, postgresql+psycopg://…) or a path.",
-    ),
+    db: str = common.DB_OPTION,
     html: Path | None = typer.Option(
-        None, "--html", help="Also write a self-contained HTML page (tables and charts) here."
+        None,
+        "--html",
+        metavar="FILE",
+        help="Also write a self-contained HTML page (tables and charts) here.",
     ),
     json_out: bool = typer.Option(
-        False, "--json", help="Print the report as JSON instead of tables."
+        False,
+        "--json",
+        help="Print the report as JSON instead of tables (the default when stdout is not a "
+        "terminal).",
     ),
 ) -> None:
     """Report on every customer: users, admins, groups, devices, compliance, sync health."""
-    import orjson
+    with common.command():
+        from sqlalchemy.exc import SQLAlchemyError
 
-    from cspgraph.fleet.report import data_of, load_report
-    from cspgraph.fleet.report_html import write_html
-    from cspgraph.fleet.report_terminal import terminal_view
-    from cspgraph.fleet.store import Store, sqlite_file
+        from cspgraph.fleet.report import data_of, load_report
+        from cspgraph.fleet.report_html import write_html
+        from cspgraph.fleet.store import Store, sqlite_file
 
-    file = sqlite_file(db)
-    if file is not None and not file.exists():
-        # Opening would create an empty store and report an empty fleet, which misleads.
-        typer.echo(f"error: no store at {file}; run `cspgraph sync` first or pass --db", err=True)
-        raise typer.Exit(1)
+        file = sqlite_file(db)
+        if file is not None and not file.exists():
+            # Opening would create an empty store and report an empty fleet, which misleads.
+            raise common.UsageError(f"no store at {file}; run `cspgraph sync` first or pass --db")
+        try:
+            with Store.open(db) as store:
+                fleet = load_report(store)
+        except (ValueError, SQLAlchemyError) as exc:
+            raise common.UsageError(f"--db {db}: {exc}") from None
+        as_json = common.wants_json(json_out)
+        if as_json:
+            common.print_json(data_of(fleet))
+        else:
+            from cspgraph.fleet.report_terminal import terminal_view
 
-    with Store.open(db) as store:
-        fleet = load_report(store)
-    if json_out:
-        sys.stdout.buffer.write(orjson.dumps(data_of(fleet), option=orjson.OPT_INDENT_2) + b"\n")
-    else:
-        from rich.console import Console  # only for the tables, not for --json
-
-        console = Console()
-        console.print(terminal_view(fleet, console.width))
-    if html is not None:
-        written = write_html(fleet, html)
-        # On stderr under --json, so that stdout stays one JSON document.
-        typer.echo(f"HTML report written to {written}", err=json_out)
+            console = common.console()
+            console.print(terminal_view(fleet, console.width))
+        if html is not None:
+            written = write_html(fleet, html)
+            # On stderr under JSON, so that stdout stays one JSON document.
+            typer.echo(f"HTML report written to {written}", err=as_json)

@@ -1,0 +1,299 @@
+"""The contract every `cspgraph` command keeps (docs/cli.md, "The contract").
+
+* One exit-code table, :class:`Exit`; the error taxonomy's classes map onto it through
+  :data:`EXIT_BY_ERROR_CLASS`, so a needs-a-person failure exits 3 whichever command meets it.
+* Errors are one line on stderr (sometimes followed by a ``hint:`` line), never a traceback:
+  :func:`command` turns the library's errors, bad input and Ctrl-C into a message and an exit
+  status.
+* Data goes to stdout, as JSON when ``--json`` asks for it or stdout is not a terminal
+  (:func:`wants_json`); messages for people go to stderr and are never wrapped (:func:`say`), so
+  a sign-in URL survives copy and paste.
+* ``-h`` as well as ``--help``; options name their values (``--db URL``), not their Python types.
+
+Every command module imports this one at start-up, so it imports only typer and the standard
+library; the library's modules are imported inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import typer
+from typer.core import TyperArgument, TyperCommand
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cspgraph.config import Config
+    from cspgraph.emulator_endpoints import EmulatorEndpoints
+    from cspgraph.http.errors import CspGraphError
+
+
+class Exit(IntEnum):
+    """What a command's exit status means, the same for every command."""
+
+    DONE = 0
+    PARTLY_DONE = 1  # some customers failed (sync): their status in the store says why
+    BAD_INPUT = 2  # the command line, a file, the configuration or the environment is wrong
+    NEEDS_PERSON = 3  # consent, a credential, Conditional Access, a sign-in: somebody must act
+    PROPAGATING = 4  # the partner relationship or a consent is still reaching the tenant
+    TRANSIENT = 5  # throttled, unavailable, the network: try again soon
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+
+
+# The error taxonomy's classes (cspgraph's ErrorClass values) and the status each exits with.
+EXIT_BY_ERROR_CLASS: dict[str, Exit] = {
+    "bad_request": Exit.BAD_INPUT,
+    "needs_person": Exit.NEEDS_PERSON,
+    "propagating": Exit.PROPAGATING,
+    "transient": Exit.TRANSIENT,
+}
+
+# Given to every Typer app: `-h` works wherever `--help` does (subcommands inherit it).
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be done: :attr:`Exit.BAD_INPUT`."""
+
+
+class EmulatorDown(Exception):
+    """The configuration names an emulator and nothing listens at its address."""
+
+
+# -- options every command spells the same way -----------------------------------------------------
+
+
+# Module-level singletons: one OptionInfo per spelling, shared by the commands that take it.
+CONFIG_OPTION: Any = typer.Option(
+    None,
+    "--config",
+    metavar="FILE",
+    help="The configuration file (default: $CSPGRAPH_CONFIG, else ~/.config/cspgraph/config.toml).",
+)
+# `--path`, the old name of `--config` in `config init|show`: still read, no longer shown.
+CONFIG_ALIAS_OPTION: Any = typer.Option(None, "--path", metavar="FILE", hidden=True)
+JSON_OPTION: Any = typer.Option(
+    False, "--json", help="Print JSON (the default when stdout is not a terminal)."
+)
+DEFAULT_DB = "sqlite:///cspgraph.db"
+DB_OPTION: Any = typer.Option(
+    DEFAULT_DB,
+    "--db",
+    envvar="CSPGRAPH_DB",
+    metavar="URL",
+    help="The store: a SQLAlchemy URL (sqlite:///file.db, postgresql+psycopg://…) or a path.",
+)
+
+
+class _NamedArgument(TyperArgument):
+    """A positional argument shown by its metavar alone: ``METHOD``, not ``{METHOD}`` in the
+    usage line and ``METHOD <str>`` in the list (Typer's rendering of every argument)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        return name if self.required else f"[{name}]"
+
+
+class NamedArguments(TyperCommand):
+    """A command whose positional arguments are shown by their metavars (``cls=`` of
+    ``app.command``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument and param.metavar:
+                param.__class__ = _NamedArgument
+
+
+def either(config: Path | None, path: Path | None) -> Path | None:
+    """``--config`` or its hidden alias ``--path``; both given must agree."""
+    if config is not None and path is not None and config != path:
+        raise UsageError(
+            f"--config {config} and --path {path} disagree: --path is --config, keep one"
+        )
+    return config if config is not None else path
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def wants_json(flag: bool = False) -> bool:
+    """JSON on stdout: asked for, or stdout is not a terminal (a pipe, a file, a program)."""
+    return flag or not sys.stdout.isatty()
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout (indented: people read piped output too)."""
+    import orjson
+
+    text = orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    sys.stdout.buffer.write(text + b"\n")
+    sys.stdout.flush()
+
+
+def say(text: str) -> None:
+    """A message for people, on stderr, never wrapped (a URL must survive copy and paste)."""
+    typer.echo(text, err=True)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A Rich console for tables on a terminal (imported here: Rich is for terminals only)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def when(epoch: Any) -> str:
+    """An epoch-seconds claim (``exp``, ``iat``) with the time it stands for."""
+    if isinstance(epoch, bool) or not isinstance(epoch, int | float):
+        return json.dumps(epoch)
+    moment = datetime.fromtimestamp(epoch, UTC)
+    seconds = int(epoch - datetime.now(UTC).timestamp())
+    size = abs(seconds)
+    span = (
+        f"{size // 3600} h {size % 3600 // 60} min" if size >= 3600
+        else f"{size // 60} min" if size >= 60 else f"{size} s"
+    )  # fmt: skip
+    relative = f"in {span}" if seconds >= 0 else f"{span} ago"
+    return f"{int(epoch)} ({moment:%Y-%m-%d %H:%M:%S} UTC, {relative})"
+
+
+# -- errors and exit statuses --------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What a running command has loaded, for its error messages (see :func:`command`)."""
+
+    interrupted: str = "interrupted"
+    config: Config | None = field(default=None, repr=False)
+
+    def load_config(self, path: Path | None, *, online: bool = True) -> Config:
+        """The configuration, required; ``online``: the command will call the cloud, so an
+        emulator the configuration names must be listening (checked now, not after retries)."""
+        from cspgraph.config import load_config
+
+        self.config = load_config(path, required=True)
+        if online:
+            check_config_emulator(self.config)
+        return self.config
+
+
+@contextlib.contextmanager
+def command(*, interrupted: str = "interrupted") -> Iterator[Run]:
+    """Run a command's body: every error the library classifies ends the command with its
+    message and its status from :class:`Exit`; Ctrl-C with ``interrupted`` and 130."""
+    from cspgraph.config import ConfigError
+    from cspgraph.http.errors import CspGraphError
+
+    run = Run(interrupted=interrupted)
+    try:
+        yield run
+    except (ConfigError, UsageError, EmulatorDown) as exc:
+        fail(Exit.BAD_INPUT, f"error: {exc}")
+    except CspGraphError as exc:
+        report(exc, run)
+    except KeyboardInterrupt:
+        fail(Exit.INTERRUPTED, run.interrupted)
+    except BrokenPipeError:  # `cspgraph … | head`: the reader has what it wanted
+        silence_stdout()
+        raise typer.Exit(int(Exit.DONE)) from None
+
+
+def report(
+    exc: CspGraphError,
+    run: Run | None = None,
+    *,
+    tenant: str | None = None,
+    hint: str | None = None,
+) -> None:
+    """End the command for a classified failure: its line (and a hint); its status."""
+    if run is not None and run.config is not None and exc.error_class == "transient":
+        try:
+            check_config_emulator(run.config)
+        except EmulatorDown as down:  # not the network's fault: the emulator is gone
+            fail(Exit.BAD_INPUT, f"error: {down}")
+        except ValueError:  # the endpoints file went away too: the transient error stands
+            pass
+    lines = [error_line(exc, tenant), *([hint] if hint else [])]
+    fail(EXIT_BY_ERROR_CLASS.get(str(exc.error_class), Exit.BAD_INPUT), *lines)
+
+
+def fail(status: Exit, *lines: str) -> None:
+    for line in lines:
+        say(line)
+    raise typer.Exit(int(status))
+
+
+def error_line(exc: CspGraphError, tenant: str | None = None) -> str:
+    """One line: class, message, and the fields support asks for (code, status, tenant, id)."""
+    message = exc.message.replace(
+        "Pass allow_any_resource=True to lift this.", "Pass --allow-any-resource to lift this."
+    )
+    fields = [
+        f"code={exc.code or 'none'}",
+        *([f"status={exc.status}"] if exc.status is not None else []),
+        f"tenant={exc.tenant or tenant or 'unknown'}",
+        f"request-id={exc.request_id or 'none'}",
+    ]
+    text = f"error: {exc.error_class}: {message} ({', '.join(fields)})"
+    return " ".join(text.split())  # one line, whatever the service put in its message
+
+
+def check_emulator(endpoints: EmulatorEndpoints | None, where: str) -> None:
+    """Raise :class:`EmulatorDown` when a configuration (described by ``where``) names an
+    emulator and nothing listens at its login host.
+
+    A refused connection to a configured emulator is the environment, not the network: "is the
+    emulator running?" is the answer a person needs, with exit status 2 rather than "transient".
+    One TCP connect on loopback (no TLS, no request)."""
+    if endpoints is None:
+        return
+    import socket  # here, not at start-up: `cspgraph --help` needs no sockets
+
+    login = urlsplit(endpoints.authority_host)
+    host, port = login.hostname or "127.0.0.1", login.port or 443
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        raise EmulatorDown(
+            f"is the emulator running? nothing answers at {login.scheme}://{login.netloc}, where "
+            f"the emulator of {endpoints.source} (`emulator` in {where}) listened; start it with "
+            f"`cspgraph emulator serve --endpoints-file {endpoints.source}` (or point `emulator` "
+            "at the endpoints file of one that runs)"
+        ) from None
+
+
+def check_config_emulator(config: Config) -> None:
+    """:func:`check_emulator` for a loaded configuration."""
+    check_emulator(config.emulator_endpoints(), config_label(config))
+
+
+def config_label(config: Config) -> str:
+    """The configuration's file and where its name came from, for messages."""
+    from cspgraph.config import describe_config_path
+
+    if config.source is None:
+        return "the CSPGRAPH_* environment"
+    return describe_config_path(config.source, config.origin)
+
+
+def silence_stdout() -> None:
+    # Python would complain about the broken pipe again when flushing stdout at exit.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
