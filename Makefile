@@ -10,14 +10,19 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "cspgraph needs Python 3.11 or newer: set PYTHON=python3.11"; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || { echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> installing cspgraph and its development tools into $(VENV)" \
+		"(about 2 minutes the first time, then only when pyproject.toml changes)"
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres]'
 	@touch $(STAMP)
+	@echo "==> installed"
 
 demo: $(STAMP)
+	@echo "==> cspgraph demo: the emulator, set-up, onboarding, a fleet sync and its report"
 	$(BIN)/cspgraph demo
 
 test: $(STAMP) browser lint typecheck
+	@echo "==> the test suite (pytest)"
 	$(BIN)/pytest
 
 # The agent sign-in and HTML report tests drive Debian's Chromium through Playwright (Playwright's
@@ -30,10 +35,12 @@ browser:
 		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; }
 
 lint: $(STAMP)
+	@echo "==> lint (ruff)"
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
+	@echo "==> type check (mypy --strict)"
 	$(BIN)/mypy
 
 bench: $(STAMP)
