@@ -278,10 +278,27 @@ def test_a_config_path_nobody_typed_says_where_it_came_from(house: House) -> Non
 # -- Ctrl-C ----------------------------------------------------------------------------------------
 
 
-def start(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [CSPGRAPH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+Start = Callable[[list[str]], "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def start() -> Iterator[Start]:
+    """``start(args)`` runs ``cspgraph ARGS`` as a child; a child a failed test left running is
+    killed afterwards."""
+    started: list[subprocess.Popen[str]] = []
+
+    def run(args: list[str]) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [CSPGRAPH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        started.append(proc)
+        return proc
+
+    yield run
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
 
 
 def interrupt(proc: subprocess.Popen[str]) -> tuple[int, str]:
@@ -316,7 +333,7 @@ def whole_url_line(text: str) -> str:
     return line
 
 
-def test_ctrl_c_while_login_waits_for_the_browser_exits_130(house: House) -> None:
+def test_ctrl_c_while_login_waits_for_the_browser_exits_130(house: House, start: Start) -> None:
     proc = start(["login", "-c", CUSTOMER, "--no-browser", "--config", str(house.config)])
     whole_url_line(read_stderr_until(proc, "code_challenge_method"))
     status, err = interrupt(proc)
@@ -324,7 +341,9 @@ def test_ctrl_c_while_login_waits_for_the_browser_exits_130(house: House) -> Non
     assert "interrupted" in err and "Traceback" not in err
 
 
-def test_ctrl_c_while_onboarding_waits_exits_130_and_says_how_to_continue(house: House) -> None:
+def test_ctrl_c_while_onboarding_waits_exits_130_and_says_how_to_continue(
+    house: House, start: Start
+) -> None:
     proc = start(["onboard", "--domain", "ctrlc.onmicrosoft.com", "--name", "Ctrl C",
                   "--region", "NA", "--state-dir", str(house.root / "onboarding"),
                   "--config", str(house.config)])  # fmt: skip
@@ -334,7 +353,7 @@ def test_ctrl_c_while_onboarding_waits_exits_130_and_says_how_to_continue(house:
     assert "run the same command again to continue" in err and "Traceback" not in err
 
 
-def test_ctrl_c_during_a_sync_exits_130_and_says_it_resumes(house: House) -> None:
+def test_ctrl_c_during_a_sync_exits_130_and_says_it_resumes(house: House, start: Start) -> None:
     control = Control(house.emu)
     issued = len(control.tokens())
     control.send("POST", "faults", {"host": "graph", "kind": "latency", "latency": 2.0})
@@ -457,7 +476,9 @@ def test_demo_tells_its_story_on_stderr_and_prints_what_it_made_as_json(tmp_path
     assert "1. The emulated cloud" in result.stderr and "Where things are" in result.stderr
 
 
-def test_the_emulator_prints_its_origins_as_json_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_the_emulator_prints_its_origins_as_json_and_stops_on_ctrl_c(
+    tmp_path: Path, start: Start
+) -> None:
     proc = start(["emulator", "serve", "--customers", "1", "--state-dir", str(tmp_path)])
     assert proc.stdout is not None
     text = ""
