@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 import requests
 
-from cspgraph.emulator.worldfile import DEMO_PARTNERS
+from csp_emulator.world.worldfile import DEMO_PARTNERS
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 

@@ -248,7 +248,7 @@ def profile_client(
     return summary
 
 
-_FRAMEWORK = ("bench/serve.py", "cspgraph/emulator/server.py", "cspgraph/cli/main.py", "cspgraph(")
+_FRAMEWORK = ("bench/serve.py", "csp_emulator/server.py", "cspgraph/cli/main.py", "cspgraph(")
 
 
 def summarize_profile(stats_file: Path, top: int = 30) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import math
 import random
 from typing import Any
 
-from cspgraph.emulator.worldfile import DEMO_PARTNERS, demo_world_data
+from csp_emulator.world.worldfile import DEMO_PARTNERS, demo_world_data
 
 # (share of customers, lowest and highest user count); sizes are log-uniform within a class.
 SIZE_MIX = (

@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-dir", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    from cspgraph.emulator import server
-    from cspgraph.emulator.worldfile import load_world_data
+    from csp_emulator import server
+    from csp_emulator.world.worldfile import load_world_data
 
     data = json.loads(args.world.read_text())
     world = load_world_data(data, source=str(args.world))

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.world import World
-from cspgraph.emulator.worldfile import demo_world, load_world_data
+from csp_emulator.server import Emulator
+from csp_emulator.world.model import World
+from csp_emulator.world.worldfile import demo_world, load_world_data
 
 EXAMPLE_WORLD = Path(__file__).parent / "data" / "example-world.toml"
 

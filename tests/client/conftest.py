@@ -13,9 +13,9 @@ import httpx
 import pytest
 import requests
 
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import DEMO_PARTNERS
 from cspgraph.config import Config, config_from_data
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import DEMO_PARTNERS
 from cspgraph.identity import TokenProvider
 
 SECRET_ENV = {f"CSPGRAPH_SECRET_{r}": p["client_secret"] for r, p in DEMO_PARTNERS.items()}

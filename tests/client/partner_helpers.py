@@ -10,8 +10,8 @@ from typing import Any
 import requests
 import tomli_w
 
+from csp_emulator.server import Emulator
 from cspgraph.clouds import Cloud, cloud
-from cspgraph.emulator.server import Emulator
 
 
 def emulator_cloud(emu: Emulator) -> Cloud:

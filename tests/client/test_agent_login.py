@@ -21,8 +21,8 @@ import jwt
 import pytest
 from typer.testing import CliRunner
 
+from csp_emulator.server import Emulator
 from cspgraph.config import Config
-from cspgraph.emulator.server import Emulator
 from cspgraph.identity import (
     NotSignedInError,
     PendingSignIn,

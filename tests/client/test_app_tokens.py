@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import DEMO_PARTNERS, demo_world_data
 from cspgraph.config import config_from_data
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import DEMO_PARTNERS, demo_world_data
 from cspgraph.graph.client import GraphClient, TokenSource
 from cspgraph.graph.limits import GraphLimiter
 from cspgraph.http.errors import NeedsPersonError, PropagatingError, TransientError

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import demo_world_data
 from cspgraph.discovery import (
     RegionNotConfiguredError,
     TenantDiscovery,
     UnknownTenantError,
     WrongCloudError,
 )
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import demo_world_data
 from cspgraph.http.errors import ErrorClass, TransientError
 from cspgraph.identity import TokenProvider
 from tests.client.conftest import EU_CLIENT, NA_CLIENT, Control, emulator_config, record_requests

@@ -16,8 +16,8 @@ import jwt
 import pytest
 import requests
 
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import DEMO_PARTNERS
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import DEMO_PARTNERS
 from cspgraph.http.sessions import requests_session
 from cspgraph.identity import TokenProvider
 from cspgraph.identity.app_tokens import transport_error

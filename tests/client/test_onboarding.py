@@ -13,8 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from csp_emulator.server import Emulator
 from cspgraph.config import Config, config_from_data
-from cspgraph.emulator.server import Emulator
 from cspgraph.graph.client import GraphClient
 from cspgraph.http.errors import PropagatingError
 from cspgraph.identity import PartnerCenterTokens, TokenProvider

@@ -18,8 +18,8 @@ import requests
 import typer
 from typer.testing import CliRunner
 
+from csp_emulator.server import Emulator
 from cspgraph.config import load_config
-from cspgraph.emulator.server import Emulator
 from cspgraph.graph import scope
 from cspgraph.graph.client import GraphClient
 from cspgraph.graph.scope import CSP_RULE

@@ -23,11 +23,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner, Result
 
+from csp_emulator.server import Emulator, LocalCA
+from csp_emulator.world.worldfile import demo_world
 from cspgraph.cli import config_cmd
 from cspgraph.cli.main import app
 from cspgraph.config import load_config
-from cspgraph.emulator.server import Emulator, LocalCA
-from cspgraph.emulator.worldfile import demo_world
 from cspgraph.identity import TokenProvider
 from tests.client.conftest import AGENT, AGENT_PASSWORD, Control
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT_MS, requires_chromium

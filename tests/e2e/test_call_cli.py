@@ -15,11 +15,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import DEMO_PARTNERS, demo_world
 from cspgraph.cli import config_cmd
 from cspgraph.cli.call_cmd import CompactOutput, PrettyOutput, UsageError, build_request
 from cspgraph.cli.main import app
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import DEMO_PARTNERS, demo_world
 from cspgraph.graph.scope import CSP_RULE
 from tests.client.conftest import Control
 

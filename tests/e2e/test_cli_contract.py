@@ -26,10 +26,10 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import DEMO_PARTNERS, demo_world
 from cspgraph.cli.common import EXIT_BY_ERROR_CLASS, Exit
 from cspgraph.cli.main import app
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import DEMO_PARTNERS, demo_world
 from cspgraph.graph.scope import CSP_RULE
 from cspgraph.http.errors import ErrorClass
 from tests.client.conftest import Control

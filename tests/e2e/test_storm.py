@@ -18,9 +18,9 @@ from typing import Any
 
 import aiohttp
 
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import DEMO_PARTNERS
 from cspgraph.config import config_from_data
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import DEMO_PARTNERS
 from cspgraph.graph.client import GraphClient, Page
 from cspgraph.identity import TokenProvider
 from tests.client.conftest import Control

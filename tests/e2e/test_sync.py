@@ -23,10 +23,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from csp_emulator.server import Emulator
+from csp_emulator.world.model import World
+from csp_emulator.world.worldfile import DEMO_PARTNERS, demo_world_data, load_world_data
 from cspgraph.config import Config, config_from_data
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.world import World
-from cspgraph.emulator.worldfile import DEMO_PARTNERS, demo_world_data, load_world_data
 from cspgraph.fleet import store as store_tables
 from cspgraph.fleet.customers import ListingErrors, partner_center_customers
 from cspgraph.fleet.progress import NullProgress

@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from cspgraph.emulator import wellknown
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.world import Tenant
-from cspgraph.emulator.worldfile import load_world_data
+from csp_emulator import wellknown
+from csp_emulator.server import Emulator
+from csp_emulator.world.model import Tenant
+from csp_emulator.world.worldfile import load_world_data
 from tests.conftest import tls
 
 # Tokens minted here name their own app, so their throttling budget is theirs alone.

@@ -13,8 +13,8 @@ import jwt
 import msal
 import requests
 
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.world import Tenant
+from csp_emulator.server import Emulator
+from csp_emulator.world.model import Tenant
 
 NA_APP = "6731de76-14a6-49ae-97bc-6eba6914391e"
 NA_SECRET = "app-secret-na"

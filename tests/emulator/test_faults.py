@@ -11,9 +11,9 @@ import aiohttp
 import httpx
 import pytest
 
-from cspgraph.emulator.faults import RNG_SEED, FaultMiddleware
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import load_world_data
+from csp_emulator.faults import RNG_SEED, FaultMiddleware
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import load_world_data
 from tests.conftest import MakeEmulator
 
 WORLD: dict[str, Any] = {

@@ -10,8 +10,8 @@ import httpx
 import msal
 import requests
 
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import DEMO_PARTNERS
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import DEMO_PARTNERS
 from tests.conftest import tls
 from tests.emulator.graph_tokens import CUSTOMER_DOMAIN, graph_client, tenant_of
 

@@ -10,9 +10,9 @@ import uuid
 import httpx
 import pytest
 
-from cspgraph.emulator import wellknown
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.tokens import SigningKeys
+from csp_emulator import wellknown
+from csp_emulator.identity.tokens import SigningKeys
+from csp_emulator.server import Emulator
 from tests.conftest import MakeEmulator
 from tests.emulator.graph_tokens import (
     CUSTOMER_DOMAIN,

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cspgraph.emulator.server import Emulator
+from csp_emulator.server import Emulator
 from tests.conftest import MakeEmulator
 from tests.emulator.graph_tokens import (
     CUSTOMER_DOMAIN,

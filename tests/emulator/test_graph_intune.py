@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from urllib.parse import unquote
 
-from cspgraph.emulator.server import Emulator
+from csp_emulator.server import Emulator
 from tests.conftest import MakeEmulator
 from tests.emulator.graph_tokens import (
     CUSTOMER_DOMAIN,

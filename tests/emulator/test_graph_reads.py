@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from cspgraph.emulator import wellknown
-from cspgraph.emulator.objects import user_json
-from cspgraph.emulator.server import Emulator
+from csp_emulator import wellknown
+from csp_emulator.server import Emulator
+from csp_emulator.world.objects import user_json
 from tests.conftest import MakeEmulator
 from tests.emulator.graph_tokens import (
     CUSTOMER_DOMAIN,

@@ -30,8 +30,8 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph_core import GraphClientFactory
 
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import DEMO_PARTNERS
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import DEMO_PARTNERS
 from tests.emulator.graph_tokens import CUSTOMER_DOMAIN, tenant_of
 
 # The SDK's generated request builders warn about their own deprecated classes on every call.

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from cspgraph.emulator import wellknown
-from cspgraph.emulator.server import Emulator
+from csp_emulator import wellknown
+from csp_emulator.server import Emulator
 from tests.conftest import MakeEmulator, tls
 from tests.emulator.graph_tokens import (
     CUSTOMER_DOMAIN,

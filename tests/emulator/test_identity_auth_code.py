@@ -14,7 +14,7 @@ import jwt
 import msal
 import pytest
 
-from cspgraph.emulator.server import Emulator
+from csp_emulator.server import Emulator
 from tests.conftest import MakeEmulator, tls
 from tests.emulator.identity_helpers import (
     GLOBAL_ADMIN,

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import WorldFileError, load_world_file
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import WorldFileError, load_world_file
 from tests.emulator.identity_helpers import (
     GRAPH_DEFAULT,
     aadsts,

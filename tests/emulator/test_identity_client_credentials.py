@@ -8,7 +8,7 @@ from urllib.parse import quote
 import jwt
 import pytest
 
-from cspgraph.emulator.server import Emulator
+from csp_emulator.server import Emulator
 from tests.emulator.identity_helpers import (
     GRAPH_DEFAULT,
     NA_APP,

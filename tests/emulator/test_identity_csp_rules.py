@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import load_world_data
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import load_world_data
 from tests.emulator.identity_helpers import (
     CSP_APP,
     EU_CSP_APP,

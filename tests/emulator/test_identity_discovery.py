@@ -5,7 +5,7 @@ from __future__ import annotations
 import msal
 import pytest
 
-from cspgraph.emulator.server import Emulator
+from csp_emulator.server import Emulator
 from tests.emulator.identity_helpers import aadsts, authority, session, tenant
 
 

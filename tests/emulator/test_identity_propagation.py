@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 
-from cspgraph.emulator.server import Emulator
+from csp_emulator.server import Emulator
 from tests.conftest import MakeEmulator, tls
 from tests.emulator.identity_helpers import (
     CSP_APP,

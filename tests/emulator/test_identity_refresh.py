@@ -7,7 +7,7 @@ from typing import Any
 
 import msal
 
-from cspgraph.emulator.server import Emulator
+from csp_emulator.server import Emulator
 from tests.conftest import MakeEmulator
 from tests.emulator.identity_helpers import (
     GLOBAL_ADMIN,

@@ -8,16 +8,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cspgraph.emulator.context import EmulatorContext, Endpoints
-from cspgraph.emulator.limits import (
+from csp_emulator.context import EmulatorContext, Endpoints
+from csp_emulator.identity.tokens import SigningKeys
+from csp_emulator.limits import (
     Throttle,
     get_throttle,
     resource_cost,
     tenant_ru_budget,
     throttled_response_body,
 )
-from cspgraph.emulator.tokens import SigningKeys
-from cspgraph.emulator.world import Tenant, ThrottleSettings, World
+from csp_emulator.world.model import Tenant, ThrottleSettings, World
 from tests.conftest import MakeEmulator
 
 APP = "6731de76-14a6-49ae-97bc-6eba6914391e"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cspgraph.emulator.graph.odata import (
+from csp_emulator.graph.odata import (
     ADVANCED_ONLY_PROPERTIES,
     DEFAULT_USER_PROPERTIES,
     ODataError,

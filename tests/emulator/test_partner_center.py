@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cspgraph.emulator import wellknown
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import load_world_data
+from csp_emulator import wellknown
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import load_world_data
 from tests.conftest import MakeEmulator
 
 PC = "https://api.partnercenter.microsoft.com"

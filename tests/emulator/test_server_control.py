@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import demo_world, load_world_file
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import demo_world, load_world_file
 from tests.conftest import EXAMPLE_WORLD, MakeEmulator, tls
 
 

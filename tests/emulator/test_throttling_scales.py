@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cspgraph.emulator.server import Emulator
-from cspgraph.emulator.worldfile import WorldFileError, load_world_data
+from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import WorldFileError, load_world_data
 from tests.conftest import MakeEmulator, tls
 
 APP = "6731de76-14a6-49ae-97bc-6eba6914391e"

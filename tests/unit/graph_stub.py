@@ -199,7 +199,7 @@ def raw_query_value(raw_path: str, name: str) -> str | None:
 def make_tls(directory: Path) -> tuple[ssl.SSLContext, str]:
     """A CA and a 127.0.0.1 server certificate (the emulator's own local CA, which is made for
     exactly this); returns the server context and the CA file."""
-    from cspgraph.emulator.server import LocalCA
+    from csp_emulator.server import LocalCA
 
     ca = LocalCA(directory)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cspgraph.emulator import wellknown
-from cspgraph.emulator.world import parse_duration, stable_id
-from cspgraph.emulator.worldfile import (
+from csp_emulator import wellknown
+from csp_emulator.world.model import parse_duration, stable_id
+from csp_emulator.world.worldfile import (
     WorldFileError,
     demo_world,
     demo_world_data,

@@ -121,7 +121,7 @@ def init(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(STARTER, encoding="utf-8")
         else:
-            from cspgraph.emulator.worldfile import DEMO_PARTNERS  # the CLI may know the emulator
+            from csp_emulator.world.worldfile import DEMO_PARTNERS  # the CLI may know the emulator
             from cspgraph.emulator_endpoints import EmulatorEndpoints, EndpointsFileError
 
             endpoints = from_emulator.expanduser().resolve()

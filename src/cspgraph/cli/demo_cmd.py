@@ -32,8 +32,8 @@ from cspgraph.cli import common
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from csp_emulator.server import Emulator
     from cspgraph.config import Config
-    from cspgraph.emulator.server import Emulator
     from cspgraph.fleet.sync import SyncSummary
     from cspgraph.identity import TokenProvider
     from cspgraph.partner.onboarding import OnboardingResult
@@ -123,8 +123,8 @@ async def _demo(
     console: Console, paths: DemoPaths, customers: int, concurrency: int
 ) -> dict[str, Any]:
     """The story; returns what it made (files, the onboarding, the sync's totals)."""
-    from cspgraph.emulator.server import Emulator
-    from cspgraph.emulator.worldfile import demo_world
+    from csp_emulator.server import Emulator
+    from csp_emulator.world.worldfile import demo_world
 
     paths.root.mkdir(parents=True, exist_ok=True)
     for name in STALE:
@@ -184,9 +184,9 @@ def _forget_onboarding(paths: DemoPaths) -> None:
 
 
 def _write_config(paths: DemoPaths, emu: Emulator) -> None:
+    from csp_emulator.world.worldfile import DEMO_PARTNERS
     from cspgraph.cli.config_cmd import emulator_config_text
     from cspgraph.config import write_private_file
-    from cspgraph.emulator.worldfile import DEMO_PARTNERS
 
     for region, partner in DEMO_PARTNERS.items():
         secret = paths.root / "secrets" / f"{region}.secret"
@@ -206,7 +206,7 @@ def _load(paths: DemoPaths) -> Config:
 def _admin_of(domain: str) -> tuple[str, str]:
     """The demo world's partner administrator (a Global Administrator) and the password the
     world file gives it."""
-    from cspgraph.emulator.worldfile import demo_world_data
+    from csp_emulator.world.worldfile import demo_world_data
 
     for tenant in demo_world_data(customers=0)["tenant"]:
         if tenant["domain"] != domain:

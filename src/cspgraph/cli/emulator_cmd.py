@@ -66,9 +66,9 @@ def serve(
 ) -> None:
     """Serve the emulated cloud over HTTPS on loopback until Ctrl-C (which exits 0: it is how the
     emulator stops)."""
-    from cspgraph.emulator.server import Emulator
-    from cspgraph.emulator.world import World
-    from cspgraph.emulator.worldfile import WorldFileError, demo_world, load_world_file
+    from csp_emulator.server import Emulator
+    from csp_emulator.world.model import World
+    from csp_emulator.world.worldfile import WorldFileError, demo_world, load_world_file
 
     def factory() -> World:
         return load_world_file(world) if world else demo_world(customers)
