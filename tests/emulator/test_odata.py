@@ -11,9 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csp_emulator.graph.odata import (
-    ADVANCED_ONLY_PROPERTIES,
     DEFAULT_USER_PROPERTIES,
-    ODataError,
     check_top,
     compile_filter,
     compile_orderby,
@@ -22,6 +20,7 @@ from csp_emulator.graph.odata import (
     project,
     search_requires_eventual,
 )
+from csp_emulator.graph.odata_schema import ADVANCED_ONLY_PROPERTIES, ODataError
 
 SKU_E3 = "05e9a617-0261-4cee-bb44-138d3ef5d965"
 SKU_E5 = "06ebc4ee-1bb5-47dd-8120-11324bc54e06"

@@ -36,6 +36,7 @@ from csp_emulator.graph.listing import (
     link,
     sorted_ids,
 )
+from csp_emulator.graph.odata_schema import ODataError
 from csp_emulator.graph.request import Call, GraphResponse
 
 TOKEN_LIFETIME = 7 * 86400.0
@@ -95,7 +96,7 @@ def _options(call: Call, resource: str) -> tuple[list[str] | None, bool, str | N
         select = odata.parse_select(text, resource)
         if filter_text is not None:
             odata.compile_filter(filter_text, resource=resource, advanced=False)
-    except odata.ODataError as exc:
+    except ODataError as exc:
         raise GraphError.from_odata(exc) from None
     return select, members, filter_text
 

@@ -24,6 +24,7 @@ from csp_emulator.graph.listing import (
     sorted_ids,
     typed_projector,
 )
+from csp_emulator.graph.odata_schema import ODataError, unknown_property
 from csp_emulator.graph.request import TEXT_CONTENT_TYPE, Call, GraphResponse
 from csp_emulator.world.model import Tenant, stable_id
 from csp_emulator.world.objects import domains_json, organization_json
@@ -39,7 +40,7 @@ GROUP_EXPANDABLE = frozenset({"members"})
 def select_of(call: Call, resource: str) -> list[str] | None:
     try:
         return odata.parse_select(call.request.query.get("$select"), resource)
-    except odata.ODataError as exc:
+    except ODataError as exc:
         raise GraphError.from_odata(exc) from None
 
 
@@ -175,7 +176,7 @@ def _entity_with_expand(call: Call, resource: str, obj: dict[str, Any]) -> Graph
     if expand is not None:
         name = expand.split("(", 1)[0].strip()
         if resource != "groups" or name not in GROUP_EXPANDABLE:
-            raise GraphError.from_odata(odata.unknown_property(resource, name))
+            raise GraphError.from_odata(unknown_property(resource, name))
         item["members"] = expanded_members(call.tenant, obj)
     return entity(call, collection_fragment(resource, select), item)
 
@@ -490,7 +491,7 @@ def list_directory_roles(call: Call) -> GraphResponse:
     if "$top" in call.request.query:
         try:
             odata.check_top(call.request.query["$top"], "directoryRoles")
-        except odata.ODataError as exc:
+        except ODataError as exc:
             raise GraphError.from_odata(exc) from None
     roles = sorted(call.tenant.objects["directoryRoles"].values(), key=lambda r: r["id"])
     return GraphResponse(

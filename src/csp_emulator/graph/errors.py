@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from csp_emulator.graph.odata import ODataError
+from csp_emulator.graph.odata_schema import ODataError
 
 # Sent with every 401, exactly as Graph does (wire-facts §2.2).
 WWW_AUTHENTICATE = (

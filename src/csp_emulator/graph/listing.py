@@ -26,7 +26,9 @@ import orjson
 
 from csp_emulator import wellknown
 from csp_emulator.graph import odata
+from csp_emulator.graph.directory_objects import typed
 from csp_emulator.graph.errors import GraphError, bad_request
+from csp_emulator.graph.odata_schema import INTUNE_RESOURCES, ODataError, unknown_property
 from csp_emulator.graph.request import Call, GraphResponse
 
 Lookup = Callable[[str], dict[str, Any] | None]
@@ -67,7 +69,7 @@ def read_options(
     """
     request = call.request
     q = request.query
-    intune = resource in odata.INTUNE_RESOURCES
+    intune = resource in INTUNE_RESOURCES
     search = q.get("$search")
     try:
         if search is not None and not request.eventual and not intune:
@@ -88,7 +90,7 @@ def read_options(
         if search is not None:
             odata.compile_search(search, resource=resource)
         top = odata.check_top(q["$top"], resource) if "$top" in q else None
-    except odata.ODataError as exc:
+    except ODataError as exc:
         raise GraphError.from_odata(exc) from None
     skip = 0
     if "$skip" in q:
@@ -107,7 +109,7 @@ def read_options(
             )
         name = expand.split("(", 1)[0].strip()
         if name not in expandable:
-            raise GraphError.from_odata(odata.unknown_property(resource, name))
+            raise GraphError.from_odata(unknown_property(resource, name))
         expand = name
     return ListOptions(
         select=select,
@@ -207,7 +209,7 @@ def match(
                     has_filter=options.filter is not None,
                 )
                 objects = order(objects)
-        except odata.ODataError as exc:
+        except ODataError as exc:
             raise GraphError.from_odata(exc) from None
         return Matches([o["id"] for o in objects], by_id=options.orderby is None)
 
@@ -350,8 +352,6 @@ def projector(call: Call, resource: str) -> Render:
 def typed_projector(call: Call) -> Render:
     """For mixed collections (members, memberOf): each object projected as its own type and
     tagged with ``@odata.type``."""
-    from csp_emulator.graph.directory_objects import typed
-
     tenant = call.tenant
 
     def render(obj: dict[str, Any], select: list[str] | None) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from csp_emulator.graph.odata import (
+from csp_emulator.graph.odata_schema import (
     ADVANCED_ONLY_PROPERTIES,
     INTUNE_RESOURCES,
     ODataError,

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import random
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Any, Literal
 
@@ -194,8 +195,6 @@ class WorldModel(_Model):
 
 
 def _check_guid(value: str) -> str:
-    import uuid
-
     try:
         return str(uuid.UUID(value))
     except ValueError:
