@@ -28,12 +28,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starlette.types import ASGIApp
 
 from csp_emulator.context import EmulatorContext, Endpoints
-from csp_emulator.control import handlers as control
+from csp_emulator.control import routes as control
 from csp_emulator.faults import FaultMiddleware
 from csp_emulator.graph import app as graph
 from csp_emulator.identity import routes as identity
 from csp_emulator.identity.tokens import SigningKeys
-from csp_emulator.partner_center import handlers as partner_center
+from csp_emulator.partner_center import routes as partner_center
 from csp_emulator.world.model import World
 
 log = logging.getLogger("csp_emulator")

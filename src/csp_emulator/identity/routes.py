@@ -1,88 +1,66 @@
-"""The emulated login.microsoftonline.com: routes only; the work is in the identity_* modules.
+"""The emulated login.microsoftonline.com's route table; the handlers are in the modules it names.
 
-    discovery, JWKS, instance discovery   identity_discovery
-    /authorize, sign-in form, devicelogin  signin_page
-    /token, /devicecode                    identity_grants (grants) -> csp_rules (who gets what)
-                                           -> token_issuer (claims, response bodies)
-    AADSTS errors                          identity_errors
-
-Every path takes the tenant as its first segment: a GUID, any verified domain (any case), or
-``common``/``organizations`` where Entra allows them.
+Every tenant path takes the tenant as its first segment: a GUID, any verified domain (any case),
+or ``common``/``organizations`` where Entra allows them. v1 and v2 endpoints share a handler,
+told apart by a keyword bound here.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
 from csp_emulator.context import EmulatorContext
 from csp_emulator.identity import discovery, grants, signin_page
+from csp_emulator.routing import Route, context_app
 
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[EmulatorContext, Request], Awaitable[Response]]
+
+
+def _get(path: str, handler: Handler) -> Route[Handler]:
+    return Route(path, {"GET": handler})
+
+
+def _get_post(path: str, handler: Handler) -> Route[Handler]:
+    return Route(path, {"GET": handler, "POST": handler})
+
+
+def _post(path: str, handler: Handler) -> Route[Handler]:
+    return Route(path, {"POST": handler})
+
+
+ROUTES: tuple[Route[Handler], ...] = (
+    # discovery and signing keys
+    _get("/common/discovery/instance", discovery.instance_discovery),
+    _get("/common/discovery/keys", partial(discovery.keys, v2=False)),
+    _get("/{t}/discovery/keys", partial(discovery.keys, v2=False)),
+    _get("/{t}/discovery/v2.0/keys", partial(discovery.keys, v2=True)),
+    _get(
+        "/{t}/.well-known/openid-configuration", partial(discovery.openid_configuration, v2=False)
+    ),
+    _get(
+        "/{t}/v2.0/.well-known/openid-configuration",
+        partial(discovery.openid_configuration, v2=True),
+    ),
+    # interactive sign-in, device login, sign-out
+    _get_post("/devicelogin", signin_page.devicelogin),
+    _get_post("/common/oauth2/deviceauth", signin_page.devicelogin),
+    _get("/error", signin_page.error_help),
+    _get_post("/{t}/oauth2/authorize", partial(signin_page.authorize, v1=True)),
+    _get_post("/{t}/oauth2/v2.0/authorize", partial(signin_page.authorize, v1=False)),
+    _get("/{t}/oauth2/logout", signin_page.logout),
+    _get("/{t}/oauth2/v2.0/logout", signin_page.logout),
+    # tokens and device codes
+    _post("/{t}/oauth2/token", partial(grants.token_endpoint, v1=True)),
+    _post("/{t}/oauth2/v2.0/token", partial(grants.token_endpoint, v1=False)),
+    _post("/{t}/oauth2/devicecode", partial(grants.devicecode_endpoint, v1=True)),
+    _post("/{t}/oauth2/v2.0/devicecode", partial(grants.devicecode_endpoint, v1=False)),
+)
 
 
 def build_app(ctx: EmulatorContext) -> Starlette:
-    def bind(fn: Callable[..., Awaitable[Response]], **options: bool) -> Handler:
-        async def handler(request: Request) -> Response:
-            return await fn(ctx, request, **options)
-
-        return handler
-
-    async def logout(request: Request) -> Response:
-        target = request.query_params.get("post_logout_redirect_uri", "")
-        if target.startswith(("https://", "http://localhost", "http://127.0.0.1")):
-            return RedirectResponse(target, status_code=302)
-        return HTMLResponse("<!DOCTYPE html><title>Signed out</title><h1>You signed out.</h1>")
-
-    async def error_help(request: Request) -> Response:
-        code = html.escape(request.query_params.get("code", ""))
-        return HTMLResponse(
-            f"<!DOCTYPE html><title>AADSTS{code}</title><h1>Error AADSTS{code}</h1>"
-            "<p>See the emulator's refusal table in csp_emulator.identity.csp_rules.</p>"
-        )
-
-    both = ["GET", "POST"]
-    return Starlette(
-        routes=[
-            Route("/common/discovery/instance", bind(discovery.instance_discovery)),
-            Route("/common/discovery/keys", bind(discovery.keys, v2=False)),
-            Route("/devicelogin", bind(signin_page.devicelogin), methods=both),
-            Route("/common/oauth2/deviceauth", bind(signin_page.devicelogin), methods=both),
-            Route("/error", error_help),
-            Route("/{t}/discovery/keys", bind(discovery.keys, v2=False)),
-            Route("/{t}/discovery/v2.0/keys", bind(discovery.keys, v2=True)),
-            Route(
-                "/{t}/.well-known/openid-configuration",
-                bind(discovery.openid_configuration, v2=False),
-            ),
-            Route(
-                "/{t}/v2.0/.well-known/openid-configuration",
-                bind(discovery.openid_configuration, v2=True),
-            ),
-            Route("/{t}/oauth2/authorize", bind(signin_page.authorize, v1=True), methods=both),
-            Route(
-                "/{t}/oauth2/v2.0/authorize", bind(signin_page.authorize, v1=False), methods=both
-            ),
-            Route("/{t}/oauth2/token", bind(grants.token_endpoint, v1=True), methods=["POST"]),
-            Route(
-                "/{t}/oauth2/v2.0/token", bind(grants.token_endpoint, v1=False), methods=["POST"]
-            ),
-            Route(
-                "/{t}/oauth2/devicecode",
-                bind(grants.devicecode_endpoint, v1=True),
-                methods=["POST"],
-            ),
-            Route(
-                "/{t}/oauth2/v2.0/devicecode",
-                bind(grants.devicecode_endpoint, v1=False),
-                methods=["POST"],
-            ),
-            Route("/{t}/oauth2/logout", logout),
-            Route("/{t}/oauth2/v2.0/logout", logout),
-        ]
-    )
+    return context_app(ctx, ROUTES)

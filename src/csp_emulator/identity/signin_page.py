@@ -1,5 +1,5 @@
-"""The interactive half of the identity platform: /authorize with its sign-in form, and the
-device-login page.
+"""The interactive half of the identity platform: /authorize with its sign-in form, the
+device-login page, sign-out and the error help page.
 
 The sign-in form is stateless: it posts every authorize parameter back as hidden fields, so a
 browser (Playwright) fills in ``username`` and ``password`` and submits, and a script can POST the
@@ -399,4 +399,22 @@ async def devicelogin(ctx: EmulatorContext, request: Request) -> Response:
         "Signed in",
         f'<h1 id="done">You have signed in to the {html.escape(client.display_name)} application '
         "on your device. You may now close this window.</h1>",
+    )
+
+
+# -- signing out, and the help page error answers link to -----------------------------------------
+
+
+async def logout(ctx: EmulatorContext, request: Request) -> Response:
+    target = request.query_params.get("post_logout_redirect_uri", "")
+    if target.startswith(("https://", "http://localhost", "http://127.0.0.1")):
+        return RedirectResponse(target, status_code=302)
+    return HTMLResponse("<!DOCTYPE html><title>Signed out</title><h1>You signed out.</h1>")
+
+
+async def error_help(ctx: EmulatorContext, request: Request) -> Response:
+    code = html.escape(request.query_params.get("code", ""))
+    return HTMLResponse(
+        f"<!DOCTYPE html><title>AADSTS{code}</title><h1>Error AADSTS{code}</h1>"
+        "<p>See the emulator's refusal table in csp_emulator.identity.csp_rules.</p>"
     )

@@ -1,0 +1,104 @@
+"""What the control API shows of the world and the rules for changing its settings at run time."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from csp_emulator.world.model import Tenant, World, iso, parse_duration
+
+
+def tenant_summary(world: World, tenant: Tenant) -> dict[str, Any]:
+    now = world.clock.now()
+    return {
+        "id": tenant.id,
+        "domain": tenant.default_domain,
+        "domains": tenant.domains,
+        "display_name": tenant.display_name,
+        "region": tenant.region,
+        "cloud": tenant.cloud,
+        "kind": tenant.kind,
+        "counts": {r: len(objs) for r, objs in tenant.objects.items()},
+        "partners": [
+            {
+                "partner_id": rel.partner_id,
+                "created_at": iso(rel.created_at),
+                "effective_at": iso(rel.effective_at),
+                "in_effect": rel.in_effect(now),
+                "dap": rel.dap,
+            }
+            for rel in world.relationships
+            if rel.customer_id == tenant.id and rel.active
+        ],
+    }
+
+
+def settings_json(world: World) -> dict[str, Any]:
+    s = world.settings
+    return {
+        "propagation_delay": s.propagation_delay,
+        "token_lifetime": s.token_lifetime,
+        "refresh_token_lifetime": s.refresh_token_lifetime,
+        "page_size": s.page_size,
+        "throttling": dataclasses.asdict(s.throttling),
+        "faults": [dataclasses.asdict(f) for f in s.faults],
+    }
+
+
+def apply_settings(world: World, body: dict[str, Any]) -> None:
+    """Change settings at run time; unknown keys are refused by name."""
+    s = world.settings
+    known = {"propagation_delay", "token_lifetime", "page_size", "throttling"}
+    unknown = set(body) - known
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}; expected some of {sorted(known)}")
+    if "propagation_delay" in body:
+        s.propagation_delay = parse_duration(body["propagation_delay"])
+        # A relationship not yet in effect takes the new delay from its creation.
+        now = world.clock.now()
+        for rel in world.relationships:
+            if not rel.in_effect(now):
+                rel.effective_at = rel.created_at + s.propagation_delay
+    if "token_lifetime" in body:
+        lifetime = parse_duration(body["token_lifetime"])
+        if lifetime <= 300:
+            raise ValueError("token_lifetime must be over 5 minutes (MSAL's expiry margin)")
+        s.token_lifetime = lifetime
+    if "page_size" in body:
+        size = int(body["page_size"])
+        if not 1 <= size <= 999:
+            raise ValueError("page_size must be between 1 and 999")
+        s.page_size = size
+    if "throttling" in body:
+        throttling = body["throttling"]
+        keys = {"enabled", "scale", "partner_center_scale"}
+        if not isinstance(throttling, dict) or set(throttling) - keys:
+            raise ValueError(
+                "throttling takes {'enabled': bool, 'scale': number (Graph's budgets), "
+                "'partner_center_scale': number (Partner Center's limit)}"
+            )
+        # Every value is checked before any is applied: a refused body changes nothing.
+        enabled = throttling.get("enabled", s.throttling.enabled)
+        if not isinstance(enabled, bool):
+            raise ValueError(f"throttling.enabled must be true or false, not {enabled!r}")
+        scale = _scale(throttling, "scale", s.throttling.scale)
+        pc_scale = _scale(throttling, "partner_center_scale", s.throttling.partner_center_scale)
+        s.throttling.enabled = enabled
+        s.throttling.scale = scale
+        s.throttling.partner_center_scale = pc_scale
+
+
+def _scale(throttling: dict[str, Any], key: str, current: float) -> float:
+    """A budget factor from the control API: a positive, finite number."""
+    value = throttling.get(key, current)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"throttling.{key} must be a positive number, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"throttling.{key} must be a positive number, not {value!r}")
+    return float(value)
+
+
+def public(obj: dict[str, Any]) -> dict[str, Any]:
+    """A directory object without the emulator's own ``_`` keys (passwords, secrets, members)."""
+    return {k: v for k, v in obj.items() if not k.startswith("_")}

@@ -1,0 +1,129 @@
+"""What Partner Center keeps and the rules it applies: the customers it created, creating one
+(tenant, admin, reseller relationship), and the request limit per partner tenant."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from csp_emulator import wellknown
+from csp_emulator.context import EmulatorContext
+from csp_emulator.limits import SlidingWindow
+from csp_emulator.partner_center.errors import PartnerCenterError, domain_in_use
+from csp_emulator.world.model import Relationship, Tenant, World, stable_id
+from csp_emulator.world.objects import seed_directory, user_json
+from csp_emulator.world.worldfile import add_role_member
+
+CUSTOMER_RATE_LIMIT = 500  # requests per minute per partner tenant (wire-facts §3)
+CUSTOMER_RATE_WINDOW = 60.0
+
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits + "!#$%*+-=?@^_"
+
+
+@dataclass
+class CustomerRecord:
+    """What Partner Center keeps about a customer it created (world-file customers have none)."""
+
+    tenant_id: str
+    domain: str
+    commerce_id: str
+    billing_profile: dict[str, Any]
+    created_body: dict[str, Any]
+
+
+@dataclass
+class PartnerCenterState:
+    records: dict[str, CustomerRecord] = field(default_factory=dict)
+    # (partner tenant id, MS-RequestId) -> customer tenant id, for idempotent replays
+    requests: dict[tuple[str, str], str] = field(default_factory=dict)
+    windows: dict[str, SlidingWindow] = field(default_factory=dict)
+
+
+def state_of(ctx: EmulatorContext) -> PartnerCenterState:
+    state = ctx.state.get("partner_center")
+    if state is None:
+        state = ctx.state["partner_center"] = PartnerCenterState()
+    assert isinstance(state, PartnerCenterState)
+    return state
+
+
+@dataclass(frozen=True)
+class NewCustomer:
+    domain: str
+    company_name: str
+    country: str
+    billing: dict[str, Any]  # lowercased keys, as sent
+    address: dict[str, Any]
+    organization_registration_number: str | None
+    enable_gdap_by_default: bool | None
+
+
+def _new_password() -> str:
+    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(14)) + "a1!"
+
+
+def provision_customer(
+    world: World, partner: Tenant, spec: NewCustomer
+) -> tuple[Tenant, str, Relationship]:
+    """The customer's tenant, its admin (whose password is returned once), and the reseller
+    relationship that takes ``propagation_delay`` to reach the customer."""
+    initial = spec.domain
+    if not initial.endswith(".onmicrosoft.com"):
+        initial = spec.domain.split(".")[0].replace("-", "") + ".onmicrosoft.com"
+    domains = [spec.domain] if initial == spec.domain else [spec.domain, initial]
+    tenant_id = stable_id("tenant", spec.domain)
+    if tenant_id in world.tenants or any(world.domain_taken(d) for d in domains):
+        raise domain_in_use(spec.domain)
+    tenant = Tenant(
+        id=tenant_id,
+        display_name=spec.company_name,
+        domains=domains,
+        region=partner.region,
+        cloud=partner.cloud,
+        kind="customer",
+        country=spec.country,
+        created_at=world.clock.now(),
+        intune_licensed=False,
+    )
+    world.add_tenant(tenant)
+    seed_directory(tenant)
+    password = _new_password()
+    admin = tenant.add(
+        "users",
+        user_json(
+            tenant, f"admin@{tenant.initial_domain}", password=password, created=tenant.created_at
+        ),
+    )
+    add_role_member(tenant, wellknown.ROLE_GLOBAL_ADMIN, admin["id"])
+    rel = world.add_relationship(partner, tenant, in_effect=False)
+    return tenant, password, rel
+
+
+def rate_limit(state: PartnerCenterState, world: World, partner: Tenant) -> None:
+    """500 requests a minute per partner tenant on the customer endpoints.
+
+    Scaled by ``throttling.partner_center_scale``, not by Graph's ``throttling.scale``.
+    """
+    throttling = world.settings.throttling
+    if not throttling.enabled:
+        return
+    limit = max(CUSTOMER_RATE_LIMIT * throttling.partner_center_scale, 1.0)
+    window = state.windows.get(partner.id)
+    if window is None:
+        window = state.windows[partner.id] = SlidingWindow()
+    now = world.clock.now()
+    if window.usage(now, CUSTOMER_RATE_WINDOW) + 1 <= limit:
+        window.add(1)
+        return
+    # Partner Center promises whole seconds; rounding up keeps that promise honest.
+    seconds = max(1, math.ceil(window.wait(now, CUSTOMER_RATE_WINDOW, 1, limit)))
+    raise PartnerCenterError(
+        429,
+        "429",
+        "Rate limit is exceeded.",
+        {"Retry-After": str(seconds)},
+        {"statusCode": 429, "message": f"Rate limit is exceeded. Try again in {seconds} seconds."},
+    )
