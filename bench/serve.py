@@ -158,8 +158,9 @@ def bench_control(app: Any, counters: Counters, emulator: Any) -> Any:
             body = counters.log
         elif what == "reset":
             counters.reset()
-            for key in ("throttle", "graph.matches"):
-                emulator.ctx.state.pop(key, None)
+            graph = emulator.ctx.state.graph
+            graph.new_budgets(emulator.ctx.world)
+            graph.matches.clear()
         elif what == "profile/start":
             profiler["p"] = cProfile.Profile()
             profiler["p"].enable()

@@ -1,4 +1,5 @@
-"""What every emulated host shares: the world, the signing keys, and where each host listens."""
+"""What every emulated host shares: the world, the signing keys, where each host listens, and what
+each host keeps between requests."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
+from csp_emulator.faults import FaultState
+from csp_emulator.graph.state import GraphState
+from csp_emulator.identity.state import IdentityState
 from csp_emulator.identity.tokens import SigningKeys
+from csp_emulator.partner_center.model import PartnerCenterState
 from csp_emulator.world.model import World
 
 
@@ -37,16 +41,39 @@ class Endpoints:
 
 
 @dataclass
+class HostStates:
+    """What the hosts keep between requests besides the world, one typed object per host."""
+
+    graph: GraphState  # throttling budgets; token, query and projection memos
+    identity: IdentityState = field(default_factory=IdentityState)  # codes, refresh tokens
+    partner_center: PartnerCenterState = field(default_factory=PartnerCenterState)
+    faults: FaultState = field(default_factory=FaultState)  # shared by every host's injector
+
+    @classmethod
+    def for_world(cls, world: World) -> HostStates:
+        return cls(graph=GraphState(world))
+
+    def reset(self, world: World) -> None:
+        """Every host forgets what it kept; Graph's budgets start afresh on ``world``."""
+        self.graph.reset(world)
+        self.identity.reset()
+        self.partner_center.reset()
+        self.faults.reset()
+
+
+@dataclass
 class EmulatorContext:
     world: World
     keys: SigningKeys
     endpoints: Endpoints
     # Rebuilds the world from its source (world file or demo parameters) for the control API.
     world_factory: Callable[[], World]
-    # Per-host state other modules hang on the context (throttling counters, auth codes, ...),
-    # dropped on reset.
-    state: dict[str, Any] = field(default_factory=dict)
+    state: HostStates = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state = HostStates.for_world(self.world)
 
     def reset(self) -> None:
+        """A new world from its source, and every host's state forgotten with the old one."""
         self.world = self.world_factory()
-        self.state.clear()
+        self.state.reset(self.world)

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from csp_emulator.context import EmulatorContext
 from csp_emulator.world.model import Tenant, ThrottleSettings
 
 # RU cost of a GET by what it reads (wire-facts §3); anything not listed costs 1.
@@ -244,16 +243,6 @@ class Throttle:
 def _decimal(seconds: float) -> str:
     """Graph's decimal Retry-After: ``2.128``, ``0.5``, ``3``."""
     return f"{seconds:.3f}".rstrip("0").rstrip(".")
-
-
-def get_throttle(ctx: EmulatorContext) -> Throttle:
-    """The context's one Throttle; a reset of the context drops it with the rest of the state."""
-    throttle = ctx.state.get("throttle")
-    if throttle is None:
-        world = ctx.world
-        throttle = ctx.state["throttle"] = Throttle(world.settings.throttling, world.clock.now)
-    assert isinstance(throttle, Throttle)
-    return throttle
 
 
 def throttled_response_body(request_id: str, client_request_id: str, date: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp
 
 from csp_emulator.context import EmulatorContext, Endpoints
 from csp_emulator.control import routes as control
-from csp_emulator.faults import FaultMiddleware
+from csp_emulator.fault_injection import FaultMiddleware
 from csp_emulator.graph import app as graph
 from csp_emulator.identity import routes as identity
 from csp_emulator.identity.tokens import SigningKeys

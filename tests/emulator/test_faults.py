@@ -11,7 +11,8 @@ import aiohttp
 import httpx
 import pytest
 
-from csp_emulator.faults import RNG_SEED, FaultMiddleware
+from csp_emulator.fault_injection import FaultMiddleware
+from csp_emulator.faults import RNG_SEED
 from csp_emulator.server import Emulator
 from csp_emulator.world.worldfile import load_world_data
 from tests.conftest import MakeEmulator

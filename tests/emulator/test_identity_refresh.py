@@ -154,6 +154,15 @@ def test_unknown_refresh_token_is_invalid_grant(emulator: Emulator) -> None:
     assert (r.status_code, r.json()["error"]) == (400, "invalid_grant")
 
 
+def test_a_reset_forgets_every_refresh_token(make_emulator: MakeEmulator) -> None:
+    emu = make_emulator()
+    first = _agent_tokens(emu)
+    assert _refresh(emu, "customer.com", first["refresh_token"]).status_code == 200
+    emu.call(emu.ctx.reset)
+    r = _refresh(emu, "customer.com", first["refresh_token"])
+    assert (r.status_code, r.json()["error"]) == (400, "invalid_grant")
+
+
 def test_refresh_token_expires_after_inactivity_700082(make_emulator: MakeEmulator) -> None:
     emu = make_emulator()
     first = _agent_tokens(emu)

@@ -12,7 +12,6 @@ from csp_emulator.context import EmulatorContext, Endpoints
 from csp_emulator.identity.tokens import SigningKeys
 from csp_emulator.limits import (
     Throttle,
-    get_throttle,
     resource_cost,
     tenant_ru_budget,
     throttled_response_body,
@@ -328,14 +327,13 @@ def test_intune_writes() -> None:
 def test_one_throttle_per_context_dropped_on_reset(tmp_path: Path) -> None:
     endpoints = Endpoints("https://a", "https://g", "https://p", "https://c", "ca.pem")
     ctx = EmulatorContext(World(), SigningKeys(tmp_path), endpoints, world_factory=World)
-    throttle = get_throttle(ctx)
-    assert get_throttle(ctx) is throttle
+    throttle = ctx.state.graph.throttle
     assert throttle.settings is ctx.world.settings.throttling
     ctx.world.clock.advance(60)
     assert throttle.now() == pytest.approx(ctx.world.clock.now(), abs=1)
     ctx.reset()
-    assert get_throttle(ctx) is not throttle
-    assert get_throttle(ctx).settings is ctx.world.settings.throttling
+    assert ctx.state.graph.throttle is not throttle
+    assert ctx.state.graph.throttle.settings is ctx.world.settings.throttling
 
 
 def test_throttled_body_is_graphs() -> None:

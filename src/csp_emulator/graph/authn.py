@@ -6,12 +6,10 @@ read another's directory.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from csp_emulator import wellknown
 from csp_emulator.context import EmulatorContext
+from csp_emulator.graph.caller import Caller
 from csp_emulator.graph.errors import EMPTY_TOKEN_HINT, unauthenticated
-from csp_emulator.graph.request import Caller
 from csp_emulator.identity.tokens import EMPTY, INVALID, InvalidToken
 
 # Graph accepts its resource URI (any cloud's) or its app id as the audience (wire-facts §1.7).
@@ -21,7 +19,6 @@ GRAPH_AUDIENCES = frozenset(
     | {f"https://{host}/" for host in wellknown.CLOUD_GRAPH_HOSTS.values()}
 )
 
-_CACHE_KEY = "graph.callers"
 _CACHE_MAX = 20_000
 
 
@@ -40,7 +37,7 @@ def authenticate(ctx: EmulatorContext, authorization: str | None) -> Caller:
         claims = ctx.keys.validate(token, now=world.clock.now(), audiences=GRAPH_AUDIENCES)
     except InvalidToken as exc:
         raise unauthenticated(exc.reason) from None
-    cache: OrderedDict[str, Caller] = ctx.state.setdefault(_CACHE_KEY, OrderedDict())
+    cache = ctx.state.graph.callers
     caller = cache.get(token)
     if caller is None:
         caller = _caller(claims)

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from csp_emulator import wellknown
+from csp_emulator.graph.caller import Caller
 from csp_emulator.graph.errors import access_denied
-from csp_emulator.graph.request import Caller
 
 DIRECTORY_AS_USER = "Directory.AccessAsUser.All"
 

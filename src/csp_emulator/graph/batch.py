@@ -20,8 +20,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from csp_emulator.context import EmulatorContext
 from csp_emulator.graph import pipeline, routes
+from csp_emulator.graph.caller import Caller
 from csp_emulator.graph.errors import GraphError
-from csp_emulator.graph.request import JSON_CONTENT_TYPE, Caller, GraphRequest, GraphResponse
+from csp_emulator.graph.request import JSON_CONTENT_TYPE, GraphRequest, GraphResponse
 
 MAX_REQUESTS = 20
 _METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})

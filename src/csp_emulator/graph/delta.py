@@ -27,7 +27,6 @@ from csp_emulator.graph import odata
 from csp_emulator.graph.directory_objects import ODATA_TYPES, odata_type
 from csp_emulator.graph.errors import GraphError, bad_request
 from csp_emulator.graph.listing import (
-    Matches,
     cached,
     collection_fragment,
     context_url,
@@ -38,6 +37,7 @@ from csp_emulator.graph.listing import (
 )
 from csp_emulator.graph.odata_schema import ODataError
 from csp_emulator.graph.request import Call, GraphResponse
+from csp_emulator.graph.state import Matches
 
 TOKEN_LIFETIME = 7 * 86400.0
 EXPIRED_MESSAGE = (

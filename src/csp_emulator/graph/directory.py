@@ -13,7 +13,6 @@ from csp_emulator.graph.directory_objects import lookup as any_object
 from csp_emulator.graph.errors import GraphError, access_denied, bad_request, not_found
 from csp_emulator.graph.listing import (
     ListOptions,
-    Matches,
     Render,
     collection_fragment,
     context_url,
@@ -26,6 +25,7 @@ from csp_emulator.graph.listing import (
 )
 from csp_emulator.graph.odata_schema import ODataError, unknown_property
 from csp_emulator.graph.request import TEXT_CONTENT_TYPE, Call, GraphResponse
+from csp_emulator.graph.state import Matches
 from csp_emulator.world.model import Tenant, stable_id
 from csp_emulator.world.objects import domains_json, organization_json
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from bisect import bisect_right
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -30,13 +28,12 @@ from csp_emulator.graph.directory_objects import typed
 from csp_emulator.graph.errors import GraphError, bad_request
 from csp_emulator.graph.odata_schema import INTUNE_RESOURCES, ODataError, unknown_property
 from csp_emulator.graph.request import Call, GraphResponse
+from csp_emulator.graph.state import Matches
 
 Lookup = Callable[[str], dict[str, Any] | None]
 Render = Callable[[dict[str, Any], list[str] | None], dict[str, Any]]
 
-_CACHE_KEY = "graph.matches"
 _CACHE_MAX = 512
-_PROJECTIONS = "graph.projections"
 _PROJECTIONS_MAX = 200_000
 # Query option values keep these readable in links; everything else is percent-encoded.
 _LINK_SAFE = "'(),:@$"
@@ -128,33 +125,9 @@ def read_options(
 # -- matching -------------------------------------------------------------------------------------
 
 
-@dataclass
-class Matches:
-    """The ids a query matches, in the order it serves them."""
-
-    ids: list[str]
-    by_id: bool  # ordered by id (the default order): resume by bisecting
-    _positions: dict[str, int] | None = field(default=None, repr=False)
-
-    def resume_at(self, last_id: str, served: int) -> int:
-        if self.by_id:
-            return bisect_right(self.ids, last_id)
-        if self._positions is None:
-            self._positions = {object_id: i for i, object_id in enumerate(self.ids)}
-        position = self._positions.get(last_id)
-        return served if position is None else position + 1
-
-
-def _cache(call: Call) -> OrderedDict[tuple[Any, ...], Matches]:
-    cache: OrderedDict[tuple[Any, ...], Matches] = call.ctx.state.setdefault(
-        _CACHE_KEY, OrderedDict()
-    )
-    return cache
-
-
 def cached(call: Call, key: tuple[Any, ...], build: Callable[[], Matches]) -> Matches:
     """``build()``, memoized per tenant change sequence (any change in the tenant invalidates)."""
-    cache = _cache(call)
+    cache = call.ctx.state.graph.matches
     full_key = (call.tenant.id, call.tenant.seq, *key)
     found = cache.get(full_key)
     if found is None:
@@ -331,7 +304,7 @@ def projector(call: Call, resource: str) -> Render:
     version (its ``_seq``, bumped by every change through the Tenant's methods) and $select:
     paging a large tenant again — the benchmarks' steady state — then costs a dict lookup per
     object. The dicts returned are shared: serialize them, never change them."""
-    cache: dict[tuple[Any, ...], dict[str, Any]] = call.ctx.state.setdefault(_PROJECTIONS, {})
+    cache = call.ctx.state.graph.projections
     tenant_id = call.tenant.id
 
     def render(obj: dict[str, Any], select: list[str] | None) -> dict[str, Any]:

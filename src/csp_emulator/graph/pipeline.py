@@ -10,11 +10,11 @@ from __future__ import annotations
 from csp_emulator import limits
 from csp_emulator.context import EmulatorContext
 from csp_emulator.graph import authz, routes
+from csp_emulator.graph.caller import Caller
 from csp_emulator.graph.errors import GraphError, inner_error_date
 from csp_emulator.graph.request import (
     ERROR_CONTENT_TYPE,
     Call,
-    Caller,
     GraphRequest,
     GraphResponse,
 )
@@ -33,7 +33,7 @@ def execute(ctx: EmulatorContext, request: GraphRequest, caller: Caller) -> Grap
         if route.delegated_only and not caller.delegated:
             raise GraphError(400, "BadRequest", ME_NEEDS_USER)
         authz.require(caller, route.operation_for(call))
-        verdict = limits.get_throttle(ctx).charge(
+        verdict = ctx.state.graph.throttle.charge(
             caller.app_id, tenant, route.family, _cost(request, route), route.write
         )
         if not verdict.allowed:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from csp_emulator.context import EmulatorContext
+from csp_emulator.graph.caller import Caller
 from csp_emulator.world.model import Tenant, World
 
 # What Graph sends with a JSON success body (wire-facts §2.2).
@@ -19,20 +20,6 @@ JSON_CONTENT_TYPE = (
 )
 ERROR_CONTENT_TYPE = "application/json"
 TEXT_CONTENT_TYPE = "text/plain"
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling, from the validated token's claims."""
-
-    tenant_id: str
-    app_id: str
-    delegated: bool  # idtyp "user": an app acting for a signed-in user (or partner agent)
-    roles: frozenset[str]  # application permissions (app-only)
-    scopes: frozenset[str]  # delegated permissions (scp)
-    role_templates: frozenset[str]  # wids: the signed-in user's directory role templates
-    object_id: str | None  # oid: the service principal, or the user; absent for partner agents
-    claims: dict[str, Any] = field(compare=False, repr=False)
 
 
 @dataclass

@@ -35,7 +35,7 @@ from csp_emulator.identity.request import (
     token_endpoint_urls,
 )
 from csp_emulator.identity.scopes import ScopeRequest
-from csp_emulator.identity.state import SignIn, identity_state
+from csp_emulator.identity.state import SignIn
 from csp_emulator.identity.token_issuer import Issue
 from csp_emulator.world.model import Tenant, World, iso
 
@@ -141,7 +141,7 @@ def authorization_code(req: TokenRequest) -> dict[str, Any]:
     value = req.form.get("code")
     if not value:
         raise errors.missing_parameter("code")
-    code = identity_state(req.ctx).codes.get(value)
+    code = req.ctx.state.identity.codes.get(value)
     if code is None:
         raise errors.bad_code()
     if code.client_id != req.auth.client.app_id:
@@ -186,7 +186,7 @@ def refresh_token(req: TokenRequest) -> dict[str, Any]:
     value = req.form.get("refresh_token")
     if not value:
         raise errors.missing_parameter("refresh_token")
-    grant = identity_state(req.ctx).refresh_tokens.get(value)
+    grant = req.ctx.state.identity.refresh_tokens.get(value)
     if grant is None:
         raise errors.bad_refresh_token()
     if grant.client_id != req.auth.client.app_id:
@@ -212,7 +212,7 @@ def device_code(req: TokenRequest) -> dict[str, Any]:
     value = req.form.get("device_code") or req.form.get("code")
     if not value:
         raise errors.missing_parameter("device_code")
-    device = identity_state(req.ctx).devices.get(value)
+    device = req.ctx.state.identity.devices.get(value)
     if device is None or device.client_id != req.auth.client.app_id:
         raise errors.device_code_unknown()
     if device.status == "redeemed":
@@ -332,7 +332,7 @@ async def devicecode_endpoint(ctx: EmulatorContext, request: Request, *, v1: boo
         scope_request(form, v1=v1, tenant_label=label)  # refuse a bad scope now, not at polling
     except AADError as err:
         return _error(ctx, request, err, now)
-    device = identity_state(ctx).new_device(
+    device = ctx.state.identity.new_device(
         now=now,
         client_id=client.app_id,
         tenant_id=target.id if target is not None else None,

@@ -34,7 +34,7 @@ from csp_emulator.identity.clients import Client, find_client, redirect_uri_allo
 from csp_emulator.identity.errors import AADError
 from csp_emulator.identity.request import read_form, resolve_segment
 from csp_emulator.identity.scopes import parse_resource, parse_scope
-from csp_emulator.identity.state import CODE_LIFETIME, AuthCode, SignIn, identity_state
+from csp_emulator.identity.state import CODE_LIFETIME, AuthCode, SignIn
 from csp_emulator.world.model import Tenant, World
 
 INTERACTIVE_AMR = ("pwd", "mfa")
@@ -326,7 +326,7 @@ async def authorize(ctx: EmulatorContext, request: Request, *, v1: bool) -> Resp
         expires_at=now + CODE_LIFETIME,
         max_age=auth_request.max_age,
     )
-    value = identity_state(ctx).new_code(code, now)
+    value = ctx.state.identity.new_code(code, now)
     return respond_to_app(auth_request, {"code": value, "session_state": str(uuid.uuid4())})
 
 
@@ -361,7 +361,7 @@ async def devicelogin(ctx: EmulatorContext, request: Request) -> Response:
     now = world.clock.now()
     user_code = form.get("user_code") or form.get("otc") or ""
     username, password = credentials(form)
-    device = identity_state(ctx).device_by_user_code(user_code)
+    device = ctx.state.identity.device_by_user_code(user_code)
     if device is None or device.status != "pending":
         return device_form(
             user_code=user_code, username=username or "", error=errors.device_code_unknown()

@@ -1,5 +1,6 @@
 """The identity platform's short-lived server-side state: authorization codes, refresh tokens,
-device codes. It hangs on the emulator context, so a control-API reset forgets it with the world.
+device codes. It hangs on the emulator context (``ctx.state.identity``), so a control-API reset
+forgets it with the world.
 
 Codes and refresh tokens are opaque random strings, as Entra's are to clients; what they stand for
 is kept here. A grant remembers the user by (home tenant, object id) and looks them up again at
@@ -13,12 +14,9 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from csp_emulator.context import EmulatorContext
-
 CODE_LIFETIME = 600.0  # authorization codes live 10 minutes
 DEVICE_CODE_LIFETIME = 900
 DEVICE_CODE_INTERVAL = 5
-_STATE_KEY = "identity"
 _PURGE_ABOVE = 5_000
 USER_CODE_ALPHABET = string.ascii_uppercase.replace("O", "").replace("I", "") + "23456789"
 
@@ -83,6 +81,13 @@ class IdentityState:
     devices: dict[str, DeviceAuthorization] = field(default_factory=dict)
     user_codes: dict[str, str] = field(default_factory=dict)  # user code -> device code
 
+    def reset(self) -> None:
+        """Forget every code, refresh token and device code (the emulator's reset)."""
+        self.codes.clear()
+        self.refresh_tokens.clear()
+        self.devices.clear()
+        self.user_codes.clear()
+
     def new_code(self, code: AuthCode, now: float) -> str:
         if len(self.codes) > _PURGE_ABOVE:
             self.codes = {k: v for k, v in self.codes.items() if v.expires_at > now}
@@ -126,11 +131,3 @@ class IdentityState:
             return None
         device_code = self.user_codes.get(f"{cleaned[:4]}-{cleaned[4:]}")
         return self.devices.get(device_code) if device_code else None
-
-
-def identity_state(ctx: EmulatorContext) -> IdentityState:
-    state = ctx.state.get(_STATE_KEY)
-    if not isinstance(state, IdentityState):
-        state = IdentityState()
-        ctx.state[_STATE_KEY] = state
-    return state

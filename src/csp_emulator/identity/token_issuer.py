@@ -19,7 +19,7 @@ from csp_emulator.context import EmulatorContext
 from csp_emulator.identity.clients import AuthenticatedClient
 from csp_emulator.identity.csp_rules import AppGrant, UserGrant
 from csp_emulator.identity.scopes import DEFAULT, GRAPH, ScopeRequest
-from csp_emulator.identity.state import RefreshGrant, SignIn, identity_state
+from csp_emulator.identity.state import RefreshGrant, SignIn
 from csp_emulator.identity.tokens import b64url, new_jti
 from csp_emulator.world.model import IssuedToken, Tenant
 
@@ -216,7 +216,7 @@ class Issue:
             issued_at=self.now,
             expires_at=self.now + settings.refresh_token_lifetime,
         )
-        return identity_state(self.ctx).new_refresh_token(grant, self.now)
+        return self.ctx.state.identity.new_refresh_token(grant, self.now)
 
     def _id_token(
         self,

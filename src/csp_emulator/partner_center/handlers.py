@@ -26,14 +26,14 @@ from csp_emulator.partner_center.errors import (
     domain_in_use,
     invalid_input,
 )
-from csp_emulator.partner_center.model import CustomerRecord, provision_customer, state_of
+from csp_emulator.partner_center.model import CustomerRecord, provision_customer
 from csp_emulator.world.model import Relationship, Tenant, stable_id
 
 
 async def create_customer(ctx: EmulatorContext, request: Request, caller: Caller) -> Response:
     _required_guid_header(request, "MS-CorrelationId")
     request_id = _required_guid_header(request, "MS-RequestId")
-    state = state_of(ctx)
+    state = ctx.state.partner_center
     world = ctx.world
     key = (caller.partner.id, request_id)
     replayed = state.requests.get(key)
@@ -103,7 +103,7 @@ async def list_customers(ctx: EmulatorContext, request: Request, caller: Caller)
             customers.setdefault(rel.customer_id, (world.tenants[rel.customer_id], rel))
     ordered = list(customers.values())
     page = ordered[offset : offset + size]
-    records = state_of(ctx).records
+    records = ctx.state.partner_center.records
     items = [customer_summary(t, rel, records.get(t.id)) for t, rel in page]
     query = f"?{request.url.query}" if request.url.query else ""
     body: dict[str, Any] = {
@@ -141,7 +141,7 @@ async def get_customer(ctx: EmulatorContext, request: Request, caller: Caller) -
             f"The partner ID {caller.partner.id} has no commerce relationship with the "
             f"customer ID {tenant.id}.",
         )
-    detail = customer_detail(tenant, rel, state_of(ctx).records.get(tenant.id))
+    detail = customer_detail(tenant, rel, ctx.state.partner_center.records.get(tenant.id))
     return json_response(detail, media_type=MEDIA_TYPE)
 
 

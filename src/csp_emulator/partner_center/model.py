@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from csp_emulator import wellknown
-from csp_emulator.context import EmulatorContext
 from csp_emulator.limits import SlidingWindow
 from csp_emulator.partner_center.errors import PartnerCenterError, domain_in_use
 from csp_emulator.world.model import Relationship, Tenant, World, stable_id
@@ -41,13 +40,12 @@ class PartnerCenterState:
     requests: dict[tuple[str, str], str] = field(default_factory=dict)
     windows: dict[str, SlidingWindow] = field(default_factory=dict)
 
-
-def state_of(ctx: EmulatorContext) -> PartnerCenterState:
-    state = ctx.state.get("partner_center")
-    if state is None:
-        state = ctx.state["partner_center"] = PartnerCenterState()
-    assert isinstance(state, PartnerCenterState)
-    return state
+    def reset(self) -> None:
+        """Forget the customer records, the request ids seen and the rate windows (the emulator's
+        reset, which rebuilds the world too)."""
+        self.records.clear()
+        self.requests.clear()
+        self.windows.clear()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from csp_emulator.context import EmulatorContext
 from csp_emulator.partner_center import handlers
 from csp_emulator.partner_center.auth import Caller, authenticate
 from csp_emulator.partner_center.errors import PartnerCenterError
-from csp_emulator.partner_center.model import rate_limit, state_of
+from csp_emulator.partner_center.model import rate_limit
 from csp_emulator.routing import Endpoint, Route, starlette_routes
 
 Handler = Callable[[EmulatorContext, Request, Caller], Awaitable[Response]]
@@ -47,7 +47,7 @@ def build_app(ctx: EmulatorContext) -> Starlette:
             try:
                 caller = authenticate(ctx, request)
                 if operation.rate_limited:
-                    rate_limit(state_of(ctx), ctx.world, caller.partner)
+                    rate_limit(ctx.state.partner_center, ctx.world, caller.partner)
                 response = await operation.handler(ctx, request, caller)
             except PartnerCenterError as exc:
                 response = exc.response()
