@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import typer
@@ -14,13 +13,6 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings=common.CONTEXT_SETTINGS,
 )
-
-
-def default_state_dir() -> Path:
-    import os
-
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "cspgraph" / "emulator"
 
 
 @app.command()
@@ -66,50 +58,26 @@ def serve(
 ) -> None:
     """Serve the emulated cloud over HTTPS on loopback until Ctrl-C (which exits 0: it is how the
     emulator stops)."""
-    from csp_emulator.server import Emulator
-    from csp_emulator.world.model import World
-    from csp_emulator.world.worldfile import WorldFileError, demo_world, load_world_file
-
-    def factory() -> World:
-        return load_world_file(world) if world else demo_world(customers)
+    # The emulator is a package of its own (csp_emulator), loaded only when this command runs;
+    # `csp-emulator serve` runs the same prepare(), summary() and banner().
+    from csp_emulator.cli import OptionError, banner, prepare, summary
 
     with common.command():
         try:
-            factory()  # fail fast, with the file's own error, before binding ports
-        except WorldFileError as exc:
-            raise common.UsageError(str(exc)) from None
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            raise common.UsageError("the emulator listens on loopback only (127.0.0.1, ::1)")
-        try:
-            emulator = Emulator(
-                factory,
-                host="127.0.0.1" if host == "localhost" else host,
+            emulator = prepare(
+                world=world,
+                customers=customers,
+                host=host,
                 port=port,
-                state_dir=state_dir or default_state_dir(),
+                state_dir=state_dir,
                 endpoints_file=endpoints_file,
             )
-        except OSError as exc:  # a port in use, a state directory it may not write
-            raise common.UsageError(f"cannot start the emulator: {exc}") from None
-    e = emulator.endpoints
+        except OptionError as exc:
+            raise common.UsageError(str(exc)) from None
     if common.wants_json(json_out):
-        common.print_json(
-            {
-                **dataclasses.asdict(e),
-                "endpoints_file": str(emulator.endpoints_file),
-                "tenants": len(emulator.world.tenants),
-            }
-        )
+        common.print_json(summary(emulator))
         common.say("Ctrl-C to stop.")
         emulator.run_forever()
         return
-    typer.echo(
-        f"cspgraph emulator: {len(emulator.world.tenants)} tenants\n"
-        f"  login           {e.authority_host}\n"
-        f"  graph           {e.graph}\n"
-        f"  partner center  {e.partner_center}\n"
-        f"  control         {e.control}/_emulator/world\n"
-        f"  CA bundle       {e.ca_bundle}\n"
-        f"  endpoints file  {emulator.endpoints_file}\n"
-        "Ctrl-C to stop."
-    )
+    typer.echo(banner(emulator, "cspgraph emulator"))
     emulator.run_forever()
