@@ -126,7 +126,7 @@ def parser() -> argparse.ArgumentParser:
         help=f"Demo world only: how many customers to generate (default {DEFAULT_CUSTOMERS}).",
     )
     serve.add_argument(
-        "--host", default="127.0.0.1", metavar="ADDRESS", help="Loopback address to listen on."
+        "--host", default="127.0.0.1", metavar="ADDR", help="Loopback address to listen on."
     )
     serve.add_argument(
         "--port",
