@@ -9,7 +9,7 @@ Kept small so wider contracts (layers, no cycles) can build on :func:`imports_in
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +140,50 @@ def violations(root: Path, rules: Sequence[Forbidden]) -> list[str]:
         for rule in rules
         if rule.broken_by(imp)
     ]
+
+
+def modules_in(root: Path) -> set[str]:
+    """The dotted names of every module of the package whose directory is ``root``."""
+    return {_module_name(root, path) for path in root.rglob("*.py")}
+
+
+def owning_module(target: str, modules: set[str]) -> str | None:
+    """The module an import target lives in: ``a.b.name`` → ``a.b`` when ``a.b`` is a module."""
+    while target and target not in modules:
+        target = target.rpartition(".")[0]
+    return target or None
+
+
+def module_graph(root: Path) -> dict[str, set[str]]:
+    """Module → the modules of the same package it imports, however and wherever it imports them
+    (an import hidden in a function or under ``TYPE_CHECKING`` is still an arrow)."""
+    modules = modules_in(root)
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for imp in imports_in(root):
+        target = owning_module(imp.target, modules)
+        if target is not None and target != imp.module:
+            graph[imp.module].add(target)
+    return graph
+
+
+def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """One import cycle (its modules, the first repeated at the end), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)) is not None:
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start)) is not None:
+            return cycle
+    return None
