@@ -6,7 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
-from csp_emulator.world.model import Tenant, World, iso, parse_duration
+from csp_emulator.world.model import DeltaPaging, Tenant, World, iso, parse_duration
 
 
 def tenant_summary(world: World, tenant: Tenant) -> dict[str, Any]:
@@ -43,13 +43,14 @@ def settings_json(world: World) -> dict[str, Any]:
         "page_size": s.page_size,
         "throttling": dataclasses.asdict(s.throttling),
         "faults": [dataclasses.asdict(f) for f in s.faults],
+        "delta": dataclasses.asdict(s.delta),
     }
 
 
 def apply_settings(world: World, body: dict[str, Any]) -> None:
     """Change settings at run time; unknown keys are refused by name."""
     s = world.settings
-    known = {"propagation_delay", "token_lifetime", "page_size", "throttling"}
+    known = {"propagation_delay", "token_lifetime", "page_size", "throttling", "delta"}
     unknown = set(body) - known
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; expected some of {sorted(known)}")
@@ -87,6 +88,38 @@ def apply_settings(world: World, body: dict[str, Any]) -> None:
         s.throttling.enabled = enabled
         s.throttling.scale = scale
         s.throttling.partner_center_scale = pc_scale
+    if "delta" in body:
+        s.delta = delta_paging(body["delta"], s.delta)
+
+
+# Whole-number delta paging settings and their ranges (world file: [settings.delta]).
+_DELTA_COUNTS = {"object_cap": 999, "link_cap": 5000, "groups_floor_pages": 1000}
+
+
+def delta_paging(body: Any, current: DeltaPaging) -> DeltaPaging:
+    """New delta paging settings from the control API; keys left out keep their values, and a
+    refused body changes nothing."""
+    known = {*_DELTA_COUNTS, "groups_shrink"}
+    if not isinstance(body, dict) or set(body) - known:
+        raise ValueError(f"delta takes some of {sorted(known)}")
+    values = dataclasses.asdict(current)
+    for key, value in body.items():
+        if key == "groups_shrink":
+            number = not isinstance(value, bool) and isinstance(value, int | float)
+            if not number or not math.isfinite(value) or not 0 < value <= 1:
+                raise ValueError(
+                    f"delta.groups_shrink must be above 0 and at most 1, not {value!r}"
+                )
+        elif (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 1 <= value <= _DELTA_COUNTS[key]
+        ):
+            raise ValueError(
+                f"delta.{key} must be a whole number from 1 to {_DELTA_COUNTS[key]}, not {value!r}"
+            )
+        values[key] = value
+    return DeltaPaging(**values)
 
 
 def _scale(throttling: dict[str, Any], key: str, current: float) -> float:

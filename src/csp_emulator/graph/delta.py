@@ -24,6 +24,14 @@ from bisect import bisect_right
 from typing import Any
 
 from csp_emulator.graph import odata
+from csp_emulator.graph.delta_paging import (
+    LAST_MEMBER,
+    PAGING_KEYS,
+    PARTIAL_GROUP,
+    members_part,
+    object_limit,
+    shrink_after,
+)
 from csp_emulator.graph.directory_objects import ODATA_TYPES, odata_type
 from csp_emulator.graph.errors import GraphError, bad_request
 from csp_emulator.graph.listing import (
@@ -54,16 +62,6 @@ def _expired() -> GraphError:
 
 def _bad_token() -> GraphError:
     return bad_request("Invalid delta token.")
-
-
-def _page_size(call: Call) -> int:
-    """``Prefer: odata.maxpagesize=n`` sets a delta page's size (Graph's delta paging knob)."""
-    prefer = call.request.headers.get("prefer", "")
-    for part in prefer.split(","):
-        name, _, value = part.strip().partition("=")
-        if name.strip().lower() == "odata.maxpagesize" and value.strip().isdigit():
-            return max(1, min(int(value), 999))
-    return call.world.settings.page_size
 
 
 def _state(call: Call, token: str, resource: str) -> dict[str, Any]:
@@ -170,29 +168,67 @@ def delta(call: Call, resource: str) -> GraphResponse:
         state["u"] = tenant.seq
         first_page = True
     since: int = state["s"]
-    matches = _changed_ids(call, resource, since, state.get("f"))
-    start = bisect_right(matches.ids, state["l"]) if state.get("l") else 0
-    end = start + _page_size(call)
+    ids = _changed_ids(call, resource, since, state.get("f")).ids
+    start = bisect_right(ids, state["l"]) if state.get("l") else 0
+    items, done, partial = _page(call, resource, state, ids, start)
+    if done > start:
+        state["l"] = ids[done - 1]
+    state[PARTIAL_GROUP], state[LAST_MEMBER] = partial or (None, None)
+    more = partial is not None or done < len(ids)
+    return _answer(call, resource, state, items, more=more, first_page=first_page)
+
+
+def _page(
+    call: Call, resource: str, state: dict[str, Any], ids: list[str], start: int
+) -> tuple[list[dict[str, Any]], int, tuple[str, str] | None]:
+    """One page of a round from ``ids[start]``: (items, index in ``ids`` after the
+    last object served whole, (group, last member id) when the page ends inside a group).
+
+    At most ``limit`` objects (delta_paging: the preference, Graph's cap, a shrinking groups
+    cap) and at most ``link_cap`` ``members@delta`` entries; a group whose members do not fit is
+    sent with those that do, and the next page starts with it again and the rest."""
+    tenant = call.tenant
+    paging = call.world.settings.delta
+    groups = resource == "groups"
+    limit = object_limit(paging, call.request.headers.get("prefer", ""), state, groups=groups)
+    position = start
+    since: int = state["s"]
     select = state.get("sel")
+    members = groups and bool(state.get("m"))
     objects = tenant.objects[resource]
+    links_left = paging.link_cap
     items: list[dict[str, Any]] = []
-    for object_id in matches.ids[start:end]:
+    partial: tuple[str, str] | None = None
+    while position < len(ids) and len(items) < limit:
+        object_id = ids[position]
         obj = objects.get(object_id)
         if obj is None:
             tombstone = tenant.tombstones[resource].get(object_id)
             reason = tombstone[1] if tombstone else "deleted"
             items.append({"id": object_id, "@removed": {"reason": reason}})
+            position += 1
             continue
         item = odata.project(obj, select, resource)
         # Delta items always carry their id, whatever $select says: it is what a client merges on.
         item.setdefault("id", object_id)
-        if resource == "groups" and state.get("m"):
-            member_changes = _members_delta(call, obj, since)
-            if member_changes:
-                item["members@delta"] = member_changes
+        if members:
+            changes = _members_delta(call, obj, since)
+            after = state.get(LAST_MEMBER) if state.get(PARTIAL_GROUP) == object_id else None
+            part, left = members_part(changes, after, links_left)
+            if left and not part and items:
+                break  # no room left for this group's members: the next page starts with it
+            if part:
+                item["members@delta"] = part
+                links_left -= len(part)
+            if left:
+                items.append(item)
+                partial = (object_id, str(part[-1]["id"]))
+                break
         items.append(item)
-    state["l"] = matches.ids[min(end, len(matches.ids)) - 1] if items else state.get("l")
-    return _answer(call, resource, state, items, more=end < len(matches.ids), first_page=first_page)
+        position += 1
+    if groups and (partial is not None or position < len(ids)):
+        shrink_after(paging, state, limit)
+    return items, position, partial
 
 
 def _new_state(
@@ -236,6 +272,8 @@ def _answer(
         )
     else:
         closed = {**token_state, "s": state["u"], "l": None}
+        for key in PAGING_KEYS:
+            closed.pop(key, None)
         body["@odata.deltaLink"] = link(
             call, "$deltatoken", encode_token(closed), keep_options=False
         )

@@ -116,13 +116,32 @@ class Fault:
 
 
 @dataclass
+class DeltaPaging:
+    """How Graph pages a delta round (graph/delta.py; sources in docs/emulator.md).
+
+    Graph caps a delta page at 200 directory objects and 500 link objects (a groups page's
+    ``members@delta`` entries), answers that many when no ``odata.maxpagesize`` is asked for, and
+    may answer fewer near an internal time limit: groups pages shrink from ~200 towards 1 and
+    then recover. ``groups_shrink`` is the factor from one groups page's cap to the next's (1 =
+    never shrink); ``groups_floor_pages`` how many pages of one group come before the cap is back.
+    The two shrinking figures are the emulator's choice (*unverified*): the source reports the
+    pattern, not its numbers."""
+
+    object_cap: int = 200
+    link_cap: int = 500
+    groups_shrink: float = 0.5
+    groups_floor_pages: int = 4
+
+
+@dataclass
 class Settings:
     propagation_delay: float = 180.0
     token_lifetime: float = 3600.0
     refresh_token_lifetime: float = 90 * 86400.0
-    page_size: int = 100
+    page_size: int = 100  # lists without $top (delta pages follow ``delta``)
     throttling: ThrottleSettings = field(default_factory=ThrottleSettings)
     faults: list[Fault] = field(default_factory=list)
+    delta: DeltaPaging = field(default_factory=DeltaPaging)
 
 
 @dataclass

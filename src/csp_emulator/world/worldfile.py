@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from csp_emulator import wellknown
 from csp_emulator.world.model import (
+    DeltaPaging,
     Fault,
     Settings,
     Tenant,
@@ -72,6 +73,15 @@ class FaultModel(_Model):
     latency: Duration = 0
 
 
+class DeltaModel(_Model):
+    """Delta page sizes (model.DeltaPaging)."""
+
+    object_cap: int = Field(200, ge=1, le=999)
+    link_cap: int = Field(500, ge=1, le=5000)
+    groups_shrink: float = Field(0.5, gt=0, le=1, allow_inf_nan=False)
+    groups_floor_pages: int = Field(4, ge=1, le=1000)
+
+
 class SettingsModel(_Model):
     propagation_delay: Duration = "3m"
     token_lifetime: Duration = "1h"
@@ -79,6 +89,7 @@ class SettingsModel(_Model):
     page_size: int = Field(100, ge=1, le=999)
     throttling: ThrottlingModel = ThrottlingModel()
     fault: list[FaultModel] = []
+    delta: DeltaModel = DeltaModel()
 
     @field_validator("propagation_delay", "token_lifetime", "refresh_token_lifetime")
     @classmethod
@@ -288,6 +299,7 @@ def _build(model: WorldModel, base_dir: Path) -> World:
             )
             for f in s.fault
         ],
+        delta=DeltaPaging(**s.delta.model_dump()),
     )
     if settings.token_lifetime <= 300:
         # MSAL treats a token with under 5 minutes left as expired (client-traps §4).
