@@ -12,6 +12,7 @@ from csp_emulator.faults import FaultState
 from csp_emulator.graph.state import GraphState
 from csp_emulator.identity.state import IdentityState
 from csp_emulator.identity.tokens import SigningKeys
+from csp_emulator.latency import LatencyState
 from csp_emulator.partner_center.model import PartnerCenterState
 from csp_emulator.world.model import World
 
@@ -48,6 +49,7 @@ class HostStates:
     identity: IdentityState = field(default_factory=IdentityState)  # codes, refresh tokens
     partner_center: PartnerCenterState = field(default_factory=PartnerCenterState)
     faults: FaultState = field(default_factory=FaultState)  # shared by every host's injector
+    latency: LatencyState = field(default_factory=LatencyState)  # draws and what was applied
 
     @classmethod
     def for_world(cls, world: World) -> HostStates:
@@ -59,6 +61,7 @@ class HostStates:
         self.identity.reset()
         self.partner_center.reset()
         self.faults.reset()
+        self.latency.reset()
 
 
 @dataclass

@@ -33,6 +33,7 @@ from csp_emulator.fault_injection import FaultMiddleware
 from csp_emulator.graph import app as graph
 from csp_emulator.identity import routes as identity
 from csp_emulator.identity.tokens import SigningKeys
+from csp_emulator.latency_middleware import LatencyMiddleware
 from csp_emulator.partner_center import routes as partner_center
 from csp_emulator.world.model import World
 
@@ -159,11 +160,15 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def build_apps(ctx: EmulatorContext) -> dict[str, ASGIApp]:
-    """One ASGI app per emulated host, each behind the fault injector."""
+    """One ASGI app per emulated host, each behind the fault injector and the latency model."""
+
+    def served(app: ASGIApp, host: str) -> ASGIApp:
+        return LatencyMiddleware(FaultMiddleware(app, ctx, host), ctx, host)
+
     return {
-        "authority_host": FaultMiddleware(identity.build_app(ctx), ctx, "login"),
-        "graph": FaultMiddleware(graph.build_app(ctx), ctx, "graph"),
-        "partner_center": FaultMiddleware(partner_center.build_app(ctx), ctx, "partner_center"),
+        "authority_host": served(identity.build_app(ctx), "login"),
+        "graph": served(graph.build_app(ctx), "graph"),
+        "partner_center": served(partner_center.build_app(ctx), "partner_center"),
         "control": control.build_app(ctx),
     }
 

@@ -6,6 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
+from csp_emulator import latency
 from csp_emulator.world.model import DeltaPaging, Tenant, World, iso, parse_duration
 
 
@@ -44,13 +45,14 @@ def settings_json(world: World) -> dict[str, Any]:
         "throttling": dataclasses.asdict(s.throttling),
         "faults": [dataclasses.asdict(f) for f in s.faults],
         "delta": dataclasses.asdict(s.delta),
+        "latency": latency.settings_json(s.latency),
     }
 
 
 def apply_settings(world: World, body: dict[str, Any]) -> None:
     """Change settings at run time; unknown keys are refused by name."""
     s = world.settings
-    known = {"propagation_delay", "token_lifetime", "page_size", "throttling", "delta"}
+    known = {"propagation_delay", "token_lifetime", "page_size", "throttling", "delta", "latency"}
     unknown = set(body) - known
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; expected some of {sorted(known)}")
@@ -90,6 +92,8 @@ def apply_settings(world: World, body: dict[str, Any]) -> None:
         s.throttling.partner_center_scale = pc_scale
     if "delta" in body:
         s.delta = delta_paging(body["delta"], s.delta)
+    if "latency" in body:
+        s.latency = latency.latency_settings(body["latency"], s.latency)
 
 
 # Whole-number delta paging settings and their ranges (world file: [settings.delta]).

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from csp_emulator.context import EmulatorContext
 from csp_emulator.control import handlers as h
+from csp_emulator.control import latency_log
 from csp_emulator.control.handlers import ControlError
 from csp_emulator.http import json_response
 from csp_emulator.routing import Route, context_app
@@ -32,6 +33,7 @@ ROUTES: tuple[Route[Handler], ...] = (
     _route("/reset", POST=h.reset),
     _route("/faults", GET=h.list_faults, POST=h.add_fault, DELETE=h.clear_faults),
     _route("/faults/{id}", DELETE=h.remove_fault),
+    _route("/latency/log", GET=latency_log.read_log, DELETE=latency_log.clear_log),
     _route(
         "/relationships",
         GET=h.list_relationships,

@@ -28,6 +28,7 @@ from csp_emulator.graph.request import (
     GraphRequest,
     GraphResponse,
 )
+from csp_emulator.latency import OBJECTS_HEADER, objects_in
 
 VERSIONS = ("v1.0", "beta")
 METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
@@ -77,7 +78,11 @@ def build_app(ctx: EmulatorContext) -> Starlette:
                 answer = pipeline.execute(ctx, graph_request, caller)
         except GraphError as exc:
             answer = pipeline.error_response(exc, graph_request, ctx.world.clock.now())
-        return _render(answer, request_id, client_request_id, region)
+        response = _render(answer, request_id, client_request_id, region)
+        if ctx.world.settings.latency.active("graph"):
+            # For the latency model's per-object cost (latency_middleware removes it).
+            response.headers[OBJECTS_HEADER] = str(objects_in(answer.body))
+        return response
 
     return Starlette(routes=[Route("/{path:path}", graph, methods=METHODS)])
 

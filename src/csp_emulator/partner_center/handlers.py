@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from csp_emulator.context import EmulatorContext
 from csp_emulator.http import json_response, loads
+from csp_emulator.latency import OBJECTS_HEADER
 from csp_emulator.partner_center.auth import Caller
 from csp_emulator.partner_center.customers import (
     billing_profile_json,
@@ -120,7 +121,10 @@ async def list_customers(ctx: EmulatorContext, request: Request, caller: Caller)
         }
         body["continuationToken"] = token
     body["attributes"] = {"objectType": "Collection"}
-    return json_response(body, media_type=MEDIA_TYPE)
+    response = json_response(body, media_type=MEDIA_TYPE)
+    if ctx.world.settings.latency.active("partner_center"):
+        response.headers[OBJECTS_HEADER] = str(len(items))  # for the latency model
+    return response
 
 
 async def get_customer(ctx: EmulatorContext, request: Request, caller: Caller) -> Response:

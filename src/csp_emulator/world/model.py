@@ -134,6 +134,39 @@ class DeltaPaging:
 
 
 @dataclass
+class HostLatency:
+    """How long one host takes to answer (csp_emulator/latency.py): ``base`` seconds a request,
+    plus ``per_object`` seconds for each object a list or delta page carries (``members@delta``
+    entries and Partner Center customers included), times a uniform jitter of ``± jitter``; a
+    share ``tail_share`` of answers takes ``tail_factor`` times as long (the heavy tail)."""
+
+    base: float = 0.0
+    per_object: float = 0.0
+    jitter: float = 0.0
+    tail_share: float = 0.0
+    tail_factor: float = 1.0
+
+    @property
+    def active(self) -> bool:
+        return self.base > 0.0 or self.per_object > 0.0
+
+
+@dataclass
+class LatencySettings:
+    """Per host (``login``, ``graph``, ``partner_center``): the latency model; ``preset`` names
+    the preset the figures came from (for display), None when set by hand."""
+
+    hosts: dict[str, HostLatency] = field(
+        default_factory=lambda: {h: HostLatency() for h in ("login", "graph", "partner_center")}
+    )
+    preset: str | None = None
+
+    def active(self, host: str) -> bool:
+        model = self.hosts.get(host)
+        return model is not None and model.active
+
+
+@dataclass
 class Settings:
     propagation_delay: float = 180.0
     token_lifetime: float = 3600.0
@@ -142,6 +175,7 @@ class Settings:
     throttling: ThrottleSettings = field(default_factory=ThrottleSettings)
     faults: list[Fault] = field(default_factory=list)
     delta: DeltaPaging = field(default_factory=DeltaPaging)
+    latency: LatencySettings = field(default_factory=LatencySettings)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from csp_emulator import wellknown
+from csp_emulator.latency import latency_settings
 from csp_emulator.world.model import (
     DeltaPaging,
     Fault,
@@ -82,6 +83,25 @@ class DeltaModel(_Model):
     groups_floor_pages: int = Field(4, ge=1, le=1000)
 
 
+class HostLatencyModel(_Model):
+    """One host's latency model, in seconds (model.HostLatency, latency.py)."""
+
+    base: float = Field(0.0, ge=0, le=600, allow_inf_nan=False)
+    per_object: float = Field(0.0, ge=0, le=10, allow_inf_nan=False)
+    jitter: float = Field(0.0, ge=0, le=0.99, allow_inf_nan=False)
+    tail_share: float = Field(0.0, ge=0, le=1, allow_inf_nan=False)
+    tail_factor: float = Field(1.0, ge=1, le=1000, allow_inf_nan=False)
+
+
+class LatencyModel(_Model):
+    """A preset to start from, then per host the figures that differ from it."""
+
+    preset: Literal["off", "realistic"] | None = None
+    login: HostLatencyModel | None = None
+    graph: HostLatencyModel | None = None
+    partner_center: HostLatencyModel | None = None
+
+
 class SettingsModel(_Model):
     propagation_delay: Duration = "3m"
     token_lifetime: Duration = "1h"
@@ -90,6 +110,7 @@ class SettingsModel(_Model):
     throttling: ThrottlingModel = ThrottlingModel()
     fault: list[FaultModel] = []
     delta: DeltaModel = DeltaModel()
+    latency: LatencyModel = LatencyModel()
 
     @field_validator("propagation_delay", "token_lifetime", "refresh_token_lifetime")
     @classmethod
@@ -300,6 +321,7 @@ def _build(model: WorldModel, base_dir: Path) -> World:
             for f in s.fault
         ],
         delta=DeltaPaging(**s.delta.model_dump()),
+        latency=latency_settings(s.latency.model_dump(exclude_unset=True)),
     )
     if settings.token_lifetime <= 300:
         # MSAL treats a token with under 5 minutes left as expired (client-traps §4).
