@@ -35,6 +35,8 @@ from csp_emulator.identity import routes as identity
 from csp_emulator.identity.tokens import SigningKeys
 from csp_emulator.latency_middleware import LatencyMiddleware
 from csp_emulator.partner_center import routes as partner_center
+from csp_emulator.private_files import write_private_bytes
+from csp_emulator.request_head import CappedHttpToolsProtocol
 from csp_emulator.world.model import World
 
 log = logging.getLogger("csp_emulator")
@@ -55,7 +57,7 @@ class LocalCA:
         self.ca_path = directory / "ca.pem"
         self.cert_path = directory / "server.pem"
         self.key_path = directory / "server-key.pem"
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not (self.ca_path.exists() and self.cert_path.exists() and self.key_path.exists()):
             self._create()
 
@@ -136,14 +138,12 @@ class LocalCA:
         )
         self.ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        self.key_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
-        self.key_path.chmod(0o600)
+        write_private_bytes(self.key_path, pem)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -231,7 +231,8 @@ class Emulator:
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
-                http="httptools",
+                # httptools with a cap on the request head, as Microsoft's front ends have one.
+                http=CappedHttpToolsProtocol,
                 timeout_keep_alive=30,
                 server_header=False,
                 date_header=True,

@@ -6,6 +6,7 @@ A bad request raises :class:`ControlError`, which routes.py renders as ``{"error
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -133,7 +134,7 @@ async def list_faults(ctx: EmulatorContext, request: Request) -> Response:
 async def add_fault(ctx: EmulatorContext, request: Request) -> Response:
     body = await _body(request)
     try:
-        fault = Fault(**{k: v for k, v in body.items() if k != "id"})
+        fault = Fault(**{k: v for k, v in body.items() if k not in ("id", "latency")})
         if "latency" in body:
             fault.latency = parse_duration(body["latency"])
         check_fault(fault)
@@ -169,15 +170,15 @@ async def list_objects(ctx: EmulatorContext, request: Request) -> Response:
 async def add_object(ctx: EmulatorContext, request: Request) -> Response:
     tenant = _tenant(ctx.world, request.path_params["t"])
     resource = _resource(request.path_params["resource"])
-    body = await _body(request)
+    body = _properties(await _body(request), resource)
     if resource == "users":
-        if "userPrincipalName" not in body:
-            raise ControlError(400, "a user needs userPrincipalName")
-        obj = user_json(
-            tenant,
-            body.pop("userPrincipalName"),
-            password=body.pop("password", None),
-        )
+        upn = body.pop("userPrincipalName", None)
+        if not isinstance(upn, str) or upn.count("@") != 1 or not all(upn.split("@")):
+            raise ControlError(400, "a user needs a userPrincipalName like 'someone@domain.com'")
+        password = body.pop("password", None)
+        if password is not None and not isinstance(password, str):
+            raise ControlError(400, "password: expected a string")
+        obj = user_json(tenant, upn, password=password)
         obj.update(body)
     else:
         if "id" not in body:
@@ -186,6 +187,24 @@ async def add_object(ctx: EmulatorContext, request: Request) -> Response:
     if tenant.get(resource, obj["id"]) is not None:
         raise ControlError(409, f"{resource}/{obj['id']} exists")
     return json_response(public(tenant.add(resource, obj)), 201)
+
+
+# Object ids: what Graph's ids look like (GUIDs, and the longer ids of some Intune objects), never
+# a number or a path (an id is a URL segment and the key of every index the tenant keeps).
+_OBJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def _properties(body: dict[str, Any], resource: str) -> dict[str, Any]:
+    """An object's properties from a control-API body: never the emulator's own ``_`` keys (a
+    password hash, members, the change sequence), and a string ``id`` shaped like Graph's."""
+    own = sorted(k for k in body if k.startswith("_"))
+    if own:
+        raise ControlError(400, f"{', '.join(own)}: keys starting with _ are the emulator's own")
+    if "id" in body and not (isinstance(body["id"], str) and _OBJECT_ID.fullmatch(body["id"])):
+        raise ControlError(
+            400, f"id {body['id']!r}: expected a string id like a GUID (letters, digits, -, _, .)"
+        )
+    return body
 
 
 def _object(ctx: EmulatorContext, request: Request) -> tuple[Tenant, str, str]:
@@ -205,7 +224,11 @@ async def get_object(ctx: EmulatorContext, request: Request) -> Response:
 
 async def update_object(ctx: EmulatorContext, request: Request) -> Response:
     tenant, resource, object_id = _object(ctx, request)
-    changes = await _body(request)
+    changes = _properties(await _body(request), resource)
+    if "id" in changes and changes["id"] != object_id:
+        raise ControlError(400, "id: an object's id cannot change; delete it and add another")
+    if "userPrincipalName" in changes and not isinstance(changes["userPrincipalName"], str):
+        raise ControlError(400, "userPrincipalName: expected a string")
     return json_response(public(tenant.update(resource, object_id, changes)))
 
 
@@ -223,7 +246,10 @@ async def _membership(ctx: EmulatorContext, request: Request) -> tuple[Tenant, s
     if tenant.get("groups", group_id) is None:
         raise ControlError(404, "no such group")
     body = await _body(request)
-    return tenant, group_id, str(body.get("id", ""))
+    member = body.get("id")
+    if not isinstance(member, str) or not member:
+        raise ControlError(400, f"id {member!r}: expected the member's object id, a string")
+    return tenant, group_id, member
 
 
 async def add_member(ctx: EmulatorContext, request: Request) -> Response:
@@ -248,8 +274,14 @@ async def list_relationships(ctx: EmulatorContext, request: Request) -> Response
 async def _pair(ctx: EmulatorContext, request: Request) -> tuple[dict[str, Any], Tenant, Tenant]:
     """The body, partner and customer of a relationship request (404 for either unknown)."""
     body = await _body(request)
-    partner = _tenant(ctx.world, str(body.get("partner", "")))
-    customer = _tenant(ctx.world, str(body.get("customer", "")))
+    for key in ("partner", "customer"):
+        if not isinstance(body.get(key), str):
+            raise ControlError(400, f"{key}: expected a tenant's domain or id, a string")
+    for key in ("in_effect", "dap"):
+        if key in body and not isinstance(body[key], bool):
+            raise ControlError(400, f"{key}: expected true or false, not {body[key]!r}")
+    partner = _tenant(ctx.world, body["partner"])
+    customer = _tenant(ctx.world, body["customer"])
     return body, partner, customer
 
 

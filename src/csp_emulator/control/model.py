@@ -7,7 +7,14 @@ import math
 from typing import Any
 
 from csp_emulator import latency
-from csp_emulator.world.model import DeltaPaging, Tenant, World, iso, parse_duration
+from csp_emulator.world.model import (
+    DeltaPaging,
+    Tenant,
+    ThrottleSettings,
+    World,
+    iso,
+    parse_duration,
+)
 
 
 def tenant_summary(world: World, tenant: Tenant) -> dict[str, Any]:
@@ -50,50 +57,61 @@ def settings_json(world: World) -> dict[str, Any]:
 
 
 def apply_settings(world: World, body: dict[str, Any]) -> None:
-    """Change settings at run time; unknown keys are refused by name."""
+    """Change settings at run time; unknown keys are refused by name. Every value is checked
+    before any is applied: a refused body changes nothing."""
     s = world.settings
     known = {"propagation_delay", "token_lifetime", "page_size", "throttling", "delta", "latency"}
     unknown = set(body) - known
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; expected some of {sorted(known)}")
-    if "propagation_delay" in body:
-        s.propagation_delay = parse_duration(body["propagation_delay"])
+    delay = parse_duration(body["propagation_delay"]) if "propagation_delay" in body else None
+    lifetime = parse_duration(body["token_lifetime"]) if "token_lifetime" in body else None
+    if lifetime is not None and lifetime <= 300:
+        raise ValueError("token_lifetime must be over 5 minutes (MSAL's expiry margin)")
+    size = body.get("page_size")
+    if "page_size" in body and (
+        isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 999
+    ):
+        raise ValueError(f"page_size must be a whole number from 1 to 999, not {size!r}")
+    throttling = _throttling(body["throttling"], s.throttling) if "throttling" in body else None
+    delta = delta_paging(body["delta"], s.delta) if "delta" in body else None
+    latency_settings = (
+        latency.latency_settings(body["latency"], s.latency) if "latency" in body else None
+    )
+
+    if delay is not None:
+        s.propagation_delay = delay
         # A relationship not yet in effect takes the new delay from its creation.
         now = world.clock.now()
         for rel in world.relationships:
             if not rel.in_effect(now):
-                rel.effective_at = rel.created_at + s.propagation_delay
-    if "token_lifetime" in body:
-        lifetime = parse_duration(body["token_lifetime"])
-        if lifetime <= 300:
-            raise ValueError("token_lifetime must be over 5 minutes (MSAL's expiry margin)")
+                rel.effective_at = rel.created_at + delay
+    if lifetime is not None:
         s.token_lifetime = lifetime
-    if "page_size" in body:
-        size = int(body["page_size"])
-        if not 1 <= size <= 999:
-            raise ValueError("page_size must be between 1 and 999")
+    if isinstance(size, int):
         s.page_size = size
-    if "throttling" in body:
-        throttling = body["throttling"]
-        keys = {"enabled", "scale", "partner_center_scale"}
-        if not isinstance(throttling, dict) or set(throttling) - keys:
-            raise ValueError(
-                "throttling takes {'enabled': bool, 'scale': number (Graph's budgets), "
-                "'partner_center_scale': number (Partner Center's limit)}"
-            )
-        # Every value is checked before any is applied: a refused body changes nothing.
-        enabled = throttling.get("enabled", s.throttling.enabled)
-        if not isinstance(enabled, bool):
-            raise ValueError(f"throttling.enabled must be true or false, not {enabled!r}")
-        scale = _scale(throttling, "scale", s.throttling.scale)
-        pc_scale = _scale(throttling, "partner_center_scale", s.throttling.partner_center_scale)
-        s.throttling.enabled = enabled
-        s.throttling.scale = scale
-        s.throttling.partner_center_scale = pc_scale
-    if "delta" in body:
-        s.delta = delta_paging(body["delta"], s.delta)
-    if "latency" in body:
-        s.latency = latency.latency_settings(body["latency"], s.latency)
+    if throttling is not None:
+        s.throttling.enabled, s.throttling.scale, s.throttling.partner_center_scale = throttling
+    if delta is not None:
+        s.delta = delta
+    if latency_settings is not None:
+        s.latency = latency_settings
+
+
+def _throttling(throttling: Any, current: ThrottleSettings) -> tuple[bool, float, float]:
+    """The throttling settings a control-API body asks for: (enabled, scale, PC scale)."""
+    keys = {"enabled", "scale", "partner_center_scale"}
+    if not isinstance(throttling, dict) or set(throttling) - keys:
+        raise ValueError(
+            "throttling takes {'enabled': bool, 'scale': number (Graph's budgets), "
+            "'partner_center_scale': number (Partner Center's limit)}"
+        )
+    enabled = throttling.get("enabled", current.enabled)
+    if not isinstance(enabled, bool):
+        raise ValueError(f"throttling.enabled must be true or false, not {enabled!r}")
+    scale = _scale(throttling, "scale", current.scale)
+    pc_scale = _scale(throttling, "partner_center_scale", current.partner_center_scale)
+    return enabled, scale, pc_scale
 
 
 # Whole-number delta paging settings and their ranges (world file: [settings.delta]).

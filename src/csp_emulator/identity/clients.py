@@ -272,11 +272,16 @@ def _path(path: str) -> str:
 
 def redirect_uri_allowed(requested: str, registered: Iterable[str]) -> bool:
     """Exact match, except that an http loopback URI matches on any port (Entra's loopback
-    rule: native apps listen on whatever port is free)."""
+    rule: native apps listen on whatever port is free). The loopback rule compares host, path
+    and query only, so a URI with a user part (``http://evil@localhost/``), which no
+    registration holds, is refused before it: browsers treat such URIs unlike the host they
+    seem to name, and the code would travel in it."""
     try:
         want = urlsplit(requested)
         _ = want.port  # raises on a malformed port
     except ValueError:
+        return False
+    if want.username is not None or want.password is not None or "@" in want.netloc:
         return False
     for candidate in registered:
         if candidate == requested:

@@ -147,6 +147,9 @@ def authorization_code(req: TokenRequest) -> dict[str, Any]:
     if code.client_id != req.auth.client.app_id:
         raise errors.grant_for_other_client()
     if code.used:
+        # A replayed code may mean it was stolen: what it issued is revoked (RFC 6749 §4.1.2),
+        # so the refresh tokens descending from the first redemption stop working too.
+        req.ctx.state.identity.revoke_family(value)
         raise errors.code_redeemed()
     if req.now > code.expires_at:
         raise errors.grant_expired()
@@ -169,7 +172,7 @@ def authorization_code(req: TokenRequest) -> dict[str, Any]:
     tenant = req.world.tenants.get(code.tenant_id)
     if tenant is None:
         raise errors.tenant_not_found(code.tenant_id, at_token_endpoint=True)
-    return _user_tokens(
+    answer = _user_tokens(
         req,
         tenant=tenant,
         sign_in=code.sign_in,
@@ -180,6 +183,8 @@ def authorization_code(req: TokenRequest) -> dict[str, Any]:
         max_age=code.max_age,
         offline_access="offline_access" in code.scope.split(),
     )
+    req.ctx.state.identity.adopt(answer, family=value)
+    return answer
 
 
 def refresh_token(req: TokenRequest) -> dict[str, Any]:
@@ -198,7 +203,7 @@ def refresh_token(req: TokenRequest) -> dict[str, Any]:
     # Refresh tokens have no tenant: redeemed at a customer's endpoint, they yield that
     # customer's token (the CSP "one sign-in, many customers" pattern).
     tenant = req.target or home
-    return _user_tokens(
+    answer = _user_tokens(
         req,
         tenant=tenant,
         sign_in=grant.sign_in,
@@ -206,6 +211,8 @@ def refresh_token(req: TokenRequest) -> dict[str, Any]:
         scope_default=grant.scope,
         resource_default=grant.resource,
     )
+    req.ctx.state.identity.adopt(answer, family=grant.family)
+    return answer
 
 
 def device_code(req: TokenRequest) -> dict[str, Any]:

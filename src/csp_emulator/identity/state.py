@@ -56,6 +56,9 @@ class RefreshGrant:
     resource: str | None
     issued_at: float
     expires_at: float  # inactivity limit: each redemption issues a new token with a new limit
+    # The authorization code this token descends from (through any number of refreshes), so a
+    # replay of that code can revoke the whole family (RFC 6749 §4.1.2).
+    family: str | None = None
 
 
 @dataclass
@@ -87,6 +90,17 @@ class IdentityState:
         self.refresh_tokens.clear()
         self.devices.clear()
         self.user_codes.clear()
+
+    def adopt(self, answer: dict[str, Any], family: str | None) -> None:
+        """Record the family of the refresh token in a token ``answer``, if it has one."""
+        token = answer.get("refresh_token")
+        grant = self.refresh_tokens.get(token) if isinstance(token, str) else None
+        if grant is not None and family is not None:
+            grant.family = family
+
+    def revoke_family(self, family: str) -> None:
+        """Revoke every refresh token that descends from the authorization code ``family``."""
+        self.refresh_tokens = {k: v for k, v in self.refresh_tokens.items() if v.family != family}
 
     def new_code(self, code: AuthCode, now: float) -> str:
         if len(self.codes) > _PURGE_ABOVE:

@@ -10,6 +10,7 @@ change sequence: delta queries are answered from those sequence numbers.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -51,24 +52,47 @@ _DURATION = re.compile(
 )
 
 
+# The longest duration a world file or the control API may name: a century. Longer is a typo, and
+# the clock must stay where a timestamp can still be written (datetime stops at the year 9999).
+MAX_DURATION = 100 * 365 * 86400.0
+# How far the world clock may be moved: to the end of the year 9000 (epoch seconds).
+MAX_EPOCH = 221_845_392_000.0
+
+
 def parse_duration(value: str | int | float) -> float:
-    """Seconds from ``90``, ``"90"``, ``"1.5s"``, ``"3m"``, ``"1h30m"``, ``"90d"``."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '3m' or a number of seconds, got {value!r}")
+    """Seconds from ``90``, ``"90"``, ``"1.5s"``, ``"3m"``, ``"1h30m"``, ``"90d"``: finite, from
+    0 to a century; anything else (NaN, infinity, a list, ``true``) is a :class:`ValueError`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a duration like '3m' or a number of seconds: {_shown(value)}")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
+        return _seconds(float(value), value)
     text = value.strip()
-    try:
-        return parse_duration(float(text))
-    except ValueError:
-        pass
+    if _NUMBER.fullmatch(text):
+        return _seconds(float(text), value)
     match = _DURATION.match(text)
     if not text or not match or not any(match.groups()):
-        raise ValueError(f"expected a duration like '30s', '3m', '1h' or '90d', got {value!r}")
+        raise ValueError(f"expected a duration like '30s', '3m', '1h' or '90d': {_shown(value)}")
     days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return days * 86400 + hours * 3600 + minutes * 60 + seconds
+    return _seconds(days * 86400 + hours * 3600 + minutes * 60 + seconds, value)
+
+
+# A plain number of seconds as text; not float()'s wider grammar ("nan", "inf", "1e999").
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
+def _seconds(seconds: float, given: object) -> float:
+    if math.isnan(seconds):
+        raise ValueError(f"a duration must be a number of seconds, not {_shown(given)}")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"a duration must be at most a century (3153600000 s): {_shown(given)}")
+    return seconds
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class Clock:
@@ -81,8 +105,10 @@ class Clock:
         return time.time() + self._offset
 
     def advance(self, seconds: float) -> float:
-        if seconds < 0:
+        if not seconds >= 0:  # NaN too: it would make every later time NaN
             raise ValueError("the clock only moves forward")
+        if self.now() + seconds > MAX_EPOCH:
+            raise ValueError("the clock cannot be moved past the year 9000")
         self._offset += seconds
         return self.now()
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from csp_emulator import wellknown
+from csp_emulator.faults import MAX_LATENCY
 from csp_emulator.latency import latency_settings
 from csp_emulator.world.model import (
     DeltaPaging,
@@ -72,6 +73,13 @@ class FaultModel(_Model):
     path_prefix: str = ""
     count: int | None = Field(None, ge=1)
     latency: Duration = 0
+
+    @field_validator("latency")
+    @classmethod
+    def _latency(cls, value: Duration) -> Duration:
+        if parse_duration(value) > MAX_LATENCY:
+            raise ValueError(f"expected a latency of at most {MAX_LATENCY:.0f} s")
+        return value
 
 
 class DeltaModel(_Model):
@@ -182,12 +190,23 @@ class AppModel(_Model):
         return _check_permissions(value, wellknown.DELEGATED_PERMISSIONS, "delegated")
 
 
+# What one tenant may generate of each kind, and the whole world in all. The largest bench fleet
+# (1,000 customers) generates about 300,000 objects; a typo of three more zeros would take the
+# emulator's memory instead of an error.
+MAX_GENERATED_PER_KIND = 100_000
+MAX_GENERATED_IN_WORLD = 2_000_000
+
+
 class GenerateModel(_Model):
-    users: int = Field(0, ge=0)
-    groups: int = Field(0, ge=0)
-    devices: int = Field(0, ge=0)
-    managed_devices: int = Field(0, ge=0)
+    users: int = Field(0, ge=0, le=MAX_GENERATED_PER_KIND)
+    groups: int = Field(0, ge=0, le=MAX_GENERATED_PER_KIND)
+    devices: int = Field(0, ge=0, le=MAX_GENERATED_PER_KIND)
+    managed_devices: int = Field(0, ge=0, le=MAX_GENERATED_PER_KIND)
     seed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.users + self.groups + self.devices + self.managed_devices
 
 
 class TenantModel(_Model):
@@ -225,6 +244,17 @@ class WorldModel(_Model):
     settings: SettingsModel = SettingsModel()
     tenant: list[TenantModel] = []
 
+    @field_validator("tenant")
+    @classmethod
+    def _bounded(cls, value: list[TenantModel]) -> list[TenantModel]:
+        total = sum(t.generate.total for t in value if t.generate is not None)
+        if total > MAX_GENERATED_IN_WORLD:
+            raise ValueError(
+                f"the tenants generate {total:,} objects in all; a world holds at most "
+                f"{MAX_GENERATED_IN_WORLD:,}"
+            )
+        return value
+
 
 def _check_guid(value: str) -> str:
     try:
@@ -253,8 +283,14 @@ def load_world_file(path: str | Path) -> World:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise WorldFileError(f"{path}: no such world file") from None
+    except UnicodeDecodeError as exc:
+        raise WorldFileError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the world file as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise WorldFileError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise WorldFileError(f"{path}: cannot read it: {exc.strerror}") from None
     return load_world_data(data, source=str(path), base_dir=path.parent)
 
 
