@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from csp_emulator import roles
+
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 PARTNER_CENTER_APP_ID = "fa3d9a0c-3fb0-42cc-9193-47c7ecd2edbd"
@@ -15,6 +17,9 @@ PARTNER_CENTER_RESOURCE = "https://api.partnercenter.microsoft.com"
 # "Microsoft Graph Command Line Tools": the first-party public client an admin signs in with when
 # there is no app of their own yet (what Connect-MgGraph uses).
 GRAPH_CLI_APP_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
+# "Partner Customer Delegated Administration": the service principal a partner tenant must hold
+# for app-only calls to Graph's delegated admin (GDAP) APIs (wire-facts §5.1).
+PARTNER_DELEGATED_ADMIN_APP_ID = "2832473f-ec63-45fb-976f-5d45a7d4bb91"
 
 # Directory role template ids (Entra built-in roles).
 ROLE_GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
@@ -26,15 +31,8 @@ ROLE_CLOUD_DEVICE_ADMIN = "7698a772-787b-4ac8-901f-60d6b08affd2"
 ROLE_HELPDESK_ADMIN = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
 ROLE_USER_TEMPLATE = "b79fbf4d-3ef9-4689-8143-76b194e85509"
 
-DIRECTORY_ROLES: dict[str, str] = {
-    ROLE_GLOBAL_ADMIN: "Global Administrator",
-    ROLE_GLOBAL_READER: "Global Reader",
-    ROLE_USER_ADMIN: "User Administrator",
-    ROLE_INTUNE_ADMIN: "Intune Administrator",
-    ROLE_CLOUD_APP_ADMIN: "Cloud Application Administrator",
-    ROLE_CLOUD_DEVICE_ADMIN: "Cloud Device Administrator",
-    ROLE_HELPDESK_ADMIN: "Helpdesk Administrator",
-}
+# Every built-in directory role, by template id (the catalog and its sources: roles.py).
+DIRECTORY_ROLES: dict[str, str] = roles.BUILTIN_ROLES
 
 # DAP: what each partner agent group is worth in a customer tenant.
 AGENT_GROUP_ROLES: dict[str, list[str]] = {
@@ -92,6 +90,10 @@ APPLICATION_PERMISSIONS: dict[str, Permission] = _p(
         "DeviceManagementManagedDevices.Read.All": "2f51be20-0bb4-4fed-bf7b-db946066c75e",
         "DeviceManagementManagedDevices.ReadWrite.All": "243333ab-4d21-40cb-a475-36241daa0842",
         "DeviceManagementConfiguration.Read.All": "dc377aa6-52d8-4e23-b271-2a7ae04cedf3",
+        # GDAP and consent (ids as public permission lists give them; the last one unverified).
+        "DelegatedAdminRelationship.Read.All": "f6e9e124-4586-492f-adc0-c6f96e4823fd",
+        "DelegatedAdminRelationship.ReadWrite.All": "cc13eba4-8cd8-44c6-b4d4-f93237adce58",
+        "DelegatedPermissionGrant.ReadWrite.All": "8e8e4742-1d95-4f68-9d56-6ee75648c72a",
         "Mail.Read": "810c84a8-4a9e-49e6-bf7d-12d183f40d01",
         "Files.Read.All": "01d4889c-1287-42c6-ac1f-5d1e02578ef6",
         "Sites.Read.All": "332a536c-c7ef-4017-ab91-336970924f0d",
@@ -122,6 +124,10 @@ DELEGATED_PERMISSIONS: dict[str, Permission] = _p(
         "AppRoleAssignment.ReadWrite.All": "84bccea3-f856-4a8a-967b-dbe0a3d53a64",
         "DeviceManagementManagedDevices.Read.All": "314874da-47d6-4978-88dc-cf0d37f0bb82",
         "RoleManagement.Read.Directory": "741c54c3-0c1e-44a1-818b-3f97ab4e8c83",
+        # GDAP and consent (ids as public permission lists give them; the first unverified).
+        "DelegatedAdminRelationship.Read.All": "0c0064ea-477b-4130-82a5-4c2cc4ff68aa",
+        "DelegatedAdminRelationship.ReadWrite.All": "885f682f-a990-4bad-a642-36736a74b0c7",
+        "DelegatedPermissionGrant.ReadWrite.All": "41ce6ca6-6826-4807-84f1-1c82854f7ee5",
         "Mail.Read": "570282fd-fa5c-430d-a7fd-fc8dc98a9dca",
         "Files.Read.All": "df85f4d6-205c-4ac5-a5ea-6bf408dba283",
         "openid": "37f7f235-527c-4136-accd-4a02d197296e",

@@ -49,6 +49,9 @@ def settings_json(world: World) -> dict[str, Any]:
         "token_lifetime": s.token_lifetime,
         "refresh_token_lifetime": s.refresh_token_lifetime,
         "page_size": s.page_size,
+        "new_customer_access": s.new_customer_access,
+        "assignment_delay": s.assignment_delay,
+        "consent_delay": s.consent_delay,
         "throttling": dataclasses.asdict(s.throttling),
         "faults": [dataclasses.asdict(f) for f in s.faults],
         "delta": dataclasses.asdict(s.delta),
@@ -60,7 +63,17 @@ def apply_settings(world: World, body: dict[str, Any]) -> None:
     """Change settings at run time; unknown keys are refused by name. Every value is checked
     before any is applied: a refused body changes nothing."""
     s = world.settings
-    known = {"propagation_delay", "token_lifetime", "page_size", "throttling", "delta", "latency"}
+    known = {
+        "propagation_delay",
+        "token_lifetime",
+        "page_size",
+        "throttling",
+        "delta",
+        "latency",
+        "new_customer_access",
+        "assignment_delay",
+        "consent_delay",
+    }
     unknown = set(body) - known
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; expected some of {sorted(known)}")
@@ -78,6 +91,14 @@ def apply_settings(world: World, body: dict[str, Any]) -> None:
     latency_settings = (
         latency.latency_settings(body["latency"], s.latency) if "latency" in body else None
     )
+    access = body.get("new_customer_access", s.new_customer_access)
+    if access not in ("dap", "gdap"):
+        raise ValueError(f"new_customer_access must be 'dap' or 'gdap', not {access!r}")
+    gdap_delays = {
+        key: parse_duration(body[key])
+        for key in ("assignment_delay", "consent_delay")
+        if key in body
+    }
 
     if delay is not None:
         s.propagation_delay = delay
@@ -96,6 +117,9 @@ def apply_settings(world: World, body: dict[str, Any]) -> None:
         s.delta = delta
     if latency_settings is not None:
         s.latency = latency_settings
+    s.new_customer_access = access
+    for key, seconds in gdap_delays.items():
+        setattr(s, key, seconds)
 
 
 def _throttling(throttling: Any, current: ThrottleSettings) -> tuple[bool, float, float]:

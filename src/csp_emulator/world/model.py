@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from csp_emulator.world.gdap import GdapBook
+
 # Collections a tenant holds, by their Graph resource name.
 RESOURCES = (
     "users",
@@ -31,6 +33,7 @@ RESOURCES = (
     "managedDevices",
     "deviceCompliancePolicies",
     "appRoleAssignments",
+    "oauth2PermissionGrants",
 )
 
 NAMESPACE = uuid.UUID("5d0c6d1e-8e0f-4c55-9a43-1b2a6f1c9e00")
@@ -202,6 +205,12 @@ class Settings:
     faults: list[Fault] = field(default_factory=list)
     delta: DeltaPaging = field(default_factory=DeltaPaging)
     latency: LatencySettings = field(default_factory=LatencySettings)
+    # What a new reseller relationship brings: "dap" (delegated admin privileges, the original
+    # story) or "gdap" (no DAP, a default GDAP relationship: what Microsoft does today).
+    new_customer_access: str = "dap"
+    # How long an access assignment takes to become active, and a consent to reach the customer.
+    assignment_delay: float = 60.0
+    consent_delay: float = 60.0
 
 
 @dataclass
@@ -426,6 +435,7 @@ class World:
         self.tenants: dict[str, Tenant] = {}
         self._domains: dict[str, str] = {}
         self.relationships: list[Relationship] = []
+        self.gdap = GdapBook()  # granular delegated admin relationships (world/gdap.py)
         self.issued_tokens: deque[IssuedToken] = deque(maxlen=10_000)
         # No lock: every handler runs on the server's one event loop, and code on another thread
         # changes the world through Emulator.call, which runs it on that loop between requests.

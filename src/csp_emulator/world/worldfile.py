@@ -22,6 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from csp_emulator import wellknown
 from csp_emulator.faults import MAX_LATENCY
 from csp_emulator.latency import latency_settings
+from csp_emulator.world.consent import grant_app_role
+from csp_emulator.world.gdap_file import (
+    ConsentModel,
+    GdapFileError,
+    GdapModel,
+    add_consent,
+    add_relationship,
+)
 from csp_emulator.world.model import (
     DeltaPaging,
     Fault,
@@ -119,8 +127,18 @@ class SettingsModel(_Model):
     fault: list[FaultModel] = []
     delta: DeltaModel = DeltaModel()
     latency: LatencyModel = LatencyModel()
+    # "dap": new reseller customers get DAP (the original story); "gdap": what Microsoft does today.
+    new_customer_access: Literal["dap", "gdap"] = "dap"
+    assignment_delay: Duration = "1m"
+    consent_delay: Duration = "1m"
 
-    @field_validator("propagation_delay", "token_lifetime", "refresh_token_lifetime")
+    @field_validator(
+        "propagation_delay",
+        "token_lifetime",
+        "refresh_token_lifetime",
+        "assignment_delay",
+        "consent_delay",
+    )
     @classmethod
     def _duration(cls, value: Duration) -> Duration:
         parse_duration(value)
@@ -150,8 +168,10 @@ class UserModel(_Model):
         for role in value:
             template = role if role in wellknown.DIRECTORY_ROLES else by_name.get(role.lower())
             if template is None:
-                known = ", ".join(sorted(wellknown.DIRECTORY_ROLES.values()))
-                raise ValueError(f"unknown directory role {role!r}; expected one of: {known}")
+                raise ValueError(
+                    f"unknown directory role {role!r}; expected a built-in role name like "
+                    "'User Administrator' or a role template id"
+                )
             out.append(template)
         return out
 
@@ -159,6 +179,7 @@ class UserModel(_Model):
 class GroupModel(_Model):
     display_name: str
     members: list[str] = []  # UPNs of this tenant's users
+    member_groups: list[str] = []  # display names of this tenant's groups nested in this one
     security: bool = True
 
 
@@ -222,10 +243,14 @@ class TenantModel(_Model):
     partner: str | None = None
     relationship: Literal["in_effect", "new"] = "in_effect"
     dap: bool = True
+    # A partner tenant with the "Partner Customer Delegated Administration" service principal,
+    # which app-only calls to Graph's GDAP APIs need.
+    gdap_api: bool = False
     user: list[UserModel] = []
     group: list[GroupModel] = []
     app: list[AppModel] = []
     generate: GenerateModel | None = None
+    consent: list[ConsentModel] = []  # multi-tenant apps consented in this (customer) tenant
 
     @field_validator("id")
     @classmethod
@@ -243,6 +268,7 @@ class TenantModel(_Model):
 class WorldModel(_Model):
     settings: SettingsModel = SettingsModel()
     tenant: list[TenantModel] = []
+    gdap: list[GdapModel] = []  # granular delegated admin relationships
 
     @field_validator("tenant")
     @classmethod
@@ -358,6 +384,9 @@ def _build(model: WorldModel, base_dir: Path) -> World:
         ],
         delta=DeltaPaging(**s.delta.model_dump()),
         latency=latency_settings(s.latency.model_dump(exclude_unset=True)),
+        new_customer_access=s.new_customer_access,
+        assignment_delay=parse_duration(s.assignment_delay),
+        consent_delay=parse_duration(s.consent_delay),
     )
     if settings.token_lifetime <= 300:
         # MSAL treats a token with under 5 minutes left as expired (client-traps §4).
@@ -378,6 +407,16 @@ def _build(model: WorldModel, base_dir: Path) -> World:
             )
         rel = world.add_relationship(partner, tenant, in_effect=tm.relationship == "in_effect")
         rel.dap = tm.dap
+    try:
+        for index, gm in enumerate(model.gdap):
+            add_relationship(world, gm, f"gdap[{index}]")
+        for index, tm in enumerate(model.tenant):
+            tenant = world.tenant(tm.domain)
+            assert tenant is not None
+            for ci, cm in enumerate(tm.consent):
+                add_consent(world, tenant, cm, f"tenant[{index}].consent[{ci}]")
+    except GdapFileError as exc:
+        raise WorldFileError(str(exc)) from None
     return world
 
 
@@ -443,6 +482,29 @@ def _add_tenant(world: World, tm: TenantModel, index: int, base_dir: Path) -> No
             if member is None:
                 raise WorldFileError(f"{where}.group[{gi}].members[{mi}]: no user {upn!r} here")
             tenant.add_member(group["id"], member["id"])
+    for gi, gm in enumerate(tm.group):
+        # Nested groups once every group exists, so a group may name one listed after it.
+        outer = tenant.group_by_name(gm.display_name)
+        assert outer is not None
+        for mi, name in enumerate(gm.member_groups):
+            inner = tenant.group_by_name(name)
+            if inner is None or inner["id"] == outer["id"]:
+                raise WorldFileError(
+                    f"{where}.group[{gi}].member_groups[{mi}]: no other group {name!r} here"
+                )
+            tenant.add_member(outer["id"], inner["id"])
+    if tm.gdap_api:
+        if tm.kind != "partner":
+            raise WorldFileError(f"{where}.gdap_api: only a partner tenant uses the GDAP APIs")
+        tenant.add(
+            "servicePrincipals",
+            service_principal_json(
+                stable_id(tenant.id, "sp", wellknown.PARTNER_DELEGATED_ADMIN_APP_ID),
+                wellknown.PARTNER_DELEGATED_ADMIN_APP_ID,
+                "Partner Customer Delegated Administration",
+                "f8cdef31-a31e-4b4a-93e4-5f571e91255a",  # Microsoft Services' tenant
+            ),
+        )
     for ai, am in enumerate(tm.app):
         if world.application(am.client_id) is not None:
             raise WorldFileError(f"{where}.app[{ai}].client_id: {am.client_id} is registered twice")
@@ -606,28 +668,6 @@ def register_app(
         assert group is not None  # seed_directory gives every partner tenant its agent groups
         tenant.add_member(group["id"], sp["id"])
     return app
-
-
-def grant_app_role(
-    tenant: Tenant, sp: dict[str, Any], resource_sp: dict[str, Any], app_role_id: str, now: float
-) -> dict[str, Any]:
-    assignment_id = stable_id(tenant.id, "appRoleAssignment", sp["id"], app_role_id)
-    existing = tenant.get("appRoleAssignments", assignment_id)
-    if existing is not None:
-        return existing
-    return tenant.add(
-        "appRoleAssignments",
-        {
-            "id": assignment_id,
-            "appRoleId": app_role_id,
-            "principalId": sp["id"],
-            "principalType": "ServicePrincipal",
-            "principalDisplayName": sp["displayName"],
-            "resourceId": resource_sp["id"],
-            "resourceDisplayName": resource_sp["displayName"],
-            "createdDateTime": iso(now),
-        },
-    )
 
 
 # -- the built-in demo world -----------------------------------------------------------------------
