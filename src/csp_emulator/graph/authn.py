@@ -67,5 +67,8 @@ def _caller(claims: dict[str, object]) -> Caller:
         scopes=frozenset(str(scp).split()) if isinstance(scp, str) else frozenset(),
         role_templates=frozenset(str(w) for w in wids) if isinstance(wids, list) else frozenset(),
         object_id=str(oid) if isinstance(oid, str) else None,
+        # Agents' tokens carry `aai` (who they are at home) and an `idp` that is not this
+        # tenant's STS (wire-facts §1.7).
+        agent=delegated and "aai" in claims,
         claims=dict(claims),
     )

@@ -2,8 +2,10 @@
 
 App-only callers need one of the operation's application permissions in the token's ``roles``.
 Delegated callers need one of its delegated permissions in ``scp`` — ``Directory.AccessAsUser.All``
-counts for every directory operation, as "whatever the signed-in user may do" — and, for writes,
-one of its directory roles in ``wids`` (Global Administrator may do everything). A token with
+counts for every directory operation, as "whatever the signed-in user may do" — and the user's
+right to do it: a tenant's own member reads the directory by default; writes, Intune reads and
+every call of a partner agent (DAP or GDAP) need a directory role in ``wids`` that grants the
+operation (role_grants.py; Global Administrator may do everything). A token with
 neither ``roles`` nor ``scp`` carries no pre-consented claims at all (a CSP relationship that has
 not reached the customer yet) and is refused like any missing permission:
 403 ``Authorization_RequestDenied`` "Insufficient privileges to complete the operation."
@@ -17,16 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from csp_emulator import wellknown
+from csp_emulator.graph import role_grants
 from csp_emulator.graph.caller import Caller
 from csp_emulator.graph.errors import access_denied
 
 DIRECTORY_AS_USER = "Directory.AccessAsUser.All"
-
-# Directory role templates beyond those in wellknown (Entra built-in roles reference).
-ROLE_GROUPS_ADMIN = "fdd7a751-b60b-444a-984c-02652fe8fa1c"
-ROLE_APPLICATION_ADMIN = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"
-ROLE_PRIVILEGED_ROLE_ADMIN = "e8611ab8-c189-46e8-94e1-60213ab1f814"
 
 _DIR_READ = ("Directory.Read.All", "Directory.ReadWrite.All")
 _DIR_WRITE = ("Directory.ReadWrite.All",)
@@ -36,32 +33,34 @@ _DIR_WRITE = ("Directory.ReadWrite.All",)
 class Rule:
     app_roles: frozenset[str]  # any one of these application permissions
     scopes: frozenset[str]  # any one of these delegated permissions
-    # Delegated callers also need one of these directory roles (Global Administrator always
-    # counts); None: any signed-in user holding the scope may (directory reads).
-    admin_roles: frozenset[str] | None = None
+    # A tenant's own member holding the scope may, without a role (directory reads); otherwise
+    # the user needs a role that grants the operation (role_grants.py).
+    members: bool = True
     # Directory.AccessAsUser.All stands in for the scope (directory resources, not Intune).
     directory: bool = True
+    # About the signed-in user themselves (/me): anyone signed in, agents included.
+    own: bool = False
 
 
 def _rule(
     app: tuple[str, ...],
     delegated: tuple[str, ...] | None = None,
-    roles: tuple[str, ...] | None = None,
     *,
+    members: bool = True,
     directory: bool = True,
+    own: bool = False,
 ) -> Rule:
     return Rule(
         app_roles=frozenset(app),
         scopes=frozenset(app if delegated is None else delegated),
-        admin_roles=None if roles is None else frozenset(roles),
+        members=members,
         directory=directory,
+        own=own,
     )
 
 
-_USER_ADMINS = (wellknown.ROLE_USER_ADMIN,)
-_GROUP_ADMINS = (wellknown.ROLE_USER_ADMIN, ROLE_GROUPS_ADMIN)
-_APP_ADMINS = (wellknown.ROLE_CLOUD_APP_ADMIN, ROLE_APPLICATION_ADMIN)
-_INTUNE_READERS = (wellknown.ROLE_INTUNE_ADMIN, wellknown.ROLE_GLOBAL_READER)
+_ROLE = False  # members=_ROLE: only a role that grants the operation will do
+_GDAP = ("DelegatedAdminRelationship.Read.All", "DelegatedAdminRelationship.ReadWrite.All")
 _APP_READ = ("Application.Read.All", "Application.ReadWrite.All", "Application.ReadWrite.OwnedBy")
 
 # operation -> who may perform it. Operation names are "<resource>.<verb>".
@@ -70,11 +69,11 @@ RULES: dict[str, Rule] = {
         ("User.Read.All", "User.ReadWrite.All", *_DIR_READ),
         ("User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All", *_DIR_READ),
     ),
-    "users.write": _rule(("User.ReadWrite.All", *_DIR_WRITE), roles=_USER_ADMINS),
+    "users.write": _rule(("User.ReadWrite.All", *_DIR_WRITE), members=_ROLE),
     # A PATCH that only sets passwordProfile: Helpdesk Administrators may do that too.
     "users.resetPassword": _rule(
         ("User.ReadWrite.All", *_DIR_WRITE),
-        roles=(*_USER_ADMINS, wellknown.ROLE_HELPDESK_ADMIN),
+        members=_ROLE,
     ),
     "groups.read": _rule(
         (
@@ -85,9 +84,9 @@ RULES: dict[str, Rule] = {
             *_DIR_READ,
         ),
     ),
-    "groups.write": _rule(("Group.ReadWrite.All", *_DIR_WRITE), roles=_GROUP_ADMINS),
+    "groups.write": _rule(("Group.ReadWrite.All", *_DIR_WRITE), members=_ROLE),
     "groupMembers.write": _rule(
-        ("GroupMember.ReadWrite.All", "Group.ReadWrite.All", *_DIR_WRITE), roles=_GROUP_ADMINS
+        ("GroupMember.ReadWrite.All", "Group.ReadWrite.All", *_DIR_WRITE), members=_ROLE
     ),
     # memberOf lists groups and roles of one object (choice: the user or group permissions).
     "memberOf.read": _rule(
@@ -96,7 +95,7 @@ RULES: dict[str, Rule] = {
     "devices.read": _rule(("Device.Read.All", "Device.ReadWrite.All", *_DIR_READ)),
     "devices.write": _rule(
         ("Device.ReadWrite.All", *_DIR_WRITE),
-        roles=(wellknown.ROLE_CLOUD_DEVICE_ADMIN, wellknown.ROLE_INTUNE_ADMIN),
+        members=_ROLE,
     ),
     # Delegated: any signed-in user reads their own organization (User.Read is least).
     "organization.read": _rule(
@@ -129,16 +128,16 @@ RULES: dict[str, Rule] = {
     "applications.read": _rule((*_APP_READ, *_DIR_READ)),
     # Application create: Application.ReadWrite.OwnedBy least, Application.ReadWrite.All higher.
     "applications.write": _rule(
-        ("Application.ReadWrite.All", "Application.ReadWrite.OwnedBy"), roles=_APP_ADMINS
+        ("Application.ReadWrite.All", "Application.ReadWrite.OwnedBy"), members=_ROLE
     ),
     "servicePrincipals.read": _rule((*_APP_READ, *_DIR_READ)),
     "servicePrincipals.write": _rule(
         ("Application.ReadWrite.All", "Application.ReadWrite.OwnedBy", *_DIR_WRITE),
-        roles=_APP_ADMINS,
+        members=_ROLE,
     ),
     "appRoleAssignments.write": _rule(
         ("AppRoleAssignment.ReadWrite.All",),
-        roles=(*_APP_ADMINS, ROLE_PRIVILEGED_ROLE_ADMIN),
+        members=_ROLE,
     ),
     # /me: delegated only; the signed-in user reads their own profile and memberships.
     "me.read": _rule(
@@ -151,20 +150,36 @@ RULES: dict[str, Rule] = {
             "User.ReadWrite.All",
             *_DIR_READ,
         ),
+        own=True,
     ),
     "me.memberOf": _rule(
         (),
         ("User.Read", "User.Read.All", "GroupMember.Read.All", "Group.Read.All", *_DIR_READ),
+        own=True,
     ),
+    # Consent objects: oauth2PermissionGrants (partners' tools write them in a customer).
+    "oauth2PermissionGrants.read": _rule(
+        ("DelegatedPermissionGrant.ReadWrite.All", *_DIR_READ),
+    ),
+    "oauth2PermissionGrants.write": _rule(
+        ("DelegatedPermissionGrant.ReadWrite.All",), members=_ROLE
+    ),
+    # GDAP (/tenantRelationships, in the partner tenant): its own permissions, no directory role;
+    # the handlers check AdminAgents membership (tenant_relationships.py).
+    "tenantRelationships.read": _rule(_GDAP, directory=False),
+    "tenantRelationships.write": _rule(_GDAP[1:], directory=False),
+    # Requests (lockForApproval, terminate) are delegated only (Graph docs: "Application: Not
+    # supported.").
+    "tenantRelationships.request": _rule((), _GDAP[1:], directory=False),
     # Intune: its own permissions and, for agents and admins, an Intune-capable role.
     "managedDevices.read": _rule(
         ("DeviceManagementManagedDevices.Read.All", "DeviceManagementManagedDevices.ReadWrite.All"),
-        roles=_INTUNE_READERS,
+        members=_ROLE,
         directory=False,
     ),
     "deviceCompliancePolicies.read": _rule(
         ("DeviceManagementConfiguration.Read.All", "DeviceManagementConfiguration.ReadWrite.All"),
-        roles=_INTUNE_READERS,
+        members=_ROLE,
         directory=False,
     ),
 }
@@ -179,11 +194,9 @@ def allows(caller: Caller, operation: str) -> bool:
     )
     if not has_scope:
         return False
-    if rule.admin_roles is None:
+    if rule.own or (rule.members and not caller.agent):
         return True
-    return wellknown.ROLE_GLOBAL_ADMIN in caller.role_templates or not (
-        rule.admin_roles.isdisjoint(caller.role_templates)
-    )
+    return role_grants.permits(caller.role_templates, operation)
 
 
 def require(caller: Caller, operation: str) -> None:

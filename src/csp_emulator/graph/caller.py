@@ -18,3 +18,6 @@ class Caller:
     role_templates: frozenset[str]  # wids: the signed-in user's directory role templates
     object_id: str | None  # oid: the service principal, or the user; absent for partner agents
     claims: dict[str, Any] = field(compare=False, repr=False)
+    # A partner agent (DAP or GDAP): signed in from the partner tenant, no member here; acts only
+    # through the roles in `wids`.
+    agent: bool = False

@@ -29,9 +29,10 @@ from csp_emulator.graph.errors import (
 )
 from csp_emulator.graph.listing import context_url
 from csp_emulator.graph.request import Call, GraphResponse
+from csp_emulator.world.consent import grant_app_role
 from csp_emulator.world.model import iso
 from csp_emulator.world.objects import group_json, user_json
-from csp_emulator.world.worldfile import certificate_thumbprints, grant_app_role
+from csp_emulator.world.worldfile import certificate_thumbprints
 
 ALREADY_MEMBER = (
     "One or more added object references already exist for the following modified properties: "
@@ -471,6 +472,9 @@ def create_service_principal(call: Call) -> GraphResponse:
     sp = call.tenant.ensure_service_principal(registered[1], home_id)
     extra = _public_changes(body, immutable=("id",))
     extra.pop("appId", None)
+    if home_id != call.tenant.id:
+        # Another tenant's app: the token service sees it consent_delay later (world/consent.py).
+        extra["_effective_at"] = call.now + call.world.settings.consent_delay
     if extra:
         call.tenant.update("servicePrincipals", sp["id"], extra)
     return created(call, "servicePrincipals", odata.project(sp, None, "servicePrincipals"))
@@ -517,9 +521,11 @@ def _grant(call: Call, *, principal_side: bool) -> GraphResponse:
     assignment = grant_app_role(tenant, principal[1], resource_sp, app_role_id, call.now)
     if len(tenant.objects["appRoleAssignments"]) == before:
         raise bad_request("Permission being assigned already exists on the object.")
+    # A grant reaches the token service consent_delay later (world/consent.py).
+    changes: dict[str, Any] = {"_effective_at": call.now + call.world.settings.consent_delay}
     if principal[0] != "servicePrincipals":
-        kind = "User" if principal[0] == "users" else "Group"
-        assignment = tenant.update("appRoleAssignments", assignment["id"], {"principalType": kind})
+        changes["principalType"] = "User" if principal[0] == "users" else "Group"
+    assignment = tenant.update("appRoleAssignments", assignment["id"], changes)
     navigation = "appRoleAssignments" if principal_side else "appRoleAssignedTo"
     return created(
         call,

@@ -26,7 +26,12 @@ from csp_emulator import wellknown
 from csp_emulator.graph import odata
 from csp_emulator.graph.directory_objects import typed
 from csp_emulator.graph.errors import GraphError, bad_request
-from csp_emulator.graph.odata_schema import INTUNE_RESOURCES, ODataError, unknown_property
+from csp_emulator.graph.odata_schema import (
+    INTUNE_RESOURCES,
+    PARTNER_ADMIN_RESOURCES,
+    ODataError,
+    unknown_property,
+)
 from csp_emulator.graph.request import Call, GraphResponse
 from csp_emulator.graph.state import Matches
 
@@ -67,13 +72,16 @@ def read_options(
     request = call.request
     q = request.query
     intune = resource in INTUNE_RESOURCES
+    # GDAP's service has none of the directory's advanced-query rules (no ConsistencyLevel).
+    plain = intune or resource in PARTNER_ADMIN_RESOURCES
     search = q.get("$search")
     try:
         if search is not None and not request.eventual and not intune:
             raise odata.search_requires_eventual()
         # Without the header $count=true is silently ignored (wire-facts §2.4).
-        count = request.count_requested and (request.eventual or intune)
+        count = request.count_requested and (request.eventual or plain)
         advanced = request.eventual and (counting or request.count_requested or search is not None)
+        advanced = advanced or resource in PARTNER_ADMIN_RESOURCES
         select = odata.parse_select(q.get("$select"), resource)
         filter_text = q.get("$filter")
         if filter_text is not None:

@@ -57,6 +57,7 @@ from csp_emulator.graph.odata_filter import compile_filter as compile_uncached
 from csp_emulator.graph.odata_schema import (
     IDENTIFIER,
     INTUNE_RESOURCES,
+    PARTNER_ADMIN_RESOURCES,
     ODataError,
     Predicate,
     is_strict,
@@ -158,8 +159,10 @@ def project(obj: dict[str, Any], select: list[str] | None, resource: str) -> dic
     if "*" in select:
         return _public(obj)
     out = {}
-    if "@odata.type" in obj:
-        out["@odata.type"] = obj["@odata.type"]
+    # Annotations survive $select (an etag is what a later PATCH needs).
+    for annotation in ("@odata.type", "@odata.etag"):
+        if annotation in obj:
+            out[annotation] = obj[annotation]
     if SELECT_ALWAYS_INCLUDES_ID and "id" in obj:
         out["id"] = obj["id"]
     for name in select:
@@ -390,7 +393,12 @@ def compile_search(text: str, *, resource: str) -> Predicate:
 
 # Largest page per resource. Directory lists stop at 999 (wire-facts §2.4); Intune lists page at
 # 1000 (a choice: the Intune docs give no limit here).
-_MAX_TOP: dict[str, int] = {"managedDevices": 1000, "deviceCompliancePolicies": 1000}
+_MAX_TOP: dict[str, int] = {
+    "managedDevices": 1000,
+    "deviceCompliancePolicies": 1000,
+    # The GDAP lists: "$top supports up to 300 objects" (Graph docs, each list API).
+    **dict.fromkeys(PARTNER_ADMIN_RESOURCES, 300),
+}
 _DEFAULT_MAX_TOP = 999
 _INTEGER = re.compile(r"-?\d+\Z")
 

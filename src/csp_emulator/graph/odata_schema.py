@@ -43,10 +43,29 @@ ENTITY_TYPES: dict[str, str] = {
     "appRoleAssignments": "appRoleAssignment",
     "domains": "domain",
     "organization": "organization",
+    "oauth2PermissionGrants": "oAuth2PermissionGrant",
+    "delegatedAdminRelationships": "delegatedAdminRelationship",
+    "delegatedAdminAccessAssignments": "delegatedAdminAccessAssignment",
+    "delegatedAdminRelationshipRequests": "delegatedAdminRelationshipRequest",
+    "delegatedAdminRelationshipOperations": "delegatedAdminRelationshipOperation",
+    "delegatedAdminCustomers": "delegatedAdminCustomer",
+    "delegatedAdminServiceManagementDetails": "delegatedAdminServiceManagementDetail",
 }
 
 # Intune is a different service behind Graph: no ConsistencyLevel rules, its own error codes.
 INTUNE_RESOURCES = frozenset({"managedDevices", "deviceCompliancePolicies"})
+# The partner-administration service behind /tenantRelationships (GDAP): not the directory
+# either, so no ConsistencyLevel rules ($count and ne work as plain queries) and $top up to 300.
+PARTNER_ADMIN_RESOURCES = frozenset(
+    {
+        "delegatedAdminRelationships",
+        "delegatedAdminAccessAssignments",
+        "delegatedAdminRelationshipRequests",
+        "delegatedAdminRelationshipOperations",
+        "delegatedAdminCustomers",
+        "delegatedAdminServiceManagementDetails",
+    }
+)
 
 
 def _kinds(**groups: str) -> dict[str, str]:

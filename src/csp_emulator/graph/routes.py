@@ -15,8 +15,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from csp_emulator.graph import csp_scope, delta, directory, intune
+from csp_emulator.graph import consent_objects, csp_scope, delta, directory, intune
 from csp_emulator.graph import directory_writes as writes
+from csp_emulator.graph import tenant_relationships as gdap
 from csp_emulator.graph.errors import method_not_allowed, segment_not_found
 from csp_emulator.graph.request import Call, GraphResponse
 from csp_emulator.limits import IDENTITY, INTUNE
@@ -141,6 +142,21 @@ def _routes() -> list[Route]:
         r("POST", ("directoryobjects", "getbyids"), d.get_by_ids, "directoryObjects.read",
           path_kind="getByIds"),
         r("GET", ("directoryobjects", ID), d.get_directory_object, "directoryObjects.read"),
+        # consent objects (oauth2PermissionGrants; appRoleAssignedTo is above)
+        r("GET", ("oauth2permissiongrants",), consent_objects.list_grants,
+          "oauth2PermissionGrants.read"),
+        r("POST", ("oauth2permissiongrants",), consent_objects.create_grant,
+          "oauth2PermissionGrants.write"),
+        r("GET", ("oauth2permissiongrants", ID), consent_objects.get_grant,
+          "oauth2PermissionGrants.read"),
+        r("PATCH", ("oauth2permissiongrants", ID), consent_objects.update_grant,
+          "oauth2PermissionGrants.write"),
+        r("DELETE", ("oauth2permissiongrants", ID), consent_objects.delete_grant,
+          "oauth2PermissionGrants.write"),
+        r("GET", ("serviceprincipals", ID, "oauth2permissiongrants"),
+          consent_objects.sp_grants, "oauth2PermissionGrants.read"),
+        # GDAP, in the partner tenant (tenant_relationships.py)
+        *_gdap_routes(),
         # Intune
         r("GET", ("devicemanagement", "manageddevices"), intune.list_managed_devices,
           "managedDevices.read", family=INTUNE),
@@ -151,6 +167,37 @@ def _routes() -> list[Route]:
         r("GET", ("devicemanagement", "devicecompliancepolicies", ID),
           intune.get_compliance_policy, "deviceCompliancePolicies.read", family=INTUNE),
     ]  # fmt: skip
+
+
+def _gdap_routes() -> list[Route]:
+    r = Route
+    rel = ("tenantrelationships", "delegatedadminrelationships")
+    read, write, request = (
+        "tenantRelationships.read",
+        "tenantRelationships.write",
+        "tenantRelationships.request",
+    )
+    customers = ("tenantrelationships", "delegatedadmincustomers")
+    return [
+        r("GET", rel, gdap.list_relationships, read),
+        r("POST", rel, gdap.create_relationship, write),
+        r("GET", (*rel, ID), gdap.get_relationship, read),
+        r("PATCH", (*rel, ID), gdap.update_relationship, write),
+        r("DELETE", (*rel, ID), gdap.delete_relationship, write),
+        r("GET", (*rel, ID, "accessassignments"), gdap.list_assignments, read),
+        r("POST", (*rel, ID, "accessassignments"), gdap.create_assignment, write),
+        r("GET", (*rel, ID, "accessassignments", ID), gdap.get_assignment, read),
+        r("PATCH", (*rel, ID, "accessassignments", ID), gdap.update_assignment, write),
+        r("DELETE", (*rel, ID, "accessassignments", ID), gdap.delete_assignment, write),
+        r("GET", (*rel, ID, "requests"), gdap.list_requests, read),
+        r("POST", (*rel, ID, "requests"), gdap.create_request, request),
+        r("GET", (*rel, ID, "requests", ID), gdap.get_request, read),
+        r("GET", (*rel, ID, "operations"), gdap.list_operations, read),
+        r("GET", (*rel, ID, "operations", ID), gdap.get_operation, read),
+        r("GET", customers, gdap.list_customers, read),
+        r("GET", (*customers, ID), gdap.get_customer, read),
+        r("GET", (*customers, ID, "servicemanagementdetails"), gdap.list_service_details, read),
+    ]
 
 
 ROUTES = _routes()
