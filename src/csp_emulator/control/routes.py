@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from csp_emulator.context import EmulatorContext
+from csp_emulator.control import gdap
 from csp_emulator.control import handlers as h
 from csp_emulator.control import latency_log
 from csp_emulator.control.handlers import ControlError
@@ -40,6 +41,10 @@ ROUTES: tuple[Route[Handler], ...] = (
         POST=h.add_relationship,
         DELETE=h.end_relationship,
     ),
+    _route("/gdap", GET=gdap.list_relationships),
+    _route("/gdap/{id}/approve", POST=gdap.approve),
+    _route("/gdap/{id}/decline", POST=gdap.decline),
+    _route("/invitations/accept", POST=gdap.accept_invitation),
     _route("/tenants/{t}/groups/{group}/members", POST=h.add_member, DELETE=h.remove_member),
     _route("/tenants/{t}/{resource}", GET=h.list_objects, POST=h.add_object),
     _route(
