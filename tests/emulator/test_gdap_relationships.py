@@ -324,11 +324,13 @@ def test_an_access_assignment_becomes_active_after_the_assignment_delay(
 ) -> None:
     rel_id = graph.get(BASE).json()["value"][0]["id"]
     url = f"{BASE}/{rel_id}/accessAssignments"
+    new_group = "6e7f0a62-1f1c-4f8b-9a8e-000000000001"
     with control_client(emu) as control:
-        control.post("/tenants/partner.com/groups", json={"id": "6e7f0a62-1f1c-4f8b-9a8e-000000000001",
-                     "displayName": "New GDAP group", "securityEnabled": True})  # fmt: skip
-    made = graph.post(url, json=assignment_body("6e7f0a62-1f1c-4f8b-9a8e-000000000001",
-                                                roles.DIRECTORY_READERS))  # fmt: skip
+        control.post(
+            "/tenants/partner.com/groups",
+            json={"id": new_group, "displayName": "New GDAP group", "securityEnabled": True},
+        )
+    made = graph.post(url, json=assignment_body(new_group, roles.DIRECTORY_READERS))
     assert made.status_code == 201, made.text
     assert made.json()["status"] == "pending"
     assert made.headers["Location"].endswith(made.json()["id"])

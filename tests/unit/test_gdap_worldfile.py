@@ -84,16 +84,17 @@ def test_gdap_settings_are_read_with_their_defaults() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d["gdap"][0].update(roles=["Chief"]), "gdap[0].roles: 'Chief' is not a built-in"),
+        (lambda d: d["gdap"][0].update(roles=["Chief"]), "gdap[0].roles: 'Chief' is not"),
         (lambda d: d["gdap"][0].update(customer="nowhere.com"), "gdap[0].customer: 'nowhere.com'"),
         (lambda d: d["gdap"][0].update(duration="P3Y"), "gdap[0].duration: must be from P1D"),
         (lambda d: d["gdap"][0]["assignment"][0].update(group="No such group"),
          "gdap[0].assignment[0].group: 'No such group' is not a security group"),
         (lambda d: d["gdap"][0]["assignment"][0].update(roles=["Global Reader"]),
          "gdap[0].assignment[0].roles: 'Global Reader' is not one of the relationship's roles"),
-        (lambda d: d["tenant"][1]["consent"][0].update(app="0c7e5c3a-0000-4000-8000-00000000ffff"),
+        (lambda d: d["tenant"][1]["consent"][0].update(app="0c7e5c3a-0000-4000-8000-0000ffff"),
          "tenant[1].consent[0].app: no app"),
-        (lambda d: d["settings"].update(new_customer_access="both"), "settings.new_customer_access"),
+        (lambda d: d["settings"].update(new_customer_access="both"),
+         "settings.new_customer_access"),
     ],
 )  # fmt: skip
 def test_gdap_errors_name_the_key(change: Any, message: str) -> None:
