@@ -52,7 +52,7 @@ def _customer(world: World, rel_id: str, body: dict[str, Any]) -> Tenant:
         return tenant_of(world, str(ref))
     rel = world.gdap.relationships.get(rel_id.lower())
     if rel is None or rel.customer_id is None:
-        raise ControlError(400, "name the approving customer: {\"customer\": domain or id}")
+        raise ControlError(400, 'name the approving customer: {"customer": domain or id}')
     return tenant_of(world, rel.customer_id)
 
 
