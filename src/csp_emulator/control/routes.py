@@ -9,9 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from csp_emulator.context import EmulatorContext
-from csp_emulator.control import gdap
+from csp_emulator.control import gdap, latency_log
 from csp_emulator.control import handlers as h
-from csp_emulator.control import latency_log
 from csp_emulator.control.handlers import ControlError
 from csp_emulator.http import json_response
 from csp_emulator.routing import Route, context_app
