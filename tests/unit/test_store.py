@@ -15,7 +15,9 @@ from sqlalchemy import inspect, select
 from cspgraph.fleet import store as store_module
 from cspgraph.fleet.store import (
     GLOBAL_ADMIN_ROLE_TEMPLATE,
+    CheckpointMovedError,
     MemberChanges,
+    PullPosition,
     Store,
     group_members,
     managed_devices,
@@ -370,6 +372,61 @@ def test_a_new_full_pull_after_a_finished_one_marks_afresh(store: Store) -> None
     page(store, "devices", [{"id": "d1"}], full_pull=True, next_link="more")
     page(store, "devices", [], full_pull=True)
     assert set(rows(store, store_module.devices)) == {"d1"}
+
+
+# --- positions: a page is written only where its stream left the pull ---------------------------
+
+
+def test_a_full_pull_another_run_began_refuses_the_first_runs_pages_and_sweeps_nothing(
+    store: Store,
+) -> None:
+    page(store, "managedDevices", [{"id": f"m{i}"} for i in range(6)], full_pull=True)
+    store.begin_full_pull(T, "managedDevices", "run-a")
+    page(store, "managedDevices", [{"id": "m0"}], full_pull=True, next_link="a2",
+         position=PullPosition(None, "run-a"))  # fmt: skip
+    # Another run begins its own pull of the same resource.
+    store.begin_full_pull(T, "managedDevices", "run-b")
+    page(store, "managedDevices", [{"id": "m1"}, {"id": "m2"}], full_pull=True, next_link="b2",
+         position=PullPosition(None, "run-b"))  # fmt: skip
+    # Run a's last page would sweep everything it did not see (m1…m5): refused, nothing written.
+    with pytest.raises(CheckpointMovedError, match="another sync run"):
+        page(store, "managedDevices", [{"id": "new"}], full_pull=True,
+             position=PullPosition("a2", "run-a"))  # fmt: skip
+    assert set(rows(store, managed_devices)) == {f"m{i}" for i in range(6)}
+    # Run b completes its pull: exactly what it saw is kept.
+    page(store, "managedDevices", [{"id": "m3"}], full_pull=True,
+         position=PullPosition("b2", "run-b"))  # fmt: skip
+    assert set(rows(store, managed_devices)) == {"m1", "m2", "m3"}
+
+
+def test_two_streams_at_one_position_write_once(store: Store) -> None:
+    store.begin_full_pull(T, "users", "run-a")
+    page(store, "users", [user("u1")], full_pull=True, next_link="p2",
+         position=PullPosition(None, "run-a"))  # fmt: skip
+    # Both runs continue from p2 (the second resumed the first's pull): the first write wins.
+    at_p2 = PullPosition("p2", "run-a")
+    page(store, "users", [user("u2")], full_pull=True, next_link="p3", position=at_p2)
+    with pytest.raises(CheckpointMovedError):
+        page(store, "users", [user("u2")], full_pull=True, next_link="p3", position=at_p2)
+    checkpoint = store.checkpoint(T, "users")
+    assert checkpoint is not None and checkpoint.next_link == "p3"
+
+
+def test_a_delta_round_writes_only_from_the_link_the_checkpoint_holds(store: Store) -> None:
+    page(store, "users", [user("u1"), user("u2")], full_pull=True, delta_link="d1")
+    round_from_d1 = PullPosition("d1", None)
+    page(store, "users", [{"id": "u2", "@removed": {}}], next_link="n1", position=round_from_d1)
+    # A second round from the same deltaLink, as a concurrent run would start it: refused.
+    with pytest.raises(CheckpointMovedError):
+        page(store, "users", [user("u3")], delta_link="d2", position=round_from_d1)
+    page(store, "users", [user("u3")], delta_link="d2", position=PullPosition("n1", None))
+    assert set(rows(store, users)) == {"u1", "u3"}
+    # A delta page cannot land in a full pull under way, nor a full pull's page in a round.
+    store.begin_full_pull(T, "users", "run-f")
+    with pytest.raises(CheckpointMovedError):
+        page(store, "users", [user("u4")], delta_link="d3", position=PullPosition("d2", None))
+    with pytest.raises(ValueError, match="run id"):
+        page(store, "users", [user("u4")], position=PullPosition(None, "run-f"))
 
 
 # --- checkpoints, status, counts ------------------------------------------------------------------

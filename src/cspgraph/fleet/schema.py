@@ -20,7 +20,9 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -173,6 +175,21 @@ checkpoints = Table(
     Column("full_pull", Boolean, nullable=False),
     Column("run_id", String),
     Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Which sync run may write a customer's rows (fleet/leases.py), one row per tenant held. Times are
+# seconds since the epoch by the database's own clock, so machines sharing a store agree on them;
+# machine, pid and pid_started let a run on the same machine see that a holder died (kill -9).
+sync_leases = Table(
+    "sync_leases",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("holder", String, nullable=False),
+    Column("machine", String),
+    Column("pid", Integer),
+    Column("pid_started", String),
+    Column("acquired_at", Float(precision=53), nullable=False),
+    Column("expires_at", Float(precision=53), nullable=False),
 )
 
 # Only what the report and the delete paths read; every extra index is paid on each upsert.

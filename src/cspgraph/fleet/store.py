@@ -17,6 +17,13 @@ pull carries that pull's run id in ``seen_run``; the page that completes the pul
 of that tenant and resource that the run did not see. The run id lives in the checkpoint row, so a
 pull resumed after a crash keeps marking with the same id.
 
+Two runs must never interleave one pull: the sync holds a lease per customer
+(:mod:`cspgraph.fleet.leases`), and, whether or not a lease is held, a page written with a
+:class:`PullPosition` commits only while the checkpoint is where that stream left it (the link the
+page was fetched from, the run id of its full pull). A page of a run that another run has
+overtaken raises :class:`CheckpointMovedError` and writes nothing, so no sweep ever runs under a
+mark that another run's pages did not carry.
+
 The tables and row builders are in :mod:`cspgraph.fleet.schema`, the report's summaries and their
 queries in :mod:`cspgraph.fleet.summaries`; their public names are importable from here too.
 """
@@ -76,6 +83,7 @@ from cspgraph.fleet.summaries import (
     read_os_mix,
     totals_of,
 )
+from cspgraph.http.errors import TransientError
 
 # The tables, their row builders and the report's value types live in schema.py and summaries.py;
 # they stay importable from here, where they were first defined.
@@ -87,9 +95,11 @@ __all__ = [
     "ROW_BUILDERS",
     "STATUSES",
     "Checkpoint",
+    "CheckpointMovedError",
     "CustomerSummary",
     "FleetTotals",
     "MemberChanges",
+    "PullPosition",
     "RawJson",
     "RowBuilder",
     "Store",
@@ -133,6 +143,29 @@ class Checkpoint:
     full_pull: bool
     updated_at: datetime
     run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PullPosition:
+    """Where a stream's pull stands as the stream knows it: ``link``, the nextLink or deltaLink
+    its next page is fetched from (None: the first page of a new full pull), and ``run_id``, the
+    mark of its full pull (None: a delta round)."""
+
+    link: str | None
+    run_id: str | None
+
+
+class CheckpointMovedError(TransientError):
+    """A page was not written: the checkpoint of its pull is no longer where the stream left it,
+    because another sync run wrote this customer's resource in the meantime."""
+
+    def __init__(self, tenant_id: str, resource: str) -> None:
+        super().__init__(
+            f"{resource}: another sync run wrote this customer's {resource} at the same time; "
+            "this run stopped there and wrote nothing over it",
+            tenant=tenant_id,
+            reason="another sync run wrote this customer at the same time: run again",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +282,13 @@ class Store:
         self._sql_active_run = sql(
             "SELECT run_id FROM checkpoints WHERE tenant_id = ? AND resource = ?"
         )
+        # FOR UPDATE: on PostgreSQL two transactions must not both find the position theirs.
+        # SQLite's writers hold the database's write lock from BEGIN IMMEDIATE already.
+        lock = "" if self._sqlite else " FOR UPDATE"
+        self._sql_position = sql(
+            "SELECT next_link, delta_link, run_id FROM checkpoints"  # noqa: S608 - constants
+            f" WHERE tenant_id = ? AND resource = ?{lock}"
+        )
         self._sql_end_run = sql(
             "UPDATE checkpoints SET run_id = NULL, updated_at = ?"
             " WHERE tenant_id = ? AND resource = ? AND run_id = ?"
@@ -346,6 +386,25 @@ class Store:
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._dialect
+
+    def driver_sql(self, text: str) -> str:
+        """SQL written with ``?`` placeholders, in this driver's parameter style (for modules
+        that keep tables of their own in the store, such as the leases)."""
+        return self._sql(text)
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Any]:
+        """One write transaction (the current :meth:`batch`'s, inside one) on a pooled
+        connection, yielding a DBAPI cursor for :meth:`driver_sql` statements: committed when
+        the block ends, rolled back on any exception; driver errors are raised as SQLAlchemy's
+        :class:`~sqlalchemy.exc.DBAPIError`."""
+        with self._writing() as cursor:
+            yield cursor
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -637,24 +696,36 @@ class Store:
         delta_link: str | None,
         full_pull: bool,
         member_changes: Mapping[str, MemberChanges] | None = None,
+        position: PullPosition | None = None,
     ) -> None:
         """Store one page of a pull and the checkpoint after it, atomically.
 
         Objects carrying ``@removed`` (as delta pages deliver them) are deleted like
         ``removed_ids``. ``member_changes`` maps group id to its membership changes.
 
-        With ``full_pull=True`` the rows are marked with the pull's run id (the one recorded by
-        :meth:`begin_full_pull`, or a new one on the first page); the page that completes the pull
-        (``next_link=None``) also deletes the rows this run did not see, in the same transaction.
+        With ``full_pull=True`` the rows are marked with the pull's run id (``position``'s, else
+        the one recorded by :meth:`begin_full_pull`, or a new one on the first page); the page
+        that completes the pull (``next_link=None``) also deletes the rows this run did not see,
+        in the same transaction.
+
+        ``position``: where the stream that fetched this page believes the pull stands (the link
+        the page came from, its full pull's run id). The page is written only if the checkpoint
+        is still there; otherwise another run has moved it, and :class:`CheckpointMovedError` is
+        raised with nothing written.
         """
         self._table(resource)
+        if position is not None and full_pull != (position.run_id is not None):
+            raise ValueError("a full pull's page needs its run id in position, a delta page none")
         present = [o for o in objects if "@removed" not in o]
         gone = list(removed_ids)
         if len(present) != len(objects):
             gone += [o["id"] for o in objects if "@removed" in o]
         with self._writing() as cursor:
             run: str | None = None
-            if full_pull:
+            if position is not None:
+                self._check_position(cursor, tenant_id, resource, position)
+                run = position.run_id
+            elif full_pull:
                 run = self._active_run(cursor, tenant_id, resource) or uuid.uuid4().hex
             self._upsert(cursor, tenant_id, resource, present, run)
             if gone:
@@ -667,6 +738,25 @@ class Store:
             self._save_checkpoint(
                 cursor, tenant_id, resource, next_link, delta_link, full_pull, run
             )
+
+    def _check_position(
+        self, cursor: Any, tenant_id: str, resource: str, position: PullPosition
+    ) -> None:
+        """Raise :class:`CheckpointMovedError` unless the checkpoint is where ``position`` says.
+
+        A full pull's page: the checkpoint carries its run id and the link the page came from
+        (none for the first page, which :meth:`begin_full_pull` prepared). A delta round's page:
+        no full pull under way, and the checkpoint's nextLink (or, for the round's first page,
+        its deltaLink) is the link the page came from."""
+        cursor.execute(self._sql_position, (tenant_id, resource))
+        row = cursor.fetchone()
+        next_link, delta_link, run_id = row if row is not None else (None, None, None)
+        if position.run_id is not None:
+            here = run_id == position.run_id and next_link == position.link
+        else:
+            here = run_id is None and (next_link or delta_link) == position.link
+        if not here:
+            raise CheckpointMovedError(tenant_id, resource)
 
     def save_checkpoint(
         self,
