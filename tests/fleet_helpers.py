@@ -7,8 +7,13 @@ API, never from what the client received, so "store equals world" is a real chec
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 import ssl
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +27,7 @@ from csp_emulator.world.model import World
 from csp_emulator.world.worldfile import DEMO_PARTNERS, demo_world_data, load_world_data
 from cspgraph.config import Config, config_from_data
 from cspgraph.fleet import store as store_tables
+from cspgraph.fleet.resources import PULLS
 from cspgraph.fleet.store import GLOBAL_ADMIN_ROLE_TEMPLATE, Store
 from cspgraph.fleet.sync import SyncSummary, sync_fleet
 
@@ -82,10 +88,17 @@ class Control:
         self.tls = ssl.create_default_context(cafile=emu.endpoints.ca_bundle)
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
+        return self.calls([(method, path, body)])[0]
+
+    def calls(self, requests: list[tuple[str, str, Any]]) -> list[Any]:
+        """Several calls over one connection (a world change of hundreds of objects)."""
+        answers = []
         with httpx.Client(verify=self.tls) as client:
-            response = client.request(method, f"{self.base}/{path}", json=body)
-        response.raise_for_status()
-        return response.json() if response.content else None
+            for method, path, body in requests:
+                response = client.request(method, f"{self.base}/{path}", json=body)
+                response.raise_for_status()
+                answers.append(response.json() if response.content else None)
+        return answers
 
     def customers(self) -> list[dict[str, Any]]:
         world = self.call("GET", "world")
@@ -217,9 +230,14 @@ async def run_sync(config: Config, store: Store, **kwargs: Any) -> SyncSummary:
 
 
 def open_pulls(store: Store) -> int:
+    """Pulls of delta resources that an interruption left under way: a rerun resumes these
+    (a resource without delta starts its pull again instead)."""
     c = store_tables.checkpoints.c
+    delta = [p.resource for p in PULLS if p.delta]
     with store.engine.connect() as conn:
-        rows = conn.execute(select(c.tenant_id).where(c.next_link.is_not(None))).all()
+        rows = conn.execute(
+            select(c.tenant_id).where(c.next_link.is_not(None), c.resource.in_(delta))
+        ).all()
     return len(rows)
 
 
@@ -233,16 +251,45 @@ KILLER = textwrap.dedent(
 
     data, db = json.loads(sys.argv[1]), sys.argv[2]
     stop_after, page_size = int(sys.argv[3]), int(sys.argv[4])
+    extra = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
+    counted = extra.pop("count_only", None)  # count the pages of this resource only
 
     class KillAfter(NullProgress):
         pages = 0
         def page_written(self, tenant_id, resource, objects):
-            self.pages += 1
+            if counted is None or resource == counted:
+                self.pages += 1
             if self.pages >= stop_after:
                 os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: a crash
 
     store = Store.open(db)
     asyncio.run(sync_fleet(config_from_data(data), store, progress=KillAfter(),
-                           page_size=page_size, concurrency=4))
+                           page_size=page_size, concurrency=4, **extra))
     """
 )
+
+
+async def run_killed(
+    config: Config,
+    db: str,
+    tmp_path: Path,
+    *,
+    after_pages: int,
+    page_size: int = PAGE_SIZE,
+    count_only: str | None = None,
+    **sync_options: Any,
+) -> None:
+    """Run a sync in a child process that kills itself with SIGKILL once ``after_pages`` pages
+    (of ``count_only`` alone, when given) are written: no cleanup, no flush, as a crash."""
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    data = config.model.model_dump(exclude_none=True)
+    extra = {**sync_options, "count_only": count_only}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), json.dumps(data), db, str(after_pages), str(page_size),
+        json.dumps(extra),
+        env={**os.environ, **SECRET_ENV},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await child.communicate()
+    assert child.returncode == -signal.SIGKILL, stderr.decode()

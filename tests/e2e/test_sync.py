@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,8 +23,6 @@ from cspgraph.fleet.sync import SyncSummary
 from cspgraph.http.errors import CspGraphError
 from cspgraph.identity import TokenProvider
 from tests.fleet_helpers import (
-    KILLER,
-    PAGE_SIZE,
     SECRET_ENV,
     Control,
     assert_store_matches_world,
@@ -37,6 +31,7 @@ from tests.fleet_helpers import (
     fleet_world,
     full_dump,
     open_pulls,
+    run_killed,
     run_sync,
 )
 from tests.terminal import run_on_terminal
@@ -220,16 +215,7 @@ async def test_run_killed_with_sigkill_resumes_to_the_same_store(
         expected = full_dump(reference)
 
     db = f"sqlite:///{tmp_path / 'killed.db'}"
-    script = tmp_path / "killer.py"
-    script.write_text(KILLER)
-    data = config.model.model_dump(exclude_none=True)
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), json.dumps(data), db, "25", str(PAGE_SIZE),
-        env={**os.environ, **SECRET_ENV},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    _, stderr = await child.communicate()
-    assert child.returncode == -signal.SIGKILL, stderr.decode()
+    await run_killed(config, db, tmp_path, after_pages=25)
 
     with Store.open(db) as store:
         # It died mid-run: 25 of the ~70 pages cannot have finished every customer.

@@ -1,8 +1,9 @@
 """`cspgraph sync`: every customer's directory and Intune inventory into the store.
 
 Thin: options → :func:`cspgraph.fleet.sync.sync_fleet` → a summary table (or JSON). Exit status:
-0 when every customer synced, 1 when some did not (their status says why), 2 for a configuration
-that cannot be used, 130 when interrupted (run it again: it resumes).
+0 when every customer synced, 1 when some did not (their status says why; or another run was
+syncing them), 2 for a configuration that cannot be used, 130 when interrupted (run it again: it
+resumes).
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def sync(
         help="Only these, comma-separated: users, groups, devices, organization, "
         "managedDevices, directoryRoles.",
     ),
+    wait: bool = typer.Option(
+        False,
+        "--wait",
+        help="When another sync run is syncing a customer, wait until it has finished and then "
+        "sync it (default: leave it to that run, and exit 1).",
+    ),
     json_out: bool = typer.Option(
         False,
         "--json",
@@ -73,7 +80,8 @@ def sync(
     """Sync every customer's users, groups, devices, organization, Intune devices and admins.
 
     The first run pulls everything; later runs fetch changes only (delta queries). Interrupted
-    runs resume where they stopped. Exit status 1 when some customers could not be synced.
+    runs resume where they stopped. A customer another sync run is syncing is left to it (or
+    waited for, with --wait). Exit status 1 when some customers could not be synced.
     """
     with common.command(interrupted=INTERRUPTED) as run:
         from sqlalchemy.exc import SQLAlchemyError
@@ -111,7 +119,7 @@ def sync(
         tune_gc_for_bulk_work()  # start-up is over: what it built lives as long as the process
         go = functools.partial(
             sync_fleet, settings, store, customers=chosen, full=full, concurrency=concurrency,
-            page_size=page_size, resources=wanted,
+            page_size=page_size, resources=wanted, wait=wait,
         )  # fmt: skip
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 
@@ -133,5 +141,10 @@ def sync(
 
             common.console().print(summary_view(summary))
             common.say(f"store: {db}   next: cspgraph report --db {db}")
+        if summary.left_alone:
+            common.say(
+                f"{len(summary.left_alone)} customer(s) left to another sync run that was syncing "
+                "them: run again when it has finished, or with --wait"
+            )
     if not summary.ok:
         raise typer.Exit(int(common.Exit.PARTLY_DONE))

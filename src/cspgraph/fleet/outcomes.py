@@ -55,6 +55,9 @@ class TenantResult:
     pages: dict[str, int] = field(default_factory=dict)  # pages (= Graph requests) per resource
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # The sync run that was syncing this customer when this run left it alone (its lease's
+    # holder); the status is then ``running``, and nothing of the customer was written.
+    held_by: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +75,7 @@ class TenantResult:
             "pages": dict(self.pages),
             "notes": list(self.notes),
             "seconds": round(self.seconds, 3),
+            "held_by": self.held_by,
         }
 
 
@@ -98,6 +102,11 @@ class SyncSummary:
     def ok(self) -> bool:
         """Every customer synced and every region listed."""
         return not self.listing_errors and all(t.status is CustomerStatus.OK for t in self.tenants)
+
+    @property
+    def left_alone(self) -> list[TenantResult]:
+        """The customers this run left to another run that was syncing them."""
+        return [t for t in self.tenants if t.held_by is not None]
 
     def by_status(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -16,6 +16,11 @@ is recorded on it in the store — ``ok``, ``propagating``, ``needs_person`` wit
 ``failed`` with the error — and never stops the others. An interrupted run (Ctrl-C, a crash,
 ``kill -9``) leaves every stream at its last committed page; running again resumes there.
 
+Runs never interleave on a customer: each takes the customer's lease in the store first
+(:mod:`cspgraph.fleet.leases`, renewed by a heartbeat while the run lasts). A customer that
+another run holds is left to it and reported as ``running`` with the reason (the run is then only
+partly done), or waited for with ``wait=True``.
+
     from cspgraph.config import load_config
     from cspgraph.fleet.store import Store
     from cspgraph.fleet.sync import sync_fleet
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
@@ -41,6 +47,7 @@ from cspgraph.fleet.customers import (
     customers_from_list,
     partner_center_customers,
 )
+from cspgraph.fleet.leases import TenantLeases
 from cspgraph.fleet.outcomes import SyncSummary, TenantResult
 from cspgraph.fleet.progress import NullProgress, SyncProgress
 from cspgraph.fleet.resources import ALL_RESOURCES, MAX_PAGE_SIZE
@@ -58,6 +65,8 @@ __all__ = [
     "sync_fleet",
 ]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_CONCURRENCY = 16
 
 
@@ -72,6 +81,8 @@ async def sync_fleet(
     page_size: int = MAX_PAGE_SIZE,
     resources: Sequence[str] | None = None,
     graph: GraphClient | None = None,
+    wait: bool = False,
+    leases: TenantLeases | None = None,
 ) -> SyncSummary:
     """Sync every customer (or just ``customers``) into ``store``; see the module docstring.
 
@@ -80,7 +91,9 @@ async def sync_fleet(
     from Partner Center in every configured region. ``resources``: a subset of
     :data:`~cspgraph.fleet.resources.ALL_RESOURCES`. ``graph``: a Graph client to use (sharing
     its limiter and counters); by default one is made for the run, sending
-    ``x-ms-throttle-priority: Low`` as background jobs should (client-traps §11).
+    ``x-ms-throttle-priority: Low`` as background jobs should (client-traps §11). ``wait``: wait
+    for customers another run holds instead of leaving them alone. ``leases``: the leases to
+    take customers with (default: a holder of this run's own in ``store``).
     """
     async with contextlib.AsyncExitStack() as stack:
         if isinstance(source, TokenProvider):
@@ -114,6 +127,8 @@ async def sync_fleet(
             progress=progress,
             page_size=page_size,
             resources=resources,
+            wait=wait,
+            leases=leases,
         )
         summary.listing_errors.update(errors.by_region)
         return summary
@@ -131,12 +146,16 @@ async def sync_customers(
     page_size: int = MAX_PAGE_SIZE,
     resources: Sequence[str] | None = None,
     writer_threads: int | None = None,
+    wait: bool = False,
+    leases: TenantLeases | None = None,
 ) -> SyncSummary:
     """:func:`sync_fleet` with the Graph client and the routing/tokens (``access``, e.g. a
     :class:`TokenProvider`) supplied by the caller, for any stream of customers.
 
     ``writer_threads``: store writer threads; one for SQLite (one writer at a time there
-    anyway), four for PostgreSQL by default.
+    anyway), four for PostgreSQL by default. ``leases``: as in :func:`sync_fleet`; a run that
+    makes its own gives every lease back at its end, also when interrupted (a caller's own
+    leases get back only the customers this run took).
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -146,7 +165,9 @@ async def sync_customers(
     if not wanted <= set(ALL_RESOURCES):
         unknown = sorted(wanted - set(ALL_RESOURCES))
         raise ValueError(f"unknown resources {unknown}; expected some of {list(ALL_RESOURCES)}")
-    settings = SyncSettings(full=full, page_size=page_size, resources=wanted)
+    settings = SyncSettings(full=full, page_size=page_size, resources=wanted, wait=wait)
+    own_leases = leases is None
+    held = leases if leases is not None else TenantLeases(store)
     observer: SyncProgress = progress or NullProgress()
     if writer_threads is None:
         writer_threads = 1 if store.engine.dialect.name == "sqlite" else 4
@@ -156,11 +177,21 @@ async def sync_customers(
     clock = time.monotonic()
     before = client.stats.as_dict()
     observer.started(client.stats)
+    loop = asyncio.get_running_loop()
     try:
-        await _fan_out(client, access, writer, observer, settings, customers, concurrency, results)
+        with held.heartbeat():
+            await _fan_out(
+                client, access, writer, observer, settings, customers, concurrency, results, held
+            )
     finally:
-        # Also when cancelled: the writes in flight finish (each is one atomic page).
-        await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, writer.close))
+        # Also when cancelled: the writes in flight finish (each is one atomic page), then
+        # the leases go back, so the next run need not wait for them to expire.
+        await asyncio.shield(loop.run_in_executor(None, writer.close))
+        if own_leases:
+            try:
+                await asyncio.shield(loop.run_in_executor(None, held.release_all))
+            except Exception as exc:  # they expire on their own, or a run here sees us gone
+                log.warning("could not give the sync's leases back: %s", exc)
     summary = SyncSummary(
         tenants=results,
         started_at=started_at,
@@ -180,6 +211,7 @@ async def _fan_out(
     customers: Iterable[CustomerRef] | AsyncIterable[CustomerRef],
     concurrency: int,
     results: list[TenantResult],
+    leases: TenantLeases,
 ) -> None:
     """``concurrency`` workers take customers from a queue that the listing fills.
 
@@ -203,7 +235,7 @@ async def _fan_out(
 
     async def work() -> None:
         while (customer := await queue.get()) is not None:
-            result = await sync_tenant(client, access, writer, observer, settings, customer)
+            result = await sync_tenant(client, access, writer, observer, settings, customer, leases)
             results.append(result)
             observer.tenant_finished(result)
 

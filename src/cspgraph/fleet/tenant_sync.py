@@ -8,13 +8,24 @@ its pages are alive at a time and a failed write stops the stream at once.
 
 Where a stream starts (:meth:`TenantSync._pull`):
 
-* an interrupted pull (the checkpoint has a ``next_link``) continues there;
+* an interrupted pull of a delta resource (the checkpoint has a ``next_link``) continues there,
+  and is then followed by one more delta round: the pages written before the interruption are
+  as old as the interruption, and the round catches up on what changed since, so the store ends
+  as an uninterrupted run would have left it;
+* an interrupted pull of a resource without delta starts again from the beginning: nothing
+  could catch up on its older pages;
 * a resource with a delta link runs a delta round: changes and ``@removed`` only;
 * otherwise a full pull: ``begin_full_pull`` (mark & sweep: the last page deletes what the pull
   did not see) and, for groups, a fresh start of the memberships.
 
 A saved link that Graph refuses (an expired delta token: 410, or 400 ``syncStateNotFound`` /
 ``resyncRequired``; a skip token it no longer knows) restarts that resource as a full pull.
+
+Every page is written with the position its stream fetched it from (:class:`PullPosition`): if
+another run moved the checkpoint meanwhile, the store refuses the page and the resource fails
+(:class:`~cspgraph.fleet.store.CheckpointMovedError`) instead of sweeping rows it did not see.
+Before any of this, :func:`sync_tenant` takes the customer's lease (:mod:`cspgraph.fleet.leases`):
+a customer another run is syncing is left to it, or waited for.
 """
 
 from __future__ import annotations
@@ -31,10 +42,11 @@ from typing import Any, Protocol
 from cspgraph.customer_ref import domain_of, is_guid
 from cspgraph.discovery import Route
 from cspgraph.fleet.customers import CustomerRef
+from cspgraph.fleet.leases import LeaseHeldError, TenantLeases
 from cspgraph.fleet.outcomes import CustomerStatus, TenantResult, clip, describe_failure, short
 from cspgraph.fleet.progress import SyncProgress
 from cspgraph.fleet.resources import ADMIN_ROLE_TEMPLATES, ADMIN_ROLES, PULLS, Pull
-from cspgraph.fleet.store import Store, member_changes_from_delta
+from cspgraph.fleet.store import PullPosition, Store, member_changes_from_delta
 from cspgraph.fleet.store_writer import StoreWriter
 from cspgraph.graph.client import GraphClient, Page
 from cspgraph.http.errors import BadRequestError, CspGraphError, ErrorClass
@@ -68,6 +80,7 @@ class SyncSettings:
     full: bool
     page_size: int
     resources: frozenset[str]
+    wait: bool = False  # for a customer another run holds: wait for it (else leave it alone)
 
 
 # -- one tenant ------------------------------------------------------------------------------------
@@ -139,59 +152,70 @@ class TenantSync:
     # -- one resource ------------------------------------------------------------------------------
     async def _pull(self, pull: Pull) -> None:
         # One trip to the writer thread: read the checkpoint and, for a full pull, begin it.
-        link, full_pull, mode = await self.writer.run(self._open, pull, new_run_id())
+        start, mode = await self.writer.run(self._open, pull, new_run_id())
         self.result.modes[pull.resource] = mode
-        if link is not None:
+        if start.link is not None:
             try:
-                await self._stream(pull, link, full_pull=full_pull)
+                delta_link = await self._stream(pull, start)
+                if mode == "resumed" and delta_link is not None:
+                    # What the pages before the interruption hold is as old as the
+                    # interruption: one more round brings it up to date.
+                    await self._stream(pull, PullPosition(delta_link, None))
                 return
             except LinkRefused as refused:
                 self.result.notes.append(
                     f"{pull.resource}: saved link refused ({short(refused.error)}); pulled in full"
                 )
                 self.result.modes[pull.resource] = "full"
-            await self.writer.run(self._begin_full_pull, pull, new_run_id(), True)
+            start = await self.writer.run(self._begin_full_pull, pull, new_run_id())
         try:
-            await self._stream(pull, None, full_pull=True)
+            await self._stream(pull, start)
         except LinkRefused as refused:
             raise refused.error from None  # refused within a pull we just started: give up
 
-    def _open(self, pull: Pull, run_id: str) -> tuple[str | None, bool, str]:
-        """(link to continue from, full pull?, mode) of a resource; a full pull is begun here.
-        Runs on the writer thread."""
+    def _open(self, pull: Pull, run_id: str) -> tuple[PullPosition, str]:
+        """(where to start, mode) of a resource; a full pull is begun here. Runs on the writer
+        thread."""
         checkpoint = self.store.checkpoint(self.tenant, pull.resource)
         full = self.settings.full
         if checkpoint is not None and checkpoint.next_link and (checkpoint.full_pull or not full):
-            # --full continues a full pull under way, but not a delta round.
-            return checkpoint.next_link, checkpoint.full_pull, "resumed"
-        if checkpoint is not None and checkpoint.delta_link and pull.delta and not full:
-            return checkpoint.delta_link, False, "delta"
-        self._begin_full_pull(pull, run_id, checkpoint is not None)
-        return None, True, "full"
+            # --full continues a full pull under way, but not a delta round. Only a delta
+            # resource's pull is worth continuing: a round after it catches up on its older
+            # pages; without delta they would stay as old as the interruption.
+            run = checkpoint.run_id if checkpoint.full_pull else None
+            if pull.delta and (run is not None or not checkpoint.full_pull):
+                return PullPosition(checkpoint.next_link, run), "resumed"
+        elif checkpoint is not None and checkpoint.delta_link and pull.delta and not full:
+            return PullPosition(checkpoint.delta_link, None), "delta"
+        return self._begin_full_pull(pull, run_id), "full"
 
-    def _begin_full_pull(self, pull: Pull, run_id: str, checkpointed: bool) -> None:
-        """Runs on the writer thread. The old delta link is dropped first: a crash from here on
-        starts a full pull again. Without a checkpoint there is nothing to drop, and the first
-        page starts the run itself (``write_page`` with ``full_pull=True``)."""
-        if checkpointed:
-            self.store.begin_full_pull(self.tenant, pull.resource, run_id)
+    def _begin_full_pull(self, pull: Pull, run_id: str) -> PullPosition:
+        """Runs on the writer thread. The old links are dropped first: a crash from here on
+        starts a full pull again; and the run id recorded here is the one every page of the pull
+        must find (a page of another run that began meanwhile is refused)."""
+        self.store.begin_full_pull(self.tenant, pull.resource, run_id)
         if pull.resource == "groups":
             self.store.clear_members(self.tenant)
+        return PullPosition(None, run_id)
 
-    async def _stream(self, pull: Pull, link: str | None, *, full_pull: bool) -> None:
-        """Follow one pull page by page, from a saved ``link`` or from its start."""
-        if link is None:
+    async def _stream(self, pull: Pull, start: PullPosition) -> str | None:
+        """Follow one pull page by page, from a saved link or from its start; returns the
+        deltaLink it ended with (None for a resource without delta)."""
+        if start.link is None:
             params, headers = pull.first_request(self.settings.page_size)
             pages = self.client.pages(self.tenant, pull.path, params=params, headers=headers)
         else:
             headers = pull.link_headers(self.settings.page_size)
-            pages = self.client.pages(self.tenant, link, headers=headers)
+            pages = self.client.pages(self.tenant, start.link, headers=headers)
+        position, delta_link = start, None
         pending: asyncio.Future[None] | None = None
-        async for page in _refusals_as_link_refused(pages, following_link=link is not None):
+        stream = _refusals_as_link_refused(pages, following_link=start.link is not None)
+        async for page in stream:
             items = page.items
             changes = member_changes_from_delta(items) if pull.resource == "groups" else None
             if pending is not None:
                 await pending  # a failed write stops the stream before the next page goes in
+            delta_link = page.delta_link if pull.delta else None
             pending = self.writer.submit(
                 self.store.write_page,
                 self.tenant,
@@ -199,14 +223,17 @@ class TenantSync:
                 items,
                 (),
                 next_link=page.next_link,
-                delta_link=page.delta_link if pull.delta else None,
-                full_pull=full_pull,
+                delta_link=delta_link,
+                full_pull=start.run_id is not None,
                 member_changes=changes,
+                position=position,
             )
             pending.add_done_callback(functools.partial(self._written, pull.resource, len(items)))
             self._count(pull.resource, len(items), sum(1 for o in items if "@removed" in o))
+            position = PullPosition(page.next_link, start.run_id)
         if pending is not None:
             await pending
+        return delta_link
 
     def _written(self, resource: str, n: int, future: asyncio.Future[None]) -> None:
         # Also marks a failed write's exception as retrieved (the stream raises it anyway).
@@ -305,13 +332,19 @@ async def sync_tenant(
     progress: SyncProgress,
     settings: SyncSettings,
     customer: CustomerRef,
+    leases: TenantLeases | None = None,
 ) -> TenantResult:
-    """Place, register and pull one customer. Its failure ends up in the result (and on the
-    customer in the store), never raised: one customer must not stop the fleet."""
+    """Place, lease, register and pull one customer. Its failure ends up in the result (and on
+    the customer in the store), never raised: one customer must not stop the fleet.
+
+    ``leases``: the customer's lease is taken from these before anything of it is written, and
+    given back at the end; a customer another run holds is left alone (``running``, with the
+    reason) or, with ``settings.wait``, waited for. None: no lease (the caller holds it)."""
     result = TenantResult(customer=customer, tenant_id=customer.tenant_id, region=customer.region)
     progress.tenant_started(customer)
     clock = time.monotonic()
     store = writer.store
+    leased: str | None = None
     try:
         try:
             route = await access.route(customer.tenant_id or customer.reference)
@@ -319,6 +352,14 @@ async def sync_tenant(
             await _unplaceable(access, writer, customer, result, exc)
             return result
         result.tenant_id, result.region = route.tenant_id, route.region
+        if leases is not None:
+            try:
+                await _take_lease(writer, leases, route.tenant_id, wait=settings.wait)
+            except LeaseHeldError as held:
+                result.status, result.reason = CustomerStatus.RUNNING, _left_alone(held)
+                result.held_by = held.lease.holder
+                return result
+            leased = route.tenant_id
         await writer.run(
             _register,
             store,
@@ -334,19 +375,61 @@ async def sync_tenant(
             result.status, result.error_class, result.reason = describe_failure(exc)
         else:
             await TenantSync(client, writer, progress, settings, route.tenant_id, result).run()
+        if leases is not None and leases.lost(route.tenant_id):
+            _lease_lost(result)
+            return result  # the run that holds the customer now records its status
         await _record(writer, result)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # a bug or a broken store in one customer must not stop the fleet
         result.status, result.error_class, result.reason = describe_failure(exc)
-        if result.tenant_id is not None:
+        if result.tenant_id is not None and not (leases and leases.lost(result.tenant_id)):
             try:
                 await _record(writer, result)
             except Exception as again:
                 result.notes.append(f"could not record the status: {short(again)}")
     finally:
         result.seconds = time.monotonic() - clock
+    if leased is not None and leases is not None:
+        try:
+            await writer.run(leases.release, leased)
+        except Exception as exc:  # it expires on its own; the run's end gives it back too
+            result.notes.append(f"could not give the customer's lease back: {short(exc)}")
     return result
+
+
+async def _take_lease(
+    writer: StoreWriter, leases: TenantLeases, tenant_id: str, *, wait: bool
+) -> None:
+    """Take the tenant's lease; while another run holds it, raise, or with ``wait`` ask again
+    every ``leases.poll`` seconds until that run gives it back or its lease expires."""
+    while True:
+        try:
+            await writer.run(leases.acquire, tenant_id)
+            return
+        except LeaseHeldError:
+            if not wait:
+                raise
+        await asyncio.sleep(leases.poll)
+
+
+def _left_alone(held: LeaseHeldError) -> str:
+    return clip(
+        f"left alone: another sync run is syncing this customer ({held.lease.holder}); run "
+        "again when it has finished, or with --wait to wait for it"
+    )
+
+
+def _lease_lost(result: TenantResult) -> None:
+    """The run's lease on the customer expired while it worked (its renewals failed for longer
+    than the lease lasts) and another run took it: what this run wrote is not overwritten
+    (pages are written only at their position), but it cannot vouch for the customer."""
+    result.status = CustomerStatus.FAILED
+    result.error_class = ErrorClass.TRANSIENT.value
+    result.reason = clip(
+        "this run's lease on the customer expired while it synced and another run took it over; "
+        "run again"
+    )
 
 
 def _register(
