@@ -11,10 +11,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from csp_emulator.server import Emulator
+from cspgraph.config import Config
 from cspgraph.fleet.leases import TenantLeases
 from cspgraph.fleet.progress import NullProgress
 from cspgraph.fleet.store import Store
@@ -70,14 +72,29 @@ async def overlapped(
     return await running, other
 
 
+USERS_ONLY: dict[str, Any] = {"resources": ["users"], "page_size": 5}
+
+
+World = tuple[Emulator, Config, list[str]]
+
+
+def a_big_tenant(make: Callable[..., Emulator], tmp_path: Path) -> World:
+    """The issue's first case: one tenant of 400 users, to be pulled 5 at a time."""
+    emu = make(fleet_world(1, sizes={"users": 400, "groups": 2, "devices": 4}))
+    return emu, config_for(emu, tmp_path), customer_ids(Control(emu))
+
+
+def three_tenants(make: Callable[..., Emulator], tmp_path: Path) -> World:
+    """The issue's second case, smaller: tenants with many managed devices."""
+    emu = make(fleet_world(3, sizes={"users": 30, "devices": 20, "managed_devices": 120}))
+    return emu, config_for(emu, tmp_path), customer_ids(Control(emu))
+
+
 async def test_a_second_full_sync_started_mid_pull_loses_no_user(
     make_emulator: Callable[..., Emulator], tmp_path: Path, store_url: str
 ) -> None:
-    # The issue's case: one tenant, users only, small pages, a second run while the first pulls.
-    emu = make_emulator(fleet_world(1, sizes={"users": 400, "groups": 2, "devices": 4}))
-    config = config_for(emu, tmp_path)
-    ids = customer_ids(Control(emu))
-    options = {"resources": ["users"], "page_size": 5}
+    emu, config, ids = a_big_tenant(make_emulator, tmp_path)
+    options = USERS_ONLY
     with Store.open(store_url) as one, Store.open(store_url) as two:
         first, second = await overlapped(
             lambda progress: run_sync(config, one, progress=progress, **options),
@@ -100,9 +117,7 @@ async def test_a_second_full_sync_started_mid_pull_loses_no_user(
 async def test_two_delta_syncs_at_once_keep_every_managed_device(
     make_emulator: Callable[..., Emulator], tmp_path: Path, store_url: str
 ) -> None:
-    emu = make_emulator(fleet_world(3, sizes={"users": 30, "devices": 20, "managed_devices": 120}))
-    config = config_for(emu, tmp_path)
-    ids = customer_ids(Control(emu))
+    emu, config, ids = three_tenants(make_emulator, tmp_path)
     with Store.open(store_url) as one, Store.open(store_url) as two:
         assert (await run_sync(config, one)).ok  # an established store
         first, second = await overlapped(
@@ -159,10 +174,8 @@ def ahead_of_time(store: Store) -> TenantLeases:
 async def test_runs_that_both_hold_a_tenant_still_lose_no_user(
     make_emulator: Callable[..., Emulator], tmp_path: Path, store_url: str
 ) -> None:
-    emu = make_emulator(fleet_world(1, sizes={"users": 400, "groups": 2, "devices": 4}))
-    config = config_for(emu, tmp_path)
-    ids = customer_ids(Control(emu))
-    options = {"resources": ["users"], "page_size": 5}
+    emu, config, ids = a_big_tenant(make_emulator, tmp_path)
+    options = USERS_ONLY
     with Store.open(store_url) as one, Store.open(store_url) as two:
         first, second = await overlapped(
             lambda progress: run_sync(config, one, progress=progress, **options),
@@ -179,9 +192,7 @@ async def test_runs_that_both_hold_a_tenant_still_lose_no_user(
 async def test_delta_syncs_that_both_hold_their_tenants_keep_every_managed_device(
     make_emulator: Callable[..., Emulator], tmp_path: Path, store_url: str
 ) -> None:
-    emu = make_emulator(fleet_world(3, sizes={"users": 30, "devices": 20, "managed_devices": 120}))
-    config = config_for(emu, tmp_path)
-    ids = customer_ids(Control(emu))
+    emu, config, ids = three_tenants(make_emulator, tmp_path)
     with Store.open(store_url) as one, Store.open(store_url) as two:
         assert (await run_sync(config, one)).ok
         first, second = await overlapped(
