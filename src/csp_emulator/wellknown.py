@@ -34,6 +34,41 @@ ROLE_USER_TEMPLATE = "b79fbf4d-3ef9-4689-8143-76b194e85509"
 # Every built-in directory role, by template id (the catalog and its sources: roles.py).
 DIRECTORY_ROLES: dict[str, str] = roles.BUILTIN_ROLES
 
+
+@dataclass(frozen=True)
+class Sku:
+    """A licence a tenant can buy, as ``subscribedSkus`` names it."""
+
+    part_number: str
+    id: str
+    name: str
+    service_plans: tuple[tuple[str, str], ...]  # (servicePlanId, servicePlanName)
+
+
+# Ids from Microsoft's "Product names and service plan identifiers for licensing" reference. Only
+# the plans the emulator looks at are listed (Intune's, which licenses managedDevices).
+INTUNE_PLAN = ("c1ec4a95-1f05-45b3-a911-aa3fa01094f5", "INTUNE_A")
+SKUS: dict[str, Sku] = {
+    sku.part_number: sku
+    for sku in (
+        Sku("SPE_E3", "05e9a617-0261-4cee-bb44-138d3ef5d965", "Microsoft 365 E3", (INTUNE_PLAN,)),
+        Sku(
+            "SPB",
+            "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46",
+            "Microsoft 365 Business Premium",
+            (INTUNE_PLAN,),
+        ),
+        Sku(
+            "O365_BUSINESS_ESSENTIALS",
+            "3b555118-da6a-4418-894f-7df1e2096870",
+            "Microsoft 365 Business Basic",
+            (),
+        ),
+    )
+}
+# What an Intune-licensed tenant of a world file holds unless it lists its licences.
+DEFAULT_SKU = "SPE_E3"
+
 # DAP: what each partner agent group is worth in a customer tenant.
 AGENT_GROUP_ROLES: dict[str, list[str]] = {
     "AdminAgents": [ROLE_GLOBAL_ADMIN],

@@ -166,6 +166,14 @@ def test_devices_organization_domains_and_skus(emulator: Emulator) -> None:
     assert org["value"][0]["id"] == tenant.id == org_item["id"]
     assert org["value"][0]["verifiedDomains"][0]["name"] == CUSTOMER_DOMAIN
     assert skus["value"][0]["servicePlans"][0]["servicePlanName"] == "INTUNE_A"
+    # consumedUnits counts the users the licence is assigned to, as Graph does.
+    [sku] = skus["value"]
+    holders = [
+        u for u in tenant.objects["users"].values()
+        if any(a["skuId"] == sku["skuId"] for a in u.get("assignedLicenses", []))
+    ]  # fmt: skip
+    assert sku["consumedUnits"] == len(holders) > 0
+    assert sku["prepaidUnits"]["enabled"] >= sku["consumedUnits"]
     # Domains need Domain.Read.All, which the demo app does not have: least privilege at work.
     with graph_client(emulator, app_token(emulator, roles=["Domain.Read.All"])) as graph:
         domains = graph.get("/v1.0/domains").json()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -137,6 +139,21 @@ def test_tenant_is_found_by_guid_and_every_verified_domain() -> None:
             },
             "tenant[0].user[0].roles: unknown directory role 'Chief'",
         ),
+        (
+            {"tenant": [{"domain": "c.com", "license": [{"sku": "E7", "units": 1}]}]},
+            "tenant[0].license[0].sku: unknown sku 'E7'; expected one of: SPE_E3, SPB",
+        ),
+        (
+            {
+                "tenant": [
+                    {
+                        "domain": "c.com",
+                        "user": [{"upn": "a@c.com", "password": "p", "licenses": ["SPB"]}],
+                    }
+                ]
+            },
+            "tenant[0].user[0].licenses[0]: the tenant bought no 'SPB' (it holds: SPE_E3)",
+        ),
     ],
 )
 def test_errors_name_the_source_the_key_and_what_is_expected(
@@ -171,7 +188,10 @@ def test_demo_world_has_two_regions_and_scales() -> None:
     assert len(demo_world_data(customers=100)["tenant"]) == 102
 
 
-def test_generated_worlds_are_deterministic() -> None:
+def test_generated_worlds_are_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Activity times (last check-in, last sign-in) count back from when the world loads: the
+    # same seed loaded at the same moment is the same world.
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0)
     a, b = demo_world(customers=5), demo_world(customers=5)
     for tenant_id, tenant in a.tenants.items():
         other = b.tenants[tenant_id]
@@ -179,6 +199,50 @@ def test_generated_worlds_are_deterministic() -> None:
             assert objects.keys() == other.objects[resource].keys(), resource
             for object_id, obj in objects.items():
                 assert obj == other.objects[resource][object_id]
+
+
+def test_licences_guests_and_stale_devices_are_what_the_world_file_says() -> None:
+    world = load_world_data(
+        {
+            "tenant": [
+                {
+                    "domain": "c.com",
+                    "license": [{"sku": "SPB", "units": 7}, {"sku": "SPE_E3", "units": 3}],
+                    "user": [
+                        {"upn": "a@c.com", "password": "p", "licenses": ["SPB", "SPE_E3"]},
+                        {"upn": "g@c.com", "password": "p", "user_type": "Guest"},
+                    ],
+                    "generate": {"users": 40, "guests": 3, "managed_devices": 200, "seed": 1},
+                }
+            ]
+        }
+    )
+    tenant = world.tenant("c.com")
+    assert tenant is not None
+    skus = {s["skuPartNumber"]: s for s in tenant.objects["subscribedSkus"].values()}
+    # Bought as written, whatever the generator assigned.
+    assert {p: s["prepaidUnits"]["enabled"] for p, s in skus.items()} == {"SPB": 7, "SPE_E3": 3}
+    a = tenant.user_by_upn("a@c.com")
+    assert a is not None
+    assert sorted(x["skuId"] for x in a["assignedLicenses"]) == sorted(
+        [wellknown.SKUS["SPB"].id, wellknown.SKUS["SPE_E3"].id]
+    )
+    users = list(tenant.objects["users"].values())
+    assert sum(u["userType"] == "Guest" for u in users) == 1 + 3
+    # Generated users hold the first licence the tenant bought, most of them.
+    holders = sum(
+        any(x["skuId"] == wellknown.SKUS["SPB"].id for x in u["assignedLicenses"]) for u in users
+    )
+    assert 1 + 25 <= holders <= 1 + 40
+    # A few managed devices stopped checking in a month or more ago; the rest within two days.
+    now = world.clock.now()
+    ages = [
+        now - datetime.fromisoformat(d["lastSyncDateTime"]).timestamp()
+        for d in tenant.objects["managedDevices"].values()
+    ]
+    stale = [age for age in ages if age > 30 * 86400]
+    assert 1 <= len(stale) <= 20
+    assert all(age < 2 * 86400 + 60 for age in ages if age <= 30 * 86400)
 
 
 def test_graph_service_principal_publishes_the_permission_catalog() -> None:

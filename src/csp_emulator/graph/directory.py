@@ -27,7 +27,7 @@ from csp_emulator.graph.odata_schema import ODataError, unknown_property
 from csp_emulator.graph.request import TEXT_CONTENT_TYPE, Call, GraphResponse
 from csp_emulator.graph.state import Matches
 from csp_emulator.world.model import Tenant, stable_id
-from csp_emulator.world.objects import domains_json, organization_json
+from csp_emulator.world.objects import assigned_units, domains_json, organization_json
 
 # Graph caps an expanded navigation at 20 objects.
 EXPAND_LIMIT = 20
@@ -444,39 +444,11 @@ def get_contract(call: Call) -> GraphResponse:
     raise not_found(call.params[0])
 
 
-# Microsoft 365 E3 with its Intune plan: what an Intune-licensed tenant shows (ids: the public
-# product names and service plan identifiers reference).
-_M365_E3_SKU = "05e9a617-0261-4cee-bb44-138d3ef5d965"
-_INTUNE_PLAN = "c1ec4a95-1f05-45b3-a911-aa3fa01094f5"
-
-
 def subscribed_skus(call: Call) -> list[dict[str, Any]]:
+    """The licences the tenant bought, each with the users it is assigned to counted."""
     tenant = call.tenant
-    if not tenant.intune_licensed:
-        return []
-    users = len(tenant.objects["users"])
-    return [
-        {
-            "id": f"{tenant.id}_{_M365_E3_SKU}",
-            "accountId": tenant.id,
-            "accountName": tenant.display_name,
-            "appliesTo": "User",
-            "capabilityStatus": "Enabled",
-            "consumedUnits": users,
-            "skuId": _M365_E3_SKU,
-            "skuPartNumber": "SPE_E3",
-            "subscriptionIds": [stable_id(tenant.id, "subscription", _M365_E3_SKU)],
-            "prepaidUnits": {"enabled": max(users, 25), "suspended": 0, "warning": 0},
-            "servicePlans": [
-                {
-                    "servicePlanId": _INTUNE_PLAN,
-                    "servicePlanName": "INTUNE_A",
-                    "provisioningStatus": "Success",
-                    "appliesTo": "User",
-                }
-            ],
-        }
-    ]
+    skus = sorted(tenant.objects["subscribedSkus"].values(), key=lambda sku: sku["id"])
+    return [{**sku, "consumedUnits": assigned_units(tenant, sku["skuId"])} for sku in skus]
 
 
 def list_subscribed_skus(call: Call) -> GraphResponse:

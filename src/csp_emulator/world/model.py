@@ -34,6 +34,7 @@ RESOURCES = (
     "deviceCompliancePolicies",
     "appRoleAssignments",
     "oauth2PermissionGrants",
+    "subscribedSkus",
 )
 
 NAMESPACE = uuid.UUID("5d0c6d1e-8e0f-4c55-9a43-1b2a6f1c9e00")

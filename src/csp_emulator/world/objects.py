@@ -7,13 +7,15 @@ managed devices with the same ids, so tests can know the expected counts and val
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from csp_emulator import wellknown
 from csp_emulator.world.model import Tenant, World, iso, service_principal_json, stable_id
 
-# A fixed epoch for generated timestamps, so generated worlds do not depend on when they load.
+# A fixed epoch for generated timestamps (creation, enrolment), so they do not depend on when the
+# world loads; activity times count back from the load instead (see generate).
 GENERATED_EPOCH = 1_700_000_000.0
 
 FIRST_NAMES = [
@@ -99,13 +101,19 @@ GROUP_NAMES = (
     "All Staff", "Sales Team", "Engineering", "Finance", "Project Phoenix", "Remote Workers",
     "Leadership", "Support Desk", "Marketing", "IT Admins", "Contractors", "London Office",
 )  # fmt: skip
+# Current releases and one laggard (Windows 10 22H2, out of support since October 2025), so that a
+# generated fleet shows what an out-of-support device looks like.
 OS_MIX = (
-    ("Windows", "10.0.22631.4460", "Microsoft Corporation", "Surface Laptop 5"),
+    ("Windows", "10.0.26100.4652", "Microsoft Corporation", "Surface Laptop 7"),
     ("Windows", "10.0.19045.5131", "Dell Inc.", "Latitude 7440"),
-    ("iOS", "17.6.1", "Apple", "iPhone 15"),
-    ("Android", "14", "samsung", "SM-S918B"),
-    ("macOS", "14.6.1", "Apple", "MacBookPro18,3"),
+    ("iOS", "18.6.2", "Apple", "iPhone 16"),
+    ("Android", "15", "samsung", "SM-S928B"),
+    ("macOS", "15.6", "Apple", "MacBookPro18,3"),
 )
+# Share of generated users holding the tenant's first licence, and of managed devices (and
+# directory devices) that stopped checking in a month or more before the world loaded.
+LICENSED_SHARE = 0.85
+STALE_SHARE = 0.04
 COMPLIANCE_WEIGHTS = (
     ("compliant", 70),
     ("noncompliant", 15),
@@ -129,7 +137,10 @@ def user_json(
     job_title: str | None = None,
     created: float | None = None,
     object_id: str | None = None,
+    user_type: str = "Member",
+    licenses: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """A user; ``licenses`` are sku ids (``assignedLicenses``)."""
     local = upn.split("@", 1)[0]
     name = display_name or local.replace(".", " ").title()
     return {
@@ -141,7 +152,8 @@ def user_json(
         "mail": upn,
         "mailNickname": local,
         "accountEnabled": account_enabled,
-        "userType": "Member",
+        "userType": user_type,
+        "assignedLicenses": [{"disabledPlans": [], "skuId": sku} for sku in licenses],
         "jobTitle": job_title,
         "department": department,
         "businessPhones": [],
@@ -174,7 +186,13 @@ def group_json(
 
 
 def device_json(
-    tenant: Tenant, name: str, os: str, os_version: str, index: int, enabled: bool = True
+    tenant: Tenant,
+    name: str,
+    os: str,
+    os_version: str,
+    index: int,
+    enabled: bool = True,
+    last_sign_in: float | None = None,
 ) -> dict[str, Any]:
     object_id = stable_id(tenant.id, "device", name)
     return {
@@ -187,7 +205,9 @@ def device_json(
         "isCompliant": None,
         "isManaged": None,
         "trustType": "AzureAd",
-        "approximateLastSignInDateTime": iso(GENERATED_EPOCH + 3600 * index),
+        "approximateLastSignInDateTime": iso(
+            GENERATED_EPOCH + 3600 * index if last_sign_in is None else last_sign_in
+        ),
         "registrationDateTime": iso(GENERATED_EPOCH - 86400 * (index % 90)),
         "createdDateTime": iso(GENERATED_EPOCH - 86400 * (index % 90)),
     }
@@ -201,6 +221,7 @@ def managed_device_json(
     os_row: tuple[str, str, str, str],
     compliance: str,
     index: int,
+    last_sync: float | None = None,
 ) -> dict[str, Any]:
     os, os_version, manufacturer, model = os_row
     enrolled = GENERATED_EPOCH - 86400 * (index % 120)
@@ -232,7 +253,9 @@ def managed_device_json(
         "isEncrypted": compliance == "compliant",
         "isSupervised": os == "iOS",
         "enrolledDateTime": iso(enrolled),
-        "lastSyncDateTime": iso(GENERATED_EPOCH + 3600 * (index % 48)),
+        "lastSyncDateTime": iso(
+            GENERATED_EPOCH + 3600 * (index % 48) if last_sync is None else last_sync
+        ),
         "complianceGracePeriodExpirationDateTime": "9999-12-31T23:59:59Z",
         "totalStorageSpaceInBytes": 256 * 1024**3,
         "freeStorageSpaceInBytes": (64 + index % 128) * 1024**3,
@@ -250,6 +273,32 @@ def directory_role_json(tenant: Tenant, template_id: str) -> dict[str, Any]:
         "description": wellknown.DIRECTORY_ROLES[template_id],
         "roleTemplateId": template_id,
         "_members": [],
+    }
+
+
+def subscribed_sku_json(tenant: Tenant, part_number: str, units: int) -> dict[str, Any]:
+    """A licence the tenant bought, without ``consumedUnits``: Graph counts the assignments,
+    and so does the emulator when it serves the list (graph/directory.py)."""
+    sku = wellknown.SKUS[part_number]
+    return {
+        "id": f"{tenant.id}_{sku.id}",
+        "accountId": tenant.id,
+        "accountName": tenant.display_name,
+        "appliesTo": "User",
+        "capabilityStatus": "Enabled",
+        "skuId": sku.id,
+        "skuPartNumber": sku.part_number,
+        "subscriptionIds": [stable_id(tenant.id, "subscription", sku.id)],
+        "prepaidUnits": {"enabled": units, "suspended": 0, "warning": 0, "lockedOut": 0},
+        "servicePlans": [
+            {
+                "servicePlanId": plan_id,
+                "servicePlanName": plan_name,
+                "provisioningStatus": "Success",
+                "appliesTo": "User",
+            }
+            for plan_id, plan_name in sku.service_plans
+        ],
     }
 
 
@@ -337,6 +386,10 @@ def seed_directory(tenant: Tenant) -> None:
         "directoryRoles",
         directory_role_json(tenant, wellknown.ROLE_GLOBAL_ADMIN),
     )
+    if tenant.kind == "customer" and tenant.intune_licensed:
+        # Intune needs a licence: an Intune-licensed customer has bought one (25 seats until a
+        # world file or the generator says how many).
+        tenant.add("subscribedSkus", subscribed_sku_json(tenant, wellknown.DEFAULT_SKU, 25))
     if tenant.kind == "partner":
         for name in wellknown.PARTNER_AGENT_GROUPS:
             tenant.add("groups", group_json(tenant, name))
@@ -349,11 +402,21 @@ class GenerateSpec:
     devices: int = 0
     managed_devices: int = 0
     seed: int = 0
+    guests: int = 0
 
 
-def generate(tenant: Tenant, spec: GenerateSpec) -> None:
-    """Fill a tenant with ``spec``'s synthetic objects, deterministically from ``spec.seed``."""
+def generate(tenant: Tenant, spec: GenerateSpec, now: float = GENERATED_EPOCH) -> None:
+    """Fill a tenant with ``spec``'s synthetic objects, deterministically from ``spec.seed``.
+
+    Activity times (a device's last sign-in, a managed device's last check-in) are counted back
+    from ``now``, the moment the world loads, so a generated device is as fresh or as stale
+    whenever the world is loaded; everything else is fixed. The licences, guests and stale
+    devices are drawn from a random stream of their own, so that the rest of a tenant is what
+    the same seed always gave."""
     rng = random.Random(f"{spec.seed}/{tenant.id}")
+    extra = random.Random(f"{spec.seed}/{tenant.id}/activity")
+    skus = list(tenant.objects["subscribedSkus"].values())
+    licence = [skus[0]["skuId"]] if skus else []
     users: list[dict[str, Any]] = []
     for i in range(spec.users):
         first = FIRST_NAMES[i % len(FIRST_NAMES)]
@@ -373,8 +436,25 @@ def generate(tenant: Tenant, spec: GenerateSpec) -> None:
                     department=rng.choice(DEPARTMENTS),
                     job_title=rng.choice(JOB_TITLES),
                     created=GENERATED_EPOCH - 86400 * rng.randint(1, 900),
+                    licenses=licence if extra.random() < LICENSED_SHARE else (),
                 ),
             )
+        )
+    for i in range(spec.guests):
+        first = FIRST_NAMES[(i * 7) % len(FIRST_NAMES)]
+        last = LAST_NAMES[(i * 5) % len(LAST_NAMES)]
+        mail = f"{first.lower()}.{last.lower()}{i}@guest-example.com"
+        tenant.add(
+            "users",
+            user_json(
+                tenant,
+                f"{mail.replace('@', '_')}#EXT#@{tenant.initial_domain}",
+                display_name=f"{first} {last} (guest)",
+                given_name=first,
+                surname=last,
+                user_type="Guest",
+                created=GENERATED_EPOCH - 86400 * extra.randint(1, 400),
+            ),
         )
     for i in range(spec.groups):
         name = GROUP_NAMES[i % len(GROUP_NAMES)]
@@ -390,9 +470,13 @@ def generate(tenant: Tenant, spec: GenerateSpec) -> None:
     for i in range(spec.devices):
         os_row = OS_MIX[rng.randrange(len(OS_MIX))]
         name = f"{tenant.default_domain.split('.')[0].upper()}-{os_row[0][:3].upper()}-{i:04d}"
+        enabled = rng.random() > 0.05
         devices.append(
             tenant.add(
-                "devices", device_json(tenant, name, os_row[0], os_row[1], i, rng.random() > 0.05)
+                "devices",
+                device_json(
+                    tenant, name, os_row[0], os_row[1], i, enabled, _last_seen(extra, now, i)
+                ),
             )
         )
     states = [s for s, _ in COMPLIANCE_WEIGHTS]
@@ -404,9 +488,34 @@ def generate(tenant: Tenant, spec: GenerateSpec) -> None:
         user = users[rng.randrange(len(users))] if users else None
         name = device["displayName"] if device else f"MD-{i:05d}"
         compliance = rng.choices(states, weights)[0]
+        last_sync = _last_seen(extra, now, i)
         tenant.add(
-            "managedDevices", managed_device_json(tenant, device, user, name, os_row, compliance, i)
+            "managedDevices",
+            managed_device_json(tenant, device, user, name, os_row, compliance, i, last_sync),
         )
+    if spec.users or spec.guests:
+        for sku in skus:
+            # Bought: what is assigned and some spare seats, a few or a fifth more.
+            spare = extra.randint(0, max(2, len(users) // 5))
+            sku["prepaidUnits"]["enabled"] = assigned_units(tenant, sku["skuId"]) + spare
     if spec.managed_devices:
         for name, platform in (("Windows baseline", "windows10"), ("iOS baseline", "ios")):
             tenant.add("deviceCompliancePolicies", compliance_policy_json(tenant, name, platform))
+
+
+def assigned_units(tenant: Tenant, sku_id: str) -> int:
+    """Users holding ``sku_id``: Graph's ``consumedUnits`` of the tenant's subscribed sku."""
+    return sum(
+        1
+        for user in tenant.objects["users"].values()
+        for licence in user.get("assignedLicenses", ())
+        if licence.get("skuId") == sku_id
+    )
+
+
+def _last_seen(rng: random.Random, now: float, index: int) -> float:
+    """When a generated device last checked in: within the last two days, or for a few
+    (STALE_SHARE) one to thirteen months ago."""
+    if rng.random() < STALE_SHARE:
+        return now - 86400 * rng.randint(31, 400)
+    return now - 3600 * (index % 48)

@@ -49,6 +49,7 @@ from csp_emulator.world.objects import (
     generate,
     group_json,
     seed_directory,
+    subscribed_sku_json,
     user_json,
 )
 
@@ -152,6 +153,8 @@ class UserModel(_Model):
     groups: list[str] = []
     roles: list[str] = []
     account_enabled: bool = True
+    user_type: Literal["Member", "Guest"] = "Member"
+    licenses: list[str] = []  # sku part numbers the tenant bought (its `license` list)
 
     @field_validator("upn")
     @classmethod
@@ -174,6 +177,18 @@ class UserModel(_Model):
                 )
             out.append(template)
         return out
+
+
+class LicenseModel(_Model):
+    sku: str  # a part number: SPE_E3, SPB, O365_BUSINESS_ESSENTIALS
+    units: int = Field(ge=0)
+
+    @field_validator("sku")
+    @classmethod
+    def _sku(cls, value: str) -> str:
+        if value not in wellknown.SKUS:
+            raise ValueError(f"unknown sku {value!r}; expected one of: {', '.join(wellknown.SKUS)}")
+        return value
 
 
 class GroupModel(_Model):
@@ -223,11 +238,12 @@ class GenerateModel(_Model):
     groups: int = Field(0, ge=0, le=MAX_GENERATED_PER_KIND)
     devices: int = Field(0, ge=0, le=MAX_GENERATED_PER_KIND)
     managed_devices: int = Field(0, ge=0, le=MAX_GENERATED_PER_KIND)
+    guests: int = Field(0, ge=0, le=MAX_GENERATED_PER_KIND)
     seed: int = 0
 
     @property
     def total(self) -> int:
-        return self.users + self.groups + self.devices + self.managed_devices
+        return self.users + self.groups + self.devices + self.managed_devices + self.guests
 
 
 class TenantModel(_Model):
@@ -246,6 +262,8 @@ class TenantModel(_Model):
     # A partner tenant with the "Partner Customer Delegated Administration" service principal,
     # which app-only calls to Graph's GDAP APIs need.
     gdap_api: bool = False
+    # Licences bought; an Intune-licensed customer that lists none holds SPE_E3.
+    license: list[LicenseModel] = []
     user: list[UserModel] = []
     group: list[GroupModel] = []
     app: list[AppModel] = []
@@ -446,6 +464,12 @@ def _add_tenant(world: World, tm: TenantModel, index: int, base_dir: Path) -> No
     except ValueError as exc:
         raise WorldFileError(f"{where}.domain: {exc}; every tenant needs its own domains") from None
     seed_directory(tenant)
+    if tm.license:
+        tenant.objects["subscribedSkus"].clear()
+        for licence in tm.license:
+            tenant.add("subscribedSkus", subscribed_sku_json(tenant, licence.sku, licence.units))
+    skus = tenant.objects["subscribedSkus"].values()
+    bought = {sku["skuPartNumber"]: sku["skuId"] for sku in skus}
     for ui, um in enumerate(tm.user):
         if tenant.user_by_upn(um.upn):
             raise WorldFileError(f"{where}.user[{ui}].upn: {um.upn!r} is listed twice")
@@ -454,6 +478,12 @@ def _add_tenant(world: World, tm: TenantModel, index: int, base_dir: Path) -> No
                 f"{where}.user[{ui}].upn: {um.upn!r} is not in a domain of this tenant "
                 f"({', '.join(tenant.domains)})"
             )
+        for li, part_number in enumerate(um.licenses):
+            if part_number not in bought:
+                raise WorldFileError(
+                    f"{where}.user[{ui}].licenses[{li}]: the tenant bought no {part_number!r} "
+                    f"(it holds: {', '.join(bought) or 'no licences'}); list it under license"
+                )
         user = tenant.add(
             "users",
             user_json(
@@ -462,6 +492,8 @@ def _add_tenant(world: World, tm: TenantModel, index: int, base_dir: Path) -> No
                 display_name=um.display_name,
                 password=um.password,
                 account_enabled=um.account_enabled,
+                user_type=um.user_type,
+                licenses=[bought[p] for p in um.licenses],
             ),
         )
         for gi, group_name in enumerate(um.groups):
@@ -546,7 +578,13 @@ def _add_tenant(world: World, tm: TenantModel, index: int, base_dir: Path) -> No
         add_role_member(tenant, wellknown.ROLE_GLOBAL_ADMIN, admin["id"])
     if tm.generate is not None:
         g = tm.generate
-        generate(tenant, GenerateSpec(g.users, g.groups, g.devices, g.managed_devices, g.seed))
+        spec = GenerateSpec(g.users, g.groups, g.devices, g.managed_devices, g.seed, g.guests)
+        generate(tenant, spec, world.clock.now())
+    for licence in tm.license:  # bought as written, whatever the generator assigned
+        sku_id = wellknown.SKUS[licence.sku].id
+        tenant.objects["subscribedSkus"][f"{tenant.id}_{sku_id}"]["prepaidUnits"]["enabled"] = (
+            licence.units
+        )
 
 
 def add_role_member(tenant: Tenant, template_id: str, object_id: str) -> None:
@@ -741,6 +779,9 @@ def demo_world_data(customers: int = 36, seed: int = 7) -> dict[str, Any]:
     """Two partner tenants (NA and EU, one partner-managed app each) and ``customers`` customers
     of varied sizes spread over both regions; ``customer.com`` is always the first, in NA."""
     rng = random.Random(seed)
+    # Guests are drawn from a stream of their own, so the rest of the demo world is what the
+    # same seed always gave.
+    guests = random.Random(f"{seed}/guests")
     tenants: list[dict[str, Any]] = []
     for region, p in DEMO_PARTNERS.items():
         local = p["domain"].split(".")[0]
@@ -814,6 +855,7 @@ def demo_world_data(customers: int = 36, seed: int = 7) -> dict[str, Any]:
                     "groups": max(2, users // 12),
                     "devices": devices,
                     "managed_devices": int(devices * 0.8),
+                    "guests": guests.choice((0, 0, 1, 2, users // 20)),
                     "seed": seed + i,
                 },
             }
