@@ -482,11 +482,11 @@ def test_counts_per_tenant_and_fleet(store: Store) -> None:
     build_known_fleet(store)
     assert store.counts(ALPHA) == {
         "users": 5, "groups": 2, "devices": 3, "managedDevices": 3, "organization": 1,
-        "members": 6,
+        "subscribedSkus": 0, "members": 6,
     }  # fmt: skip
     assert store.counts() == {
         "users": 11, "groups": 2, "devices": 3, "managedDevices": 10, "organization": 1,
-        "members": 6,
+        "subscribedSkus": 0, "members": 6,
     }  # fmt: skip
 
 

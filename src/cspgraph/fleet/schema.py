@@ -32,7 +32,7 @@ from sqlalchemy.types import TypeEngine
 
 from cspgraph.fleet.outcomes import CustomerStatus
 
-RESOURCES = ("users", "groups", "devices", "managedDevices", "organization")
+RESOURCES = ("users", "groups", "devices", "managedDevices", "organization", "subscribedSkus")
 # The resources whose objects can be members of groups and directory roles.
 DIRECTORY_MEMBERS = ("users", "groups", "devices")
 STATUSES = tuple(status.value for status in CustomerStatus)  # what customers.status may hold
@@ -113,6 +113,9 @@ users = _object_table(
     Column("display_name", String),
     Column("account_enabled", Boolean),
     Column("user_type", String),
+    # The sku ids of assignedLicenses, sorted and comma-separated ("" for none); NULL when the
+    # object came without assignedLicenses (a store synced before licences were): unknown.
+    Column("licenses", String),
 )
 groups = _object_table(
     "groups",
@@ -132,11 +135,23 @@ managed_devices = _object_table(
     Column("compliance_state", String),
     Column("user_id", String),
     Column("last_sync", UtcDateTime),
+    Column("os_version", String),
+    Column("is_encrypted", Boolean),
 )
 organizations = _object_table(
     "organizations",
     Column("display_name", String),
     Column("country", String),
+)
+# The licences a customer bought (GET /subscribedSkus, whole each run): seats bought (enabled
+# prepaid units) and assigned (consumedUnits).
+subscribed_skus = _object_table(
+    "subscribed_skus",
+    Column("sku_id", String),
+    Column("sku_part_number", String),
+    Column("capability_status", String),
+    Column("prepaid_units", Integer),
+    Column("consumed_units", Integer),
 )
 
 # The membership tables are their primary key and nothing else: WITHOUT ROWID stores each row
@@ -163,6 +178,10 @@ role_members = Table(
     Column("tenant_id", String, primary_key=True),
     Column("role_template_id", String, primary_key=True),
     Column("member_id", String, primary_key=True),
+    # What the role's member list said of the member: "user", "group", "servicePrincipal", and
+    # its name (UPN or display name), so a report names admins the store has no row for.
+    Column("member_type", String),
+    Column("display_name", String),
     sqlite_with_rowid=False,
 )
 checkpoints = Table(
@@ -210,6 +229,7 @@ OBJECT_TABLES: dict[str, Table] = {
     "devices": devices,
     "managedDevices": managed_devices,
     "organization": organizations,
+    "subscribedSkus": subscribed_skus,
 }
 
 
@@ -231,9 +251,19 @@ def _user_row(tenant_id: str, o: Mapping[str, Any], run: str | None) -> tuple[An
         get("displayName"),
         get("accountEnabled"),
         get("userType"),
+        licence_ids(o),
         json_text(o),
         run,
     )
+
+
+def licence_ids(user: Mapping[str, Any]) -> str | None:
+    """The ``licenses`` column: sku ids sorted and comma-separated; None when not sent."""
+    assigned = user.get("assignedLicenses")
+    if not isinstance(assigned, list):
+        return None
+    ids = {str(a["skuId"]).lower() for a in assigned if isinstance(a, dict) and a.get("skuId")}
+    return ",".join(sorted(ids))
 
 
 def _group_row(tenant_id: str, o: Mapping[str, Any], run: str | None) -> tuple[Any, ...]:
@@ -265,7 +295,9 @@ def _managed_device_row(tenant_id: str, o: Mapping[str, Any], run: str | None) -
         get("operatingSystem"),
         get("complianceState"),
         get("userId") or None,
-        _parse_time(get("lastSyncDateTime")),
+        parse_time(get("lastSyncDateTime")),
+        get("osVersion"),
+        get("isEncrypted"),
         json_text(o),
         run,
     )
@@ -273,6 +305,23 @@ def _managed_device_row(tenant_id: str, o: Mapping[str, Any], run: str | None) -
 
 def _organization_row(tenant_id: str, o: Mapping[str, Any], run: str | None) -> tuple[Any, ...]:
     return (tenant_id, o["id"], o.get("displayName"), o.get("countryLetterCode"), json_text(o), run)
+
+
+def _subscribed_sku_row(tenant_id: str, o: Mapping[str, Any], run: str | None) -> tuple[Any, ...]:
+    get = o.get
+    prepaid = get("prepaidUnits")
+    enabled = prepaid.get("enabled") if isinstance(prepaid, dict) else None
+    return (
+        tenant_id,
+        o["id"],
+        str(get("skuId") or "").lower() or None,
+        get("skuPartNumber"),
+        get("capabilityStatus"),
+        enabled if isinstance(enabled, int) else None,
+        get("consumedUnits") if isinstance(get("consumedUnits"), int) else None,
+        json_text(o),
+        run,
+    )
 
 
 def sqlite_managed_device_row(
@@ -296,10 +345,19 @@ ROW_BUILDERS: dict[str, RowBuilder] = {
     "devices": _device_row,
     "managedDevices": _managed_device_row,
     "organization": _organization_row,
+    "subscribedSkus": _subscribed_sku_row,
 }
 # What each builder's tuple holds, in order: the store checks its compiled upserts against these.
 _TYPED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "users": ("tenant_id", "id", "upn", "display_name", "account_enabled", "user_type"),
+    "users": (
+        "tenant_id",
+        "id",
+        "upn",
+        "display_name",
+        "account_enabled",
+        "user_type",
+        "licenses",
+    ),
     "groups": ("tenant_id", "id", "display_name", "security_enabled"),
     "devices": ("tenant_id", "id", "display_name", "operating_system", "account_enabled"),
     "managedDevices": (
@@ -310,14 +368,26 @@ _TYPED_COLUMNS: dict[str, tuple[str, ...]] = {
         "compliance_state",
         "user_id",
         "last_sync",
+        "os_version",
+        "is_encrypted",
     ),
     "organization": ("tenant_id", "id", "display_name", "country"),
+    "subscribedSkus": (
+        "tenant_id",
+        "id",
+        "sku_id",
+        "sku_part_number",
+        "capability_status",
+        "prepaid_units",
+        "consumed_units",
+    ),
 }
 ROW_COLUMNS = {name: (*typed, "raw", "seen_run") for name, typed in _TYPED_COLUMNS.items()}
 _LAST_SYNC_AT = ROW_COLUMNS["managedDevices"].index("last_sync")  # SQLite stores it as text
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """A Graph timestamp as aware UTC; None for anything that is not one."""
     if not isinstance(value, str) or not value:
         return None
     try:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
+from cspgraph.fleet import migrations
 from cspgraph.fleet.outcomes import CustomerStatus
 from cspgraph.fleet.schema import (
     DIRECTORY_MEMBERS,
@@ -101,6 +102,7 @@ __all__ = [
     "MemberChanges",
     "PullPosition",
     "RawJson",
+    "RoleMember",
     "RowBuilder",
     "Store",
     "UtcDateTime",
@@ -166,6 +168,15 @@ class CheckpointMovedError(TransientError):
             tenant=tenant_id,
             reason="another sync run wrote this customer at the same time: run again",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RoleMember:
+    """A holder of a directory role as the role's member list names it."""
+
+    id: str
+    kind: str | None = None  # user, group, servicePrincipal
+    name: str | None = None  # a user's UPN, anything else's display name
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,8 +343,9 @@ class Store:
             "DELETE FROM role_members WHERE tenant_id = ? AND role_template_id = ?"
         )
         self._sql_add_role_member = sql(
-            "INSERT INTO role_members (tenant_id, role_template_id, member_id) VALUES (?, ?, ?)"
-            " ON CONFLICT DO NOTHING"
+            "INSERT INTO role_members"
+            " (tenant_id, role_template_id, member_id, member_type, display_name)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
         )
         # Table and column names below are the schema's own constants, never input.
         unseen = "SELECT id FROM {} WHERE tenant_id = ? AND seen_run {} ?"
@@ -371,7 +383,7 @@ class Store:
         with engine.connect() as conn:
             conn.execution_options(cspgraph_write=True)
             with conn.begin():
-                metadata.create_all(conn)
+                migrations.prepare(conn)  # creates a new store, upgrades an old one
         return store
 
     def close(self) -> None:
@@ -405,6 +417,20 @@ class Store:
         :class:`~sqlalchemy.exc.DBAPIError`."""
         with self._writing() as cursor:
             yield cursor
+
+    # --- for the modules that keep tables of their own (runs, partner apps, notifications) ------
+
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A read transaction with one snapshot, for SQLAlchemy Core queries."""
+        return self._reading()
+
+    def driver_time(self, value: datetime | None) -> Any:
+        """A timestamp as this driver takes it for a :class:`UtcDateTime` column."""
+        return None if value is None else self._time(value)
+
+    def read_driver_time(self, value: Any) -> datetime | None:
+        """A :class:`UtcDateTime` column's value read on a DBAPI cursor, as aware UTC."""
+        return None if value is None else self._read_time(value)
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -672,16 +698,33 @@ class Store:
             cursor.executemany(self._sql_add_member, added)
 
     def upsert_role_members(
-        self, tenant_id: str, role_template_id: str, display_name: str, member_ids: Sequence[str]
+        self,
+        tenant_id: str,
+        role_template_id: str,
+        display_name: str,
+        member_ids: Sequence[str | RoleMember],
     ) -> None:
         """Replace the members of one activated directory role (``directoryRoles`` has no delta
         and no paging, so the sync always has the complete list)."""
+        self.replace_roles(tenant_id, {role_template_id: (display_name, member_ids)})
+
+    def replace_roles(
+        self, tenant_id: str, roles: Mapping[str, tuple[str, Sequence[str | RoleMember]]]
+    ) -> None:
+        """Replace the members of several directory roles (template id -> (role name, members))
+        in one transaction; a role given with no members is recorded as synced and empty."""
         with self._writing() as cursor:
-            cursor.execute(self._sql_upsert_role, (tenant_id, role_template_id, display_name))
-            cursor.execute(self._sql_drop_role_members, (tenant_id, role_template_id))
-            if member_ids:
-                rows = [(tenant_id, role_template_id, m) for m in member_ids]
-                cursor.executemany(self._sql_add_role_member, rows)
+            for template, (name, members) in roles.items():
+                cursor.execute(self._sql_upsert_role, (tenant_id, template, name))
+                cursor.execute(self._sql_drop_role_members, (tenant_id, template))
+                rows = [
+                    (tenant_id, template, m.id, m.kind, m.name)
+                    if isinstance(m, RoleMember)
+                    else (tenant_id, template, m, None, None)
+                    for m in members
+                ]
+                if rows:
+                    cursor.executemany(self._sql_add_role_member, rows)
 
     # --- pages and checkpoints -----------------------------------------------------------------
 
