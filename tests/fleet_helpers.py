@@ -27,6 +27,7 @@ from csp_emulator.world.model import World
 from csp_emulator.world.worldfile import DEMO_PARTNERS, demo_world_data, load_world_data
 from cspgraph.config import Config, config_from_data
 from cspgraph.fleet import store as store_tables
+from cspgraph.fleet.history_schema import HISTORY_TABLES
 from cspgraph.fleet.resources import PULLS
 from cspgraph.fleet.store import GLOBAL_ADMIN_ROLE_TEMPLATE, Store
 from cspgraph.fleet.sync import SyncSummary, sync_fleet
@@ -129,6 +130,11 @@ def world_snapshot(emu: Emulator, tenant_ids: list[str]) -> Snapshot:
                 "devices": sorted(objects["devices"]),
                 "managedDevices": sorted(objects["managedDevices"]),
                 "organization": [tid],
+                "subscribedSkus": sorted(objects["subscribedSkus"]),
+                "licences": {
+                    uid: ",".join(sorted(a["skuId"] for a in u.get("assignedLicenses", [])))
+                    for uid, u in objects["users"].items()
+                },
                 "members": sorted(
                     (g, m)
                     for g, group in objects["groups"].items()
@@ -166,6 +172,10 @@ def store_snapshot(store: Store, tenant_ids: list[str]) -> Snapshot:
                     )
                 ).scalars()
             )
+            u = store_tables.users.c
+            snap["licences"] = dict(
+                conn.execute(select(u.id, u.licenses).where(u.tenant_id == tid)).all()
+            )
             md = store_tables.managed_devices.c
             snap["compliance"] = dict(
                 conn.execute(
@@ -177,12 +187,14 @@ def store_snapshot(store: Store, tenant_ids: list[str]) -> Snapshot:
 
 
 def full_dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table but the bookkeeping (marks, timestamps, checkpoints)."""
+    """Every row of every table but the bookkeeping (marks, timestamps, checkpoints) and the
+    history of runs (each run adds to it); the security state is the inventory's, kept."""
     dump: dict[str, list[tuple[Any, ...]]] = {}
     skip = {"seen_run", "status_at", "last_sync_at", "updated_at"}
+    history = {t.name for t in HISTORY_TABLES} - {"security_state"}
     with store.engine.connect() as conn:
         for name, table in store_tables.metadata.tables.items():
-            if name == "checkpoints":
+            if name == "checkpoints" or name in history:
                 continue
             columns = [c for c in table.columns if c.name not in skip]
             rows = conn.execute(select(*columns)).all()

@@ -32,13 +32,14 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 RESULT_PREFIX = "BENCH-RESULT "
 
 SELECT = {
-    "users": "id,displayName,userPrincipalName,mail,accountEnabled,userType,createdDateTime",
+    "users": "id,displayName,userPrincipalName,mail,accountEnabled,userType,createdDateTime,"
+    "assignedLicenses",
     "groups": "id,displayName,securityEnabled,mailEnabled,groupTypes,isAssignableToRole",
     "devices": "id,deviceId,displayName,operatingSystem,operatingSystemVersion,accountEnabled,"
     "trustType,approximateLastSignInDateTime",
     "organization": "id,displayName,countryLetterCode,tenantType,verifiedDomains",
     "managedDevices": "id,deviceName,operatingSystem,osVersion,complianceState,userId,"
-    "userPrincipalName,lastSyncDateTime,managedDeviceOwnerType,azureADDeviceId",
+    "userPrincipalName,lastSyncDateTime,managedDeviceOwnerType,azureADDeviceId,isEncrypted",
 }
 PATHS = {
     "users": "/users",

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from bench.runners.common import Job, Tally, cpu_seconds
+from bench.runners.common import KINDS, Job, Tally, cpu_seconds
 from cspgraph.config import load_config
 from cspgraph.fleet.resources import MAX_PAGE_SIZE, PULLS
 from cspgraph.graph import GraphClient
@@ -68,7 +68,10 @@ async def run(job: Job, config_path: str, tally: Tally, phases: dict[str, float]
                     return  # its token failed: already an error
                 async with gate:
                     try:
-                        await asyncio.gather(*(pull(tenant, p) for p in PULLS))
+                        # The baselines' pull (KINDS): the sync's licences are not part of it.
+                        await asyncio.gather(
+                            *(pull(tenant, p) for p in PULLS if p.resource in KINDS)
+                        )
                     except Exception as exc:
                         tally.error(f"{tenant}: {exc!r}")
 

@@ -56,7 +56,7 @@ def sync(
         "--resources",
         metavar="LIST",
         help="Only these, comma-separated: users, groups, devices, organization, "
-        "managedDevices, directoryRoles.",
+        "managedDevices, subscribedSkus, directoryRoles.",
     ),
     wait: bool = typer.Option(
         False,
@@ -75,9 +75,16 @@ def sync(
         "--progress/--no-progress",
         help="Show live progress (default: when stderr is a terminal).",
     ),
+    prune: bool = typer.Option(
+        False,
+        "--prune",
+        help="After the sync, delete everything the store keeps about customers Partner Center "
+        "no longer lists (marked gone by this or an earlier run).",
+    ),
     config: Path | None = common.CONFIG_OPTION,
 ) -> None:
-    """Sync every customer's users, groups, devices, organization, Intune devices and admins.
+    """Sync every customer's users, groups, devices, organization, Intune devices, licences and
+    admins.
 
     The first run pulls everything; later runs fetch changes only (delta queries). Interrupted
     runs resume where they stopped. A customer another sync run is syncing is left to it (or
@@ -123,6 +130,7 @@ def sync(
         )  # fmt: skip
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 
+        pruned: list[str] = []
         with store:
             if show:
                 from rich.console import Console  # Rich only for a live display or the table
@@ -133,13 +141,24 @@ def sync(
                     summary = asyncio.run(go(progress=live))
             else:
                 summary = asyncio.run(go())
+            if prune:
+                from cspgraph.fleet.runs import prune_gone
+
+                pruned = prune_gone(store)
 
         if common.wants_json(json_out):
-            common.print_json(summary.as_dict())
+            common.print_json({**summary.as_dict(), "pruned": pruned})
         else:
             from cspgraph.fleet.sync_display import summary_view
 
             common.console().print(summary_view(summary))
+            if summary.gone:
+                common.say(
+                    f"{len(summary.gone)} customer(s) no longer listed by Partner Center: marked "
+                    "gone, their data kept until `cspgraph sync --prune`"
+                )
+            if pruned:
+                common.say(f"pruned {len(pruned)} customer(s) no longer listed: their data is gone")
             common.say(f"store: {db}   next: cspgraph report --db {db}")
         if summary.left_alone:
             common.say(

@@ -88,6 +88,8 @@ class SyncSummary:
     wall_time: float  # seconds
     graph: dict[str, int]  # this run's Graph counters: requests, throttled (429s), retries, …
     listing_errors: dict[str, str] = field(default_factory=dict)  # region -> why
+    run_id: str | None = None  # the run as the store records it (cspgraph.fleet.runs)
+    gone: list[str] = field(default_factory=list)  # tenants a complete listing no longer named
 
     @property
     def requests(self) -> int:
@@ -134,6 +136,7 @@ class SyncSummary:
     def as_dict(self) -> dict[str, Any]:
         """Everything, as JSON-ready data (what ``cspgraph sync --json`` prints)."""
         return {
+            "run_id": self.run_id,
             "started_at": self.started_at.isoformat(),
             "wall_time_s": round(self.wall_time, 3),
             "ok": self.ok,
@@ -142,6 +145,7 @@ class SyncSummary:
             "throttled": self.throttled,
             "graph": dict(self.graph),
             "listing_errors": dict(self.listing_errors),
+            "gone": list(self.gone),
             "tenants": [t.as_dict() for t in self.tenants],
         }
 

@@ -41,6 +41,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 
 from cspgraph.config import Config
+from cspgraph.fleet import partner_apps, runs
 from cspgraph.fleet.customers import (
     CustomerRef,
     ListingErrors,
@@ -51,6 +52,7 @@ from cspgraph.fleet.leases import TenantLeases
 from cspgraph.fleet.outcomes import SyncSummary, TenantResult
 from cspgraph.fleet.progress import NullProgress, SyncProgress
 from cspgraph.fleet.resources import ALL_RESOURCES, MAX_PAGE_SIZE
+from cspgraph.fleet.runs import ListedTenants, RunRecorder
 from cspgraph.fleet.store import Store
 from cspgraph.fleet.store_writer import StoreWriter
 from cspgraph.fleet.tenant_sync import SyncSettings, TenantAccess, sync_tenant
@@ -113,8 +115,9 @@ async def sync_fleet(
             )
         errors = ListingErrors()
         listed: Iterable[CustomerRef] | AsyncIterable[CustomerRef]
+        seen = ListedTenants()
         if customers is None:
-            listed = partner_center_customers(provider, errors=errors)
+            listed = seen.watch(partner_center_customers(provider, errors=errors))
         else:
             listed = customers_from_list(customers)
         summary = await sync_customers(
@@ -131,7 +134,21 @@ async def sync_fleet(
             leases=leases,
         )
         summary.listing_errors.update(errors.by_region)
+        # When each region's app loses its credential: a check warns before it happens.
+        await partner_apps.record(provider.config.identities, graph, store)
+        await asyncio.to_thread(_after_listing, store, summary, seen if customers is None else None)
         return summary
+
+
+def _after_listing(store: Store, summary: SyncSummary, seen: ListedTenants | None) -> None:
+    """Record how the run found its customers; after a complete Partner Center listing, mark
+    the customers it no longer named as gone (their data stays until ``--prune``)."""
+    if summary.run_id is None:
+        return
+    listed = runs.NAMED if seen is None else runs.PARTNER_CENTER
+    runs.note_listing(store, summary.run_id, listed, summary.listing_errors)
+    if seen is not None and seen.complete and not summary.listing_errors:
+        summary.gone = runs.mark_gone(store, seen.tenants)
 
 
 async def sync_customers(
@@ -176,14 +193,23 @@ async def sync_customers(
     started_at = datetime.now(UTC)
     clock = time.monotonic()
     before = client.stats.as_dict()
+    run = await RunRecorder.begin(writer)  # the store's history of runs (cspgraph.fleet.runs)
+    observer = run.watching(observer)
     observer.started(client.stats)
     loop = asyncio.get_running_loop()
+    outcome = runs.INTERRUPTED
     try:
         with held.heartbeat():
             await _fan_out(
                 client, access, writer, observer, settings, customers, concurrency, results, held
             )
+        outcome = runs.COMPLETED
+    except Exception:
+        outcome = runs.FAILED
+        raise
     finally:
+        wall_time = time.monotonic() - clock
+        run.finish(outcome, results, _stats_since(before, client.stats), wall_time)
         # Also when cancelled: the writes in flight finish (each is one atomic page), then
         # the leases go back, so the next run need not wait for them to expire.
         await asyncio.shield(loop.run_in_executor(None, writer.close))
@@ -195,8 +221,9 @@ async def sync_customers(
     summary = SyncSummary(
         tenants=results,
         started_at=started_at,
-        wall_time=time.monotonic() - clock,
+        wall_time=wall_time,
         graph=_stats_since(before, client.stats),
+        run_id=run.run_id,
     )
     observer.finished(summary)
     return summary

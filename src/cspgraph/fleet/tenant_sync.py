@@ -46,7 +46,7 @@ from cspgraph.fleet.leases import LeaseHeldError, TenantLeases
 from cspgraph.fleet.outcomes import CustomerStatus, TenantResult, clip, describe_failure, short
 from cspgraph.fleet.progress import SyncProgress
 from cspgraph.fleet.resources import ADMIN_ROLE_TEMPLATES, ADMIN_ROLES, PULLS, Pull
-from cspgraph.fleet.store import PullPosition, Store, member_changes_from_delta
+from cspgraph.fleet.store import PullPosition, RoleMember, Store, member_changes_from_delta
 from cspgraph.fleet.store_writer import StoreWriter
 from cspgraph.graph.client import GraphClient, Page
 from cspgraph.http.errors import BadRequestError, CspGraphError, ErrorClass
@@ -248,30 +248,38 @@ class TenantSync:
 
     # -- admins ------------------------------------------------------------------------------------
     async def _admins(self) -> None:
-        """Members of the admin roles. directoryRoles takes no query options and lists activated
-        roles only; a role never activated has no members, which is recorded too."""
+        """Holders of the privileged roles, with their names. directoryRoles takes no query
+        options and lists activated roles only; a role never activated has no members, which is
+        recorded too (all roles in one write)."""
         self.result.modes[ADMIN_ROLES] = "full"
-        roles: dict[str, dict[str, Any]] = {}
+        activated: dict[str, dict[str, Any]] = {}
         async for page in self.client.pages(self.tenant, "/directoryRoles"):
             self._count(ADMIN_ROLES, 0, 0)
             for item in page.items:
                 template = str(item.get("roleTemplateId") or "").lower()
                 if template in ADMIN_ROLE_TEMPLATES:
-                    roles[template] = item
+                    activated[template] = item
+        roles: dict[str, tuple[str, list[RoleMember]]] = {}
         for template, default_name in ADMIN_ROLE_TEMPLATES.items():
-            role = roles.get(template)
-            members: list[str] = []
+            role = activated.get(template)
+            members: list[RoleMember] = []
             name = default_name
             if role is not None:
                 name = str(role.get("displayName") or default_name)
                 path = f"/directoryRoles/{role['id']}/members"
                 async for page in self.client.pages(self.tenant, path):
-                    members.extend(str(m["id"]) for m in page.items if "id" in m)
+                    members.extend(role_member(m) for m in page.items if "id" in m)
                     self._count(ADMIN_ROLES, len(page.items), 0)
-            await self.writer.run(
-                self.store.upsert_role_members, self.tenant, template, name, members
-            )
-            self.progress.page_written(self.tenant, ADMIN_ROLES, len(members))
+            roles[template] = (name, members)
+        await self.writer.run(self.store.replace_roles, self.tenant, roles)
+        self.progress.page_written(self.tenant, ADMIN_ROLES, sum(len(m) for _, m in roles.values()))
+
+
+def role_member(item: dict[str, Any]) -> RoleMember:
+    """A role's member as its member list describes it (users by UPN)."""
+    kind = str(item.get("@odata.type") or "").rpartition(".")[2] or None
+    name = item.get("userPrincipalName") or item.get("displayName")
+    return RoleMember(str(item["id"]), kind, str(name) if name else None)
 
 
 async def _refusals_as_link_refused(
@@ -310,6 +318,8 @@ def _unavailable(name: str, exc: BaseException) -> str | None:
         # The same token just read the directory, so this is not a young relationship: the
         # partner-managed app lacks the permission directoryRoles needs.
         return "the app lacks RoleManagement.Read.Directory, so admins are unknown"
+    if name == "subscribedSkus" and exc.status == 403:
+        return "the app lacks Organization.Read.All, so licences are unknown"
     return None
 
 

@@ -347,9 +347,12 @@ SYNC_OPERATIONS: tuple[tuple[str, str], ...] = (
     ("GET", "/devices"),
     ("GET", "/devices/delta"),
     ("GET", "/deviceManagement/managedDevices"),
-    # Who holds Global Administrator: the report's "admins".
+    # Who holds the privileged roles: the report's "admins".
     ("GET", "/directoryRoles"),
     ("GET", "/directoryRoles/{id}/members"),
+    # Licences (GET /subscribedSkus) are not listed: its least permission is
+    # LicenseAssignment.Read.All, but Graph also accepts Organization.Read.All, which the sync
+    # holds for /organization already (Graph's subscribedSkus reference), so no more is asked.
 )
 # The onboarding smoke test (client-traps §11): GET /users?$count=true&$top=1.
 SMOKE_TEST_OPERATIONS: tuple[tuple[str, str], ...] = (("GET", "/users"),)
