@@ -140,7 +140,9 @@ def record_tenant(store: Store, run_id: str, result: TenantResult) -> None:
                 _json(figures),
             ),
         )
-        _record_state(store, cursor, tenant, run_id, ok, now)
+        if result.status is not CustomerStatus.RUNNING:
+            # "running": another run holds the customer and records how its sync ends.
+            _record_state(store, cursor, tenant, run_id, ok, now)
 
 
 def _record_state(
