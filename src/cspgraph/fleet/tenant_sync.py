@@ -19,7 +19,9 @@ Where a stream starts (:meth:`TenantSync._pull`):
   did not see) and, for groups, a fresh start of the memberships.
 
 A saved link that Graph refuses (an expired delta token: 410, or 400 ``syncStateNotFound`` /
-``resyncRequired``; a skip token it no longer knows) restarts that resource as a full pull.
+``resyncRequired``; a skip token it no longer knows), or one that points to another host than
+the Graph host of this run (a token is never sent there), restarts that resource as a full pull,
+with a note on the customer.
 
 Every page is written with the position its stream fetched it from (:class:`PullPosition`): if
 another run moved the checkpoint meanwhile, the store refuses the page and the resource fails
@@ -38,6 +40,7 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from cspgraph.customer_ref import domain_of, is_guid
 from cspgraph.discovery import Route
@@ -155,23 +158,36 @@ class TenantSync:
         start, mode = await self.writer.run(self._open, pull, new_run_id())
         self.result.modes[pull.resource] = mode
         if start.link is not None:
-            try:
-                delta_link = await self._stream(pull, start)
-                if mode == "resumed" and delta_link is not None:
-                    # What the pages before the interruption hold is as old as the
-                    # interruption: one more round brings it up to date.
-                    await self._stream(pull, PullPosition(delta_link, None))
-                return
-            except LinkRefused as refused:
-                self.result.notes.append(
-                    f"{pull.resource}: saved link refused ({short(refused.error)}); pulled in full"
-                )
-                self.result.modes[pull.resource] = "full"
+            why = self._unusable(start.link)
+            if why is None:
+                try:
+                    delta_link = await self._stream(pull, start)
+                    if mode == "resumed" and delta_link is not None:
+                        # What the pages before the interruption hold is as old as the
+                        # interruption: one more round brings it up to date.
+                        await self._stream(pull, PullPosition(delta_link, None))
+                    return
+                except LinkRefused as refused:
+                    why = f"saved link refused ({short(refused.error)})"
+            self.result.notes.append(f"{pull.resource}: {why}; pulled in full")
+            self.result.modes[pull.resource] = "full"
             start = await self.writer.run(self._begin_full_pull, pull, new_run_id())
         try:
             await self._stream(pull, start)
         except LinkRefused as refused:
             raise refused.error from None  # refused within a pull we just started: give up
+
+    def _unusable(self, link: str) -> str | None:
+        """Why a saved link cannot be followed, or None. A link to another host than the one
+        this run talks to (an emulator restarted on a new port, a changed configuration) would
+        take the customer's token there: it is never followed, and the resource starts over."""
+        if self.client.sends_to(link):
+            return None
+        parts = urlsplit(link)
+        return (
+            f"the saved link points to {parts.scheme}://{parts.netloc}, not to the Graph host "
+            f"this run talks to ({self.client.base_url}), and no token was sent there"
+        )
 
     def _open(self, pull: Pull, run_id: str) -> tuple[PullPosition, str]:
         """(where to start, mode) of a resource; a full pull is begun here. Runs on the writer

@@ -198,6 +198,18 @@ class GraphClient:
         return self._pacer.limiter
 
     @property
+    def base_url(self) -> str:
+        """The Graph host this client talks to, e.g. ``https://graph.microsoft.com``."""
+        return self._base
+
+    def sends_to(self, url: str) -> bool:
+        """Whether an absolute ``url`` (a saved nextLink or deltaLink) is on this client's Graph
+        host, so that the client would send a token there; a link to any other origin is
+        refused when it is followed."""
+        parsed = URL(url, encoded=True)
+        return (parsed.scheme, parsed.host, parsed.port) == self._origin
+
+    @property
     def max_retries(self) -> int:
         """Retries of a transient failure per call (and rounds of retried ``$batch`` items)."""
         return self._sender.retry.max_retries
@@ -601,8 +613,8 @@ class GraphClient:
 
     def _check_origin(self, url: str) -> None:
         # The bearer token goes wherever the URL points: never outside the configured Graph host.
-        parsed = URL(url, encoded=True)
-        if (parsed.scheme, parsed.host, parsed.port) != self._origin:
+        if not self.sends_to(url):
+            parsed = URL(url, encoded=True)
             raise ValueError(
                 f"refusing to send a Graph token to {parsed.scheme}://{parsed.host}:{parsed.port}; "
                 f"the client talks to {self._base}"
