@@ -209,6 +209,10 @@ class ConfigModel(_Model):
     token_cache: str = "~/.cache/cspgraph/tokens.json"  # or "memory"
     discovery_cache: str = "~/.cache/cspgraph/discovery.json"  # or "memory"
     discovery_ttl: int = 86400  # seconds a tenant's region is trusted
+    # Seconds a token or discovery request may take before it is abandoned and retried, and how
+    # many times a transient failure of one is retried (docs/configuration.md).
+    token_timeout: float = 30.0
+    token_retries: int = 6
     regions: dict[str, RegionConfig] = {}
 
     @field_validator("regions")
@@ -235,6 +239,20 @@ class ConfigModel(_Model):
     def _ttl(cls, value: int) -> int:
         if value < 0:
             raise ValueError("expected a number of seconds, 0 or more (86400 = one day)")
+        return value
+
+    @field_validator("token_retries")
+    @classmethod
+    def _token_retries(cls, value: int) -> int:
+        if not 0 <= value <= 20:
+            raise ValueError("expected a number of retries from 0 to 20 (default 6)")
+        return value
+
+    @field_validator("token_timeout")
+    @classmethod
+    def _token_timeout(cls, value: float) -> float:
+        if not 0 < value <= 600:  # also refuses NaN
+            raise ValueError("expected a number of seconds above 0 and at most 600 (default 30)")
         return value
 
     @model_validator(mode="after")
@@ -531,7 +549,15 @@ class Config:
 
 # -- loading ---------------------------------------------------------------------------------------
 
-_TOP_LEVEL_ENV = ("cloud", "emulator", "token_cache", "discovery_cache", "discovery_ttl")
+_TOP_LEVEL_ENV = (
+    "cloud",
+    "emulator",
+    "token_cache",
+    "discovery_cache",
+    "discovery_ttl",
+    "token_timeout",
+    "token_retries",
+)
 
 
 def env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:

@@ -7,7 +7,8 @@ sign-in, a customer given as a tenant GUID, a domain or a user's sign-in name is
 ``GET {login}/{tenant}/v2.0/.well-known/openid-configuration`` names the tenant GUID (in
 ``issuer`` and every endpoint), ``tenant_region_scope`` and ``cloud_instance_name``. The answer is
 cached in memory (and on disk when configured) for a TTL, and concurrent asks for one customer
-share one request.
+share one request. A transient failure (a 429 or 5xx, a timeout, a broken connection) is retried
+under the one retry policy of :mod:`cspgraph.http.retry`: a discovery GET may be sent again.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from cspgraph.http.errors import (
     classify_token_error,
     error_from_rule,
 )
+from cspgraph.http.retry import RetryPolicy, retry_transient, retry_transient_sync
 from cspgraph.http.sessions import Sessions
 
 log = logging.getLogger(__name__)
@@ -115,8 +117,10 @@ class TenantDiscovery:
         ttl: float = 86400.0,
         cache_path: Path | None = None,
         sessions: Sessions | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.cloud = cloud
+        self.retry = retry or RetryPolicy()
         self.ttl = ttl
         self.cache_path = cache_path
         self.requests_sent = 0  # discovery GETs on the wire, for tests and stats
@@ -151,7 +155,7 @@ class TenantDiscovery:
             pending = asyncio.get_running_loop().create_future()
             self._inflight[key] = pending
             try:
-                result = await self._fetch_async(key)
+                result = await retry_transient(lambda: self._fetch_async(key), self.retry)
             except asyncio.CancelledError:
                 pending.cancel()
                 raise
@@ -177,7 +181,7 @@ class TenantDiscovery:
             info = self.cached(key)  # another thread may have fetched it meanwhile
             if info is not None:
                 return info
-            return self._fetch_sync(key)
+            return retry_transient_sync(lambda: self._fetch_sync(key), self.retry)
 
     def take_document(self, url: str) -> str | None:
         """The discovery document at ``url`` if we fetched it, handed over once (to MSAL)."""
@@ -229,22 +233,22 @@ class TenantDiscovery:
         try:
             async with session.get(url, headers={"Accept": "application/json"}) as response:
                 status = response.status
+                retry_after = response.headers.get("Retry-After")
                 text = await response.text()
         except (ClientError, TimeoutError) as exc:
             raise self._unreachable(key, exc) from None
-        return self._accept(key, url, status, text)
+        return self._accept(key, url, status, text, retry_after)
 
     def _fetch_sync(self, key: str) -> TenantInfo:
         url = self.url(key)
         with self._lock:
             self.requests_sent += 1
         try:
-            response = self.sessions.requests.get(
-                url, headers={"Accept": "application/json"}, timeout=(10, 30)
-            )
+            response = self.sessions.requests.get(url, headers={"Accept": "application/json"})
         except requests.RequestException as exc:
             raise self._unreachable(key, exc) from None
-        return self._accept(key, url, response.status_code, response.text)
+        retry_after = response.headers.get("Retry-After")
+        return self._accept(key, url, response.status_code, response.text, retry_after)
 
     def _unreachable(self, key: str, exc: BaseException) -> CspGraphError:
         return TransientError(
@@ -252,9 +256,11 @@ class TenantDiscovery:
             tenant=key,
         )
 
-    def _accept(self, key: str, url: str, status: int, text: str) -> TenantInfo:
+    def _accept(
+        self, key: str, url: str, status: int, text: str, retry_after: str | None = None
+    ) -> TenantInfo:
         if status != 200:
-            raise self._error(key, status, text)
+            raise self._error(key, status, text, retry_after)
         try:
             document = json.loads(text)
             info = parse_discovery(document, time.time())
@@ -272,7 +278,9 @@ class TenantDiscovery:
         log.debug("discovered %s: tenant %s, region %s", key, info.tenant_id, info.region)
         return info
 
-    def _error(self, key: str, status: int, text: str) -> CspGraphError:
+    def _error(
+        self, key: str, status: int, text: str, retry_after: str | None = None
+    ) -> CspGraphError:
         body: dict[str, Any] = {}
         with contextlib.suppress(ValueError):
             parsed = json.loads(text)
@@ -301,6 +309,7 @@ class TenantDiscovery:
             status=status,
             tenant=key,
             request_id=body.get("correlation_id"),
+            retry_after=retry_after,
         )
 
     # -- the cache file -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from cspgraph.config import config_from_data
 from cspgraph.graph.client import GraphClient, TokenSource
 from cspgraph.graph.limits import GraphLimiter
 from cspgraph.http.errors import NeedsPersonError, PropagatingError, TransientError
+from cspgraph.http.retry import RetryPolicy
 from cspgraph.identity import CredentialError, TokenProvider
 from tests.client.conftest import (
     EU_CLIENT,
@@ -186,19 +187,26 @@ async def test_a_propagating_error_is_classified_and_a_retry_really_asks_again(
     assert claims(token)["appid"] == NA_CLIENT
 
 
-async def test_a_5xx_from_login_is_transient_and_not_replayed(
+async def test_a_5xx_from_login_is_retried_and_a_lasting_one_is_transient_and_not_replayed(
     make_emulator: MakeEmulator, tmp_path: Path, make_provider: MakeProvider
 ) -> None:
     emu = make_emulator()
-    provider = make_provider(emulator_config(emu, tmp_path))
+    retry = RetryPolicy(max_retries=2, backoff_base=0.01)
+    provider = make_provider(emulator_config(emu, tmp_path), retry=retry)
     route = await provider.route("customer.com")
     prefix = f"/{route.tenant_id}/oauth2/v2.0/token"
+    # One 503: the token request is sent again and the caller never sees it.
     control_post(emu, "faults", {"host": "login", "kind": "503", "count": 1, "path_prefix": prefix})
-    with pytest.raises(TransientError) as info:
-        await provider.get_token("customer.com")
-    assert info.value.retryable
-    assert info.value.tenant == route.tenant_id
     assert claims(await provider.get_token("customer.com"))["tid"] == route.tenant_id
+    assert provider.app_tokens.token_requests == 1
+    # As many 503s as the first try and its two retries: transient, for the caller to record.
+    control_post(emu, "faults", {"host": "login", "kind": "503", "count": 3, "path_prefix": prefix})
+    with pytest.raises(TransientError) as info:
+        await provider.get_token("customer.com", fresh=True)
+    assert info.value.retryable and info.value.status == 503
+    assert info.value.tenant == route.tenant_id
+    # The endpoint is back: the next ask goes to it (MSAL does not replay the 503).
+    assert claims(await provider.get_token("customer.com", fresh=True))["tid"] == route.tenant_id
 
 
 async def test_a_wrong_secret_needs_a_person_and_a_missing_one_says_what_to_set(

@@ -17,6 +17,7 @@ from cspgraph.discovery import (
     WrongCloudError,
 )
 from cspgraph.http.errors import ErrorClass, TransientError
+from cspgraph.http.retry import RetryPolicy
 from cspgraph.identity import TokenProvider
 from tests.client.conftest import EU_CLIENT, NA_CLIENT, Control, emulator_config, record_requests
 
@@ -114,19 +115,26 @@ async def test_a_customer_in_another_national_cloud_is_refused(
         await provider.route("agency.gov")
 
 
-async def test_a_failing_login_host_is_transient_and_not_remembered(
+async def test_a_failing_login_host_is_retried_then_transient_and_not_remembered(
     make_emulator: MakeEmulator,
     tmp_path: Path,
     make_provider: Callable[..., TokenProvider],
 ) -> None:
     emu = make_emulator()
-    fault = {"host": "login", "kind": "503", "count": 1, "path_prefix": "/customer.com/"}
+    retry = RetryPolicy(max_retries=2, backoff_base=0.01)
+    provider = make_provider(emulator_config(emu, tmp_path), retry=retry)
+    # As many 503s as the first try and its two retries.
+    fault = {"host": "login", "kind": "503", "count": 3, "path_prefix": "/customer.com/"}
     Control(emu).send("POST", "faults", fault)
-    provider = make_provider(emulator_config(emu, tmp_path))
     with pytest.raises(TransientError) as info:
         await provider.route("customer.com")
-    assert info.value.retryable
-    assert (await provider.route("customer.com")).region == "NA"  # the fault was one-shot
+    assert info.value.retryable and info.value.status == 503
+    assert provider.discovery.requests_sent == 3
+    assert (await provider.route("customer.com")).region == "NA"  # spent: not remembered
+    # One 503 alone is retried and never seen.
+    Control(emu).send("POST", "faults", {**fault, "count": 1})
+    provider.discovery.forget("customer.com")
+    assert (await provider.route("customer.com")).region == "NA"
 
 
 async def test_the_disk_cache_survives_a_restart_and_expires(

@@ -50,12 +50,14 @@ class House:
     bad_secret: Path  # the same, with wrong client secrets: token requests need a person
     down: Path  # the same, naming an emulator that is not running
     db: str  # a store the fixture synced
+    one_retry: Path  # the same, retrying a failed token request once only (token_retries = 1)
 
     def fill(self, args: list[str]) -> list[str]:
         marks = {
             "{config}": str(self.config),
             "{bad_secret}": str(self.bad_secret),
             "{down}": str(self.down),
+            "{one_retry}": str(self.one_retry),
             "{db}": self.db,
             "{root}": str(self.root),
             "{endpoints}": str(self.emu.endpoints_file),
@@ -111,6 +113,9 @@ def house(tmp_path_factory: pytest.TempPathFactory) -> Iterator[House]:
             down.read_text().replace(json.dumps(str(emu.endpoints_file)), '"endpoints.json"')
         )
 
+        one_retry = copy_config(config, root / "one-retry")
+        one_retry.write_text("token_retries = 1\n" + one_retry.read_text())
+
         # A new customer: its partner relationship takes the world's 3 minutes to reach it.
         created = invoke(
             ["customers", "create", "--domain", NEW_CUSTOMER, "--name", "Contract Co",
@@ -120,7 +125,7 @@ def house(tmp_path_factory: pytest.TempPathFactory) -> Iterator[House]:
         db = f"sqlite:///{root / 'fleet.db'}"
         synced = invoke(["sync", "--customers", CUSTOMER, "--db", db, "--config", str(config)])
         assert synced.exit_code == 0, synced.output
-        yield House(emu, root, config, bad_secret, down, db)
+        yield House(emu, root, config, bad_secret, down, db, one_retry)
 
 
 def browser(emu: Emulator, who: str, *, opens: bool = True) -> Callable[[str], bool]:
@@ -169,8 +174,11 @@ CASES = [
     Case("token", ["--customer", CUSTOMER, "--config", "{down}"], Exit.BAD_INPUT, EMULATOR_DOWN),
     Case("token", ["--customer", CUSTOMER, "--config", "{bad_secret}"], Exit.NEEDS_PERSON,
          "error: needs_person:"),
-    Case("token", ["--customer", CUSTOMER, "--config", "{config}"], Exit.TRANSIENT,
-         "error: transient:", fault={"host": "login", "kind": "503", "count": 1}),
+    # A token request is retried (token_retries): it fails only when the retries fail too.
+    Case("token", ["--customer", CUSTOMER, "--config", "{one_retry}"], Exit.TRANSIENT,
+         "error: transient:", fault={"host": "login", "kind": "503", "count": 2}),
+    Case("token", ["--customer", CUSTOMER, "--config", "{config}"], Exit.DONE, "",
+         fault={"host": "login", "kind": "503", "count": 1}),
     Case("login", ["--customer", CUSTOMER, "--no-browser", "--config", "{down}"], Exit.BAD_INPUT,
          EMULATOR_DOWN),
     Case("login", ["--customer", CUSTOMER, "--no-browser", "--timeout", "0", "--config",

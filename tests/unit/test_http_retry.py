@@ -9,8 +9,14 @@ from email.utils import format_datetime
 
 import pytest
 
+from cspgraph.http.errors import BadRequestError, TransientError
 from cspgraph.http.fresh import FreshTokens
-from cspgraph.http.retry import RetryPolicy, parse_retry_after
+from cspgraph.http.retry import (
+    RetryPolicy,
+    parse_retry_after,
+    retry_transient,
+    retry_transient_sync,
+)
 
 
 @pytest.mark.parametrize(
@@ -124,3 +130,61 @@ async def test_a_refresh_of_an_older_token_is_not_taken_for_a_newer_one() -> Non
     # ask is told to use the newest token rather than starting a third.
     assert await second is None
     assert fresh.generation("t") == 2
+
+
+# -- the policy for requests made through other libraries (tokens, discovery) ----------------------
+
+
+class Flaky:
+    """Fails with the given errors in turn, then answers "done"."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "done"
+
+
+def test_a_transient_failure_is_retried_after_its_retry_after_or_backoff() -> None:
+    waits: list[float] = []
+    policy = RetryPolicy(max_retries=3, backoff_base=0.5, backoff_cap=4.0)
+    flaky = Flaky(TransientError("429", retry_after="1.25"), TransientError("503"))
+    assert retry_transient_sync(flaky, policy, sleep=waits.append) == "done"
+    assert flaky.calls == 3
+    assert waits[0] == 1.25  # the service's decimal Retry-After
+    assert 0.0 <= waits[1] <= 1.0  # backoff for retry number 1: [0, 0.5 * 2]
+
+
+def test_the_budget_ends_the_retries_and_other_errors_are_raised_at_once() -> None:
+    waits: list[float] = []
+    policy = RetryPolicy(max_retries=2, backoff_base=0.01)
+    lasting = Flaky(*(TransientError(f"503 #{n}") for n in range(5)))
+    with pytest.raises(TransientError, match="503 #2"):
+        retry_transient_sync(lasting, policy, sleep=waits.append)
+    assert lasting.calls == 3 and len(waits) == 2
+    refused = Flaky(BadRequestError("invalid_grant"), TransientError("never reached"))
+    with pytest.raises(BadRequestError):
+        retry_transient_sync(refused, policy, sleep=waits.append)
+    assert refused.calls == 1
+
+
+async def test_the_async_form_waits_on_the_loop_and_reports_each_retry() -> None:
+    waits: list[float] = []
+    told: list[tuple[str, float]] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    flaky = Flaky(TransientError("a", retry_after="0.5"))
+
+    async def call() -> str:
+        return flaky()
+
+    result = await retry_transient(
+        call, RetryPolicy(), sleep=sleep, on_retry=lambda e, d: told.append((str(e), d))
+    )
+    assert result == "done" and waits == [0.5] and told == [("a", 0.5)]

@@ -38,6 +38,10 @@ token_cache = "~/.cache/cspgraph/tokens.json"
 # Where customers' tenant ids and regions are remembered, or "memory"; and for how long (s).
 discovery_cache = "~/.cache/cspgraph/discovery.json"
 discovery_ttl = 86400
+# Seconds a token or discovery request may take before it is abandoned and retried, and how
+# many times a failure that may pass (a 429, a 5xx, a timeout) is retried.
+# token_timeout = 30
+# token_retries = 6
 
 # One section per region you sell in, named by the customers' tenant_region_scope (NA, EU,
 # AS, OC, ...). A partner-managed app only works for customers of its own region.
@@ -175,6 +179,8 @@ def show(
         },
         "token_cache": str(loaded.token_cache_path or "memory"),
         "discovery_cache": str(loaded.discovery_cache_path or "memory"),
+        "token_timeout": loaded.model.token_timeout,
+        "token_retries": loaded.model.token_retries,
         "regions": {
             name: {
                 "serves": sorted(identity.scopes),

@@ -156,6 +156,7 @@ class CspGraphError(Exception):
         tenant: str | None = None,
         request_id: str | None = None,
         reason: str | None = None,
+        retry_after: str | None = None,
     ) -> None:
         if not hasattr(type(self), "error_class"):
             raise TypeError(
@@ -168,6 +169,7 @@ class CspGraphError(Exception):
         self.tenant = tenant
         self.request_id = request_id
         self.reason = reason or message
+        self.retry_after = retry_after
         details = ", ".join(
             f"{k}={v}"
             for k, v in (("code", code), ("status", status), ("tenant", tenant),
@@ -298,6 +300,7 @@ def error_from_rule(
     status: int | None = None,
     tenant: str | None = None,
     request_id: str | None = None,
+    retry_after: str | None = None,
 ) -> CspGraphError:
     return ERROR_TYPES[rule.error_class](
         message,
@@ -306,4 +309,5 @@ def error_from_rule(
         tenant=tenant,
         request_id=request_id,
         reason=rule.reason,
+        retry_after=retry_after,
     )

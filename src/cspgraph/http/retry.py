@@ -6,19 +6,32 @@
 * A propagating failure (a partner relationship or consent still on its way) is retried only
   under a :class:`PropagationPolicy`, and always with a newly acquired token: a token keeps the
   claims it was born with (the CSP rule, wire-facts §5.2).
+
+The :class:`~cspgraph.http.sender.Sender` applies the policy to the calls of Graph and Partner
+Center; :func:`retry_transient` and :func:`retry_transient_sync` apply the same policy to requests
+made through other libraries (token requests through MSAL, discovery), retrying a
+:class:`~cspgraph.http.errors.TransientError` with its ``Retry-After``. Only requests that may be
+repeated go through them: a client-credentials token request or a discovery GET may be sent
+again; an authorization code is redeemed once, and its redemption is never retried.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
+
+from cspgraph.http.errors import TransientError
 
 if TYPE_CHECKING:
     from cspgraph.http.errors import PropagatingError
+
+T = TypeVar("T")
 
 # A Retry-After beyond this is treated as this: one answer must not park a worker for hours.
 MAX_RETRY_AFTER = 3600.0
@@ -92,3 +105,66 @@ def parse_retry_after(value: str | None, *, cap: float = MAX_RETRY_AFTER) -> flo
     if seconds != seconds:  # "nan" is a float too
         return None
     return min(max(seconds, 0.0), cap)
+
+
+# -- the policy applied to one call ----------------------------------------------------------------
+
+_JITTER = random.Random()  # jitter, not secrets
+
+
+async def retry_transient(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: random.Random | None = None,
+    on_retry: Callable[[TransientError, float], None] | None = None,
+) -> T:
+    """``await call()``, again after each :class:`TransientError` as ``policy`` says (its
+    ``Retry-After`` when it carries one, else backoff), ``policy.max_retries`` times at most;
+    then the last error is raised. Every other error is raised at once. ``on_retry`` is told of
+    each retry and its delay."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except TransientError as exc:
+            delay = _next_delay(policy, attempt, exc, rng)
+            if delay is None:
+                raise
+            if on_retry is not None:
+                on_retry(exc, delay)
+        attempt += 1
+        await sleep(delay)
+
+
+def retry_transient_sync(
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+    on_retry: Callable[[TransientError, float], None] | None = None,
+) -> T:
+    """:func:`retry_transient` for synchronous callers (it sleeps the calling thread)."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except TransientError as exc:
+            delay = _next_delay(policy, attempt, exc, rng)
+            if delay is None:
+                raise
+            if on_retry is not None:
+                on_retry(exc, delay)
+        attempt += 1
+        sleep(delay)
+
+
+def _next_delay(
+    policy: RetryPolicy, attempt: int, error: TransientError, rng: random.Random | None
+) -> float | None:
+    """Seconds before retry number ``attempt``, or None when the budget is spent."""
+    if attempt >= policy.max_retries:
+        return None
+    return policy.delay(attempt, error.retry_after, rng or _JITTER)

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     import aiohttp
     import requests
 
-# connect, read: MSAL passes no timeout through its http_client, so the session has one.
+# connect, read: MSAL passes no timeout through its http_client, so the session has one. The
+# read timeout is the configuration's token_timeout (docs/configuration.md).
 REQUESTS_TIMEOUT = (10.0, 30.0)
 # "Send this request through requests": a proxy or a client certificate applies to it.
 USE_REQUESTS: Any = object()
@@ -143,7 +144,11 @@ class Sessions:
     ``requests``: MSAL's transport and discovery's synchronous path. :meth:`aiohttp`: one aiohttp
     session per running event loop (a CLI may run several loops one after another), for
     discovery's asynchronous path and MSAL's requests sent over the caller's loop. Close it with
-    :meth:`aclose` (or :meth:`close` where no loop runs)."""
+    :meth:`aclose` (or :meth:`close` where no loop runs).
+
+    ``timeout``: (connect, read) seconds of every request through these sessions — token
+    requests and discovery; a request that takes longer is abandoned as transient (and retried
+    by whoever sent it)."""
 
     def __init__(
         self,
@@ -151,9 +156,11 @@ class Sessions:
         *,
         pool_maxsize: int = 64,
         loop_connections_per_host: int = 8,
+        timeout: tuple[float, float] = REQUESTS_TIMEOUT,
     ) -> None:
         self.ca_bundle = ca_bundle
-        self.requests = requests_session(ca_bundle, pool_maxsize=pool_maxsize)
+        self.timeout = timeout
+        self.requests = requests_session(ca_bundle, pool_maxsize=pool_maxsize, timeout=timeout)
         self._per_host = loop_connections_per_host
         self._aio: aiohttp.ClientSession | None = None
         self._aio_loop: asyncio.AbstractEventLoop | None = None
@@ -167,11 +174,12 @@ class Sessions:
         """The aiohttp session of the running loop, made on first use."""
         loop = asyncio.get_running_loop()
         if self._aio is None or self._aio_loop is not loop or self._aio.closed:
+            connect, read = self.timeout
             self._aio = aiohttp_session(
                 self.ca_bundle,
                 limit_per_host=self._per_host,
-                connect_timeout=10.0,
-                total_timeout=30.0,
+                connect_timeout=connect,
+                total_timeout=read,
             )
             self._aio_loop = loop
         return self._aio

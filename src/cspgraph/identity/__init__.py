@@ -26,7 +26,8 @@ from cspgraph.discovery import (
     UnknownTenantError,
     WrongCloudError,
 )
-from cspgraph.http.sessions import Sessions
+from cspgraph.http.retry import RetryPolicy
+from cspgraph.http.sessions import REQUESTS_TIMEOUT, Sessions
 from cspgraph.identity.app_tokens import AppTokenProvider, CredentialError, Credentials
 from cspgraph.identity.cache import PersistentTokenCache
 from cspgraph.identity.partner_center import PartnerCenterTokens
@@ -83,21 +84,38 @@ class TokenProvider:
     with``/``with``) to save the discovery cache and stop the threads.
     """
 
-    def __init__(self, config: Config, *, workers: int = 8) -> None:
+    def __init__(
+        self, config: Config, *, workers: int = 8, retry: RetryPolicy | None = None
+    ) -> None:
+        """``retry``: how transient failures of token and discovery requests are retried (the
+        one policy of :mod:`cspgraph.http.retry`; default: the configuration's
+        ``token_retries``, full-jitter backoff from 0.5 s up to 30 s, or the service's
+        Retry-After). Each request may take the configuration's ``token_timeout`` seconds."""
         self.config = config
         self.cloud = config.cloud()
-        self.sessions = Sessions(self.cloud.ca_bundle, pool_maxsize=max(16, 2 * workers))
+        self.retry = retry or RetryPolicy(max_retries=config.model.token_retries)
+        timeout = config.model.token_timeout
+        self.sessions = Sessions(
+            self.cloud.ca_bundle,
+            pool_maxsize=max(16, 2 * workers),
+            timeout=(min(REQUESTS_TIMEOUT[0], timeout), timeout),
+        )
         self.session = self.sessions.requests
         self.discovery = TenantDiscovery(
             self.cloud,
             ttl=config.model.discovery_ttl,
             cache_path=config.discovery_cache_path,
             sessions=self.sessions,
+            retry=self.retry,
         )
         self.router = Router(config, self.discovery)
         self.credentials = Credentials()
         self.app_tokens = AppTokenProvider(
-            self.router, sessions=self.sessions, credentials=self.credentials, workers=workers
+            self.router,
+            sessions=self.sessions,
+            credentials=self.credentials,
+            workers=workers,
+            retry=self.retry,
         )
         self._agent: AgentTokenProvider | None = None
         self._token_cache: PersistentTokenCache | None = None
@@ -136,7 +154,11 @@ class TokenProvider:
         tokens = self._partner_center.get(identity.region)
         if tokens is None:
             tokens = self._partner_center[identity.region] = PartnerCenterTokens(
-                identity, self.cloud, session=self.session, credentials=self.credentials
+                identity,
+                self.cloud,
+                session=self.session,
+                credentials=self.credentials,
+                retry=self.retry,
             )
         return tokens
 

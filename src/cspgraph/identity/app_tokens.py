@@ -37,9 +37,15 @@ from cspgraph.http.errors import (
     error_from_rule,
 )
 from cspgraph.http.fresh import FreshTokens
+from cspgraph.http.retry import RetryPolicy, retry_transient, retry_transient_sync
 from cspgraph.http.sessions import Sessions
 from cspgraph.identity.cache import HotTokens, evict_access_tokens, hot_token_from
-from cspgraph.identity.msal_transport import DiscoveryOnlyHttpCache, MsalTransport, redact_msal_logs
+from cspgraph.identity.msal_transport import (
+    Answer,
+    DiscoveryOnlyHttpCache,
+    MsalTransport,
+    redact_msal_logs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +57,11 @@ class CredentialError(NeedsPersonError):
 # -- errors ----------------------------------------------------------------------------------------
 
 
-def token_error(result: dict[str, Any], tenant: str, what: str) -> CspGraphError:
-    """A taxonomy error from an OAuth2 error answer (MSAL's dict or a raw v1 body).
+def token_error(
+    result: dict[str, Any], tenant: str, what: str, answer: Answer | None = None
+) -> CspGraphError:
+    """A taxonomy error from an OAuth2 error answer (MSAL's dict or a raw v1 body); ``answer``:
+    the status and Retry-After of that answer, when known (a 429 is transient whatever its body).
 
     The message keeps the first line of ``error_description`` (the AADSTS text) and drops the
     trace lines; it never contains a token or a secret, because error answers carry neither.
@@ -60,22 +69,37 @@ def token_error(result: dict[str, Any], tenant: str, what: str) -> CspGraphError
     error = result.get("error")
     description = str(result.get("error_description") or "")
     codes = [c for c in result.get("error_codes") or [] if isinstance(c, int)]
-    rule = classify_token_error(error, description, codes)
+    status = answer.status if answer is not None and answer.status >= 400 else None
+    rule = classify_token_error(error, description, codes, status=status)
     number = codes[0] if codes else aadsts_code(description)
     first_line = description.splitlines()[0] if description else str(error)
     return error_from_rule(
         rule,
         f"{what} failed: {first_line}",
         code=f"AADSTS{number}" if number else (str(error) if error else None),
+        status=status,
         tenant=tenant,
         request_id=result.get("correlation_id"),
+        retry_after=answer.retry_after if answer is not None else None,
     )
 
 
-def transport_error(exc: BaseException, tenant: str, what: str) -> CspGraphError:
+def transport_error(
+    exc: BaseException, tenant: str, what: str, answer: Answer | None = None
+) -> CspGraphError:
     """A taxonomy error for a request that got no usable OAuth2 answer: transient, except
     MSAL's refusal of the authority (a ValueError other than a JSON one), which retrying will
-    not change."""
+    not change. ``answer``: the status and Retry-After of the answer MSAL rejected, if any: a
+    429 or 5xx is transient whatever MSAL made of it (it raises on a 5xx token answer, and turns
+    a throttled or failed authority discovery into that ValueError)."""
+    status = answer.status if answer is not None and answer.status >= 400 else None
+    if status is not None and (status == 429 or status >= 500):
+        return TransientError(
+            f"{what} failed: the identity platform answered HTTP {status}",
+            tenant=tenant,
+            status=status,
+            retry_after=answer.retry_after if answer is not None else None,
+        )
     if isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError):
         return BadRequestError(f"{what} failed: {exc}", tenant=tenant)
     if isinstance(exc, msal.exceptions.MsalServiceError):
@@ -121,7 +145,7 @@ def build_msal_app(
             token_cache=token_cache,
         )
     except TRANSPORT_ERRORS as exc:
-        raise transport_error(exc, route.tenant_id, what) from None
+        raise transport_error(exc, route.tenant_id, what, transport.last_answer()) from None
 
 
 # -- credentials -----------------------------------------------------------------------------------
@@ -198,14 +222,18 @@ class AppTokenProvider:
         credentials: Credentials | None = None,
         workers: int = 8,
         resource: str = "graph",
+        retry: RetryPolicy | None = None,
     ) -> None:
-        """``sessions``: the HTTP sessions MSAL's requests go through (the token layer's)."""
+        """``sessions``: the HTTP sessions MSAL's requests go through (the token layer's).
+        ``retry``: how a transient failure of a token request (a 429, a 5xx, a timeout, a broken
+        connection) is retried; client-credentials requests may always be sent again."""
         if resource not in ("graph", "partner_center"):
             raise ValueError("resource must be 'graph' or 'partner_center'")
         self.router = router
         self.discovery: TenantDiscovery = router.discovery
         self.session = sessions.requests
         self.resource = resource
+        self.retry = retry or RetryPolicy()
         self.hot = HotTokens()
         # Per (app, tenant): how many tokens came from the wire (kept across evictions), and the
         # one fresh-token refresh in flight.
@@ -237,14 +265,14 @@ class AppTokenProvider:
             return hot.token
         seen = self._fresh.generation(key)  # the newest token there was when asked
         if fresh:
-            token = await self._fresh.refresh(key, seen, lambda: self._in_pool(route, True, seen))
+            token = await self._fresh.refresh(key, seen, lambda: self._retrying(route, True, seen))
             if token is not None:
                 return token
         async with self._locks.async_lock(key):
             reusable = self._reusable(key, False, seen)
             if reusable is not None:
                 return reusable
-            return await self._in_pool(route, False, seen)
+            return await self._retrying(route, False, seen)
 
     def get_token_sync(self, tenant: str, *, fresh: bool = False) -> str:
         """The same as :meth:`get_token`, for synchronous callers (MSAL's requests go through
@@ -252,7 +280,8 @@ class AppTokenProvider:
         flight: it would block the loop those asks send their token requests on."""
         route = self.router.route_sync(tenant)
         key = (route.identity.client_id, route.tenant_id)
-        return self._acquire(route, fresh, self._fresh.generation(key))
+        seen = self._fresh.generation(key)
+        return retry_transient_sync(lambda: self._acquire(route, fresh, seen), self.retry)
 
     def evict(self, route: Route) -> int:
         """Drop this tenant's app-only tokens (memory store and MSAL cache)."""
@@ -267,6 +296,11 @@ class AppTokenProvider:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # -- inside -----------------------------------------------------------------------------
+    async def _retrying(self, route: Route, fresh: bool, seen: int) -> str:
+        """The token from the wire (or MSAL's cache), retried as the policy says; the waits
+        between tries are on the event loop, not in a worker thread."""
+        return await retry_transient(lambda: self._in_pool(route, fresh, seen), self.retry)
+
     async def _in_pool(self, route: Route, fresh: bool, seen: int) -> str:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._acquire, route, fresh, seen, loop)
@@ -311,16 +345,19 @@ class AppTokenProvider:
             reusable = self._reusable(key, fresh, seen)
             if reusable is not None:
                 return reusable
-            with self._transport.via_loop(loop):
+            transport = self._transport
+            with transport.via_loop(loop):
+                transport.forget_answer()
                 app = self._app(route, key)
                 if fresh:
                     self._evict(key)
                 try:
                     result = app.acquire_token_for_client(scopes=[self._scope(route)])
                 except TRANSPORT_ERRORS as exc:
-                    raise transport_error(exc, route.tenant_id, what) from None
-            if "access_token" not in result:
-                raise token_error(result, route.tenant_id, what)
+                    answer = transport.last_answer()
+                    raise transport_error(exc, route.tenant_id, what, answer) from None
+                if "access_token" not in result:
+                    raise token_error(result, route.tenant_id, what, transport.last_answer())
             generation = self._fresh.generation(key)
             if result.get("token_source") != "cache":  # a new token from the wire
                 generation = self._fresh.advance(key)  # under the tenant's thread lock

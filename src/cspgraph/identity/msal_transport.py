@@ -24,6 +24,7 @@ import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -34,6 +35,14 @@ from cspgraph.http.sessions import REQUESTS_TIMEOUT, USE_REQUESTS, loop_tls_for
 
 if TYPE_CHECKING:
     import aiohttp
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the token layer needs of an HTTP answer that MSAL read."""
+
+    status: int
+    retry_after: str | None
 
 
 class StaticResponse:
@@ -124,8 +133,8 @@ class MsalTransport:
                 return StaticResponse(text)
         loop = self._loop_for(url, kwargs)
         if loop is not None:
-            return self._over_loop(loop, "GET", url, params, None, headers)
-        return self.session.get(url, params=params, headers=headers, **kwargs)
+            return self._noted(self._over_loop(loop, "GET", url, params, None, headers))
+        return self._noted(self.session.get(url, params=params, headers=headers, **kwargs))
 
     def post(
         self,
@@ -137,11 +146,31 @@ class MsalTransport:
     ) -> Any:
         loop = self._loop_for(url, kwargs)
         if loop is not None:
-            return self._over_loop(loop, "POST", url, params, data, headers)
-        return self.session.post(url, params=params, data=data, headers=headers, **kwargs)
+            return self._noted(self._over_loop(loop, "POST", url, params, data, headers))
+        return self._noted(
+            self.session.post(url, params=params, data=data, headers=headers, **kwargs)
+        )
 
     def close(self) -> None:
         """MSAL never owns the shared session; closing is the provider's job."""
+
+    # -- what the last answer said --------------------------------------------------------------
+    # MSAL hands its caller the body of a token answer, never its status or headers; the retry
+    # policy needs both (a 429 or 5xx is transient, and Retry-After says when to come back).
+
+    def forget_answer(self) -> None:
+        """Start a new request of this thread: :meth:`last_answer` is None until it answers."""
+        self._local.answer = None
+
+    def last_answer(self) -> Answer | None:
+        """The status and Retry-After of the last answer this thread received (None: none since
+        :meth:`forget_answer`, e.g. the request timed out)."""
+        answer: Answer | None = getattr(self._local, "answer", None)
+        return answer
+
+    def _noted(self, response: Any) -> Any:
+        self._local.answer = Answer(int(response.status_code), response.headers.get("Retry-After"))
+        return response
 
     # -- over the event loop --------------------------------------------------------------------
 
