@@ -64,7 +64,11 @@ def fleet_world(
     return factory
 
 
-def config_for(emu: Emulator, tmp_path: Path, regions: tuple[str, ...] = ("NA", "EU")) -> Config:
+def config_for(
+    emu: Emulator, tmp_path: Path, regions: tuple[str, ...] = ("NA", "EU"), **extra: Any
+) -> Config:
+    """The emulator's partner configuration for ``regions``; ``extra``: more top-level keys
+    (``token_timeout``, ``token_retries``)."""
     data: dict[str, Any] = {
         "emulator": str(emu.endpoints_file),
         "token_cache": "memory",
@@ -77,6 +81,7 @@ def config_for(emu: Emulator, tmp_path: Path, regions: tuple[str, ...] = ("NA", 
             }
             for r in regions
         },
+        **extra,
     }
     return config_from_data(data, base_dir=tmp_path, env=SECRET_ENV)
 
