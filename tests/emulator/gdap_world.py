@@ -56,7 +56,8 @@ def gdap_world(**settings: Any) -> dict[str, Any]:
                         "admin_agents": True,
                         "application_permissions": APP_ROLES,
                         "delegated_permissions": ["Directory.AccessAsUser.All",
-                                                  "DelegatedAdminRelationship.ReadWrite.All"],
+                                                  "DelegatedAdminRelationship.ReadWrite.All",
+                                                  "DeviceManagementManagedDevices.Read.All"],
                         "redirect_uris": ["http://localhost"],
                     }
                 ],

@@ -70,7 +70,8 @@ def test_a_world_file_consent_grants_what_the_app_asks_for() -> None:
         "User.Read.All", "Group.Read.All", "DelegatedAdminRelationship.ReadWrite.All"
     }  # fmt: skip
     assert consented_scopes(customer, sp, now) == [
-        "Directory.AccessAsUser.All", "DelegatedAdminRelationship.ReadWrite.All"
+        "Directory.AccessAsUser.All", "DelegatedAdminRelationship.ReadWrite.All",
+        "DeviceManagementManagedDevices.Read.All",
     ]  # fmt: skip
 
 

@@ -72,6 +72,7 @@ def create_grant(call: Call) -> GraphResponse:
     grant["consentType"] = consent_type
     grant["principalId"] = principal if consent_type == "Principal" else None
     tenant.add(RESOURCE, grant)
+    client.pop("_dap_preconsent", None)  # consented now (identity/csp_rules.py)
     return created(call, RESOURCE, odata.project(grant, None, RESOURCE))
 
 

@@ -521,7 +521,9 @@ def _grant(call: Call, *, principal_side: bool) -> GraphResponse:
     assignment = grant_app_role(tenant, principal[1], resource_sp, app_role_id, call.now)
     if len(tenant.objects["appRoleAssignments"]) == before:
         raise bad_request("Permission being assigned already exists on the object.")
-    # A grant reaches the token service consent_delay later (world/consent.py).
+    # A grant reaches the token service consent_delay later (world/consent.py), and makes the
+    # principal a consented app rather than one DAP's pre-consent made (identity/csp_rules.py).
+    principal[1].pop("_dap_preconsent", None)
     changes: dict[str, Any] = {"_effective_at": call.now + call.world.settings.consent_delay}
     if principal[0] != "servicePrincipals":
         changes["principalType"] = "User" if principal[0] == "users" else "Group"

@@ -33,6 +33,16 @@ Partner Center for anyone but a partner tenant's own   500011     invalid_resour
 Partner Center with an app not registered in T         65001      invalid_grant         400
 =====================================================  =========  ====================  ======
 
+GDAP (identity/gdap_access.py, world/consent.py): in a customer without DAP, a partner user
+acts through the roles of active GDAP access assignments (none → 50020), and the app needs its
+own consent in that customer — a service principal and a tenant-wide delegated grant (none → 90099
+for an agent, 65001 for the customer's own user); app-only tokens carry the Graph app roles
+assigned to that service principal. Each consent object counts from its ``_effective_at``
+(``consent_delay``); until the service principal arrives an app-only request is answered 700016,
+the "not in the directory" answer the client already treats as "not there yet" (*unverified*:
+partners' tools also report 650051 and 7000229 in this window). DAP and GDAP add up in a customer
+that has both.
+
 Why these codes: a customer tenant without pre-consent has no service principal for the app, and
 that is exactly what 700016 says ("not found in the directory"), so every app-only pre-consent
 failure reads the same way a real tenant answers. For a partner agent Entra has a dedicated
@@ -49,12 +59,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from csp_emulator import wellknown
-from csp_emulator.identity import errors
+from csp_emulator.identity import errors, gdap_access
 from csp_emulator.identity.clients import Client
 from csp_emulator.identity.scopes import GRAPH, PARTNER_CENTER, PC_SCOPE, ScopeRequest
+from csp_emulator.world.consent import consented_roles, consented_scopes, in_effect
 from csp_emulator.world.model import Relationship, Tenant, World
 
 ADMIN_AGENTS = "AdminAgents"
+DAP_ONLY = "_dap_preconsent"  # a service principal DAP's pre-consent made, and nothing else
 
 
 @dataclass(frozen=True)
@@ -130,61 +142,91 @@ def app_only_grant(
         raise errors.app_not_found(client.app_id, label)
     rel = preconsent(world, client, target)
     if rel is None:
-        raise errors.app_not_found(client.app_id, label)
+        # No DAP pre-consent: the app's own consent in this tenant, once it has arrived.
+        consented = target.service_principal_by_app_id(client.app_id)
+        if consented is None or consented.get(DAP_ONLY) or not in_effect(consented, now):
+            raise errors.app_not_found(client.app_id, label)
+        granted = tuple(consented_roles(target, consented, now))
+        return AppGrant(granted if request.resource is GRAPH else (), consented)
+    existed = target.service_principal_by_app_id(client.app_id) is not None
     sp = target.ensure_service_principal(client.registration, client.home_tenant_id)
+    if not existed:
+        # There only because DAP pre-consents the app: gone with DAP, unlike a real consent.
+        sp[DAP_ONLY] = True
     roles: tuple[str, ...] = ()
     if rel.in_effect(now):
         roles = tuple(client.required_permissions(wellknown.GRAPH_APP_ID, "Role"))
     return AppGrant(roles, sp)
 
 
-def agent_groups(
-    world: World, client: Client, home: Tenant, user: dict[str, Any], target: Tenant
-) -> tuple[str, ...]:
-    """The DAP agent groups ``user`` acts through in ``target`` (empty for ``target``'s own
-    users); raises 50020 when a user of another tenant may not act there."""
+@dataclass(frozen=True)
+class AgentAccess:
+    """How a partner's user may act in a customer: DAP agent groups and GDAP roles."""
+
+    groups: tuple[str, ...]  # DAP agent groups that count (AdminAgents, HelpdeskAgents)
+    dap: Relationship | None  # the DAP relationship they count through
+    gdap_roles: tuple[str, ...]  # role template ids from GDAP, in effect now
+
+
+def agent_access(
+    world: World, client: Client, home: Tenant, user: dict[str, Any], target: Tenant, now: float
+) -> AgentAccess | None:
+    """How ``user`` acts in ``target`` (None for ``target``'s own users); raises 50020 when a
+    user of another tenant may not act there."""
     if home.id == target.id:
-        return ()
+        return None
     rel = world.relationship(home.id, target.id)
     groups: list[str] = []
     for name in wellknown.AGENT_GROUP_ROLES:
         group = home.group_by_name(name)
         if group is not None and user["id"] in group.get("_members", ()):
             groups.append(name)
-    if home.kind != "partner" or rel is None or not rel.dap or not groups:
-        raise errors.user_not_in_tenant(
-            str(user["userPrincipalName"]), home.id, target.display_name, _app_label(client)
-        )
-    return tuple(groups)
+    dap = rel if home.kind == "partner" and rel is not None and rel.dap and groups else None
+    gdap_roles = gdap_access.gdap_roles(world, home, user, target, now)
+    if dap is None and not gdap_roles:
+        raise gdap_access.no_access(world, home, user, target, _app_label(client), now)
+    return AgentAccess(tuple(groups) if dap else (), dap, gdap_roles)
 
 
-def app_consent_in_effect(
+@dataclass(frozen=True)
+class Consent:
+    effective: bool  # in effect now (else tokens carry no scp yet)
+    scopes: tuple[str, ...] | None  # what the tenant granted; None: what the app asks for (DAP)
+
+
+def app_consent(
     world: World, client: Client, target: Tenant, *, agent: bool, now: float
-) -> bool:
-    """Whether the app's consent in ``target`` is in effect; raises when there is none."""
+) -> Consent:
+    """The app's consent in ``target`` for delegated tokens; raises when there is none."""
     if client.first_party or (client.home is not None and client.home.id == target.id):
-        return True
+        return Consent(True, None)
     if not client.multi_tenant:
         raise errors.app_not_found(client.app_id, target.display_name)
     rel = preconsent(world, client, target)
-    if rel is None:
+    if rel is not None:
+        return Consent(rel.in_effect(now), None)
+    sp = target.service_principal_by_app_id(client.app_id)
+    scopes = consented_scopes(target, sp, now) if sp is not None else None
+    if scopes is None:
         if agent:
             raise errors.partner_app_not_authorized(
                 client.app_id, client.display_name, target.display_name
             )
         raise errors.consent_required(client.app_id, client.display_name)
-    return rel.in_effect(now)
+    return Consent(bool(scopes), tuple(scopes))
 
 
 def check_sign_in(
     world: World, client: Client, home: Tenant, user: dict[str, Any], target: Tenant, now: float
 ) -> None:
     """What the sign-in page checks before it hands out a code."""
-    groups = agent_groups(world, client, home, user, target)
-    app_consent_in_effect(world, client, target, agent=bool(groups), now=now)
+    access = agent_access(world, client, home, user, target, now)
+    app_consent(world, client, target, agent=access is not None, now=now)
 
 
-def _granted_scopes(client: Client, request: ScopeRequest) -> tuple[str, ...]:
+def _granted_scopes(
+    client: Client, request: ScopeRequest, consented: tuple[str, ...] | None
+) -> tuple[str, ...]:
     if request.resource is PARTNER_CENTER:
         return (PC_SCOPE,)
     known = {
@@ -197,11 +239,12 @@ def _granted_scopes(client: Client, request: ScopeRequest) -> tuple[str, ...]:
         if request.permissions:
             return tuple(known.get(p.lower(), p) for p in request.permissions)
         return tuple(known.values()) if request.default else ()
-    allowed = [
-        p
-        for p in client.required_permissions(wellknown.GRAPH_APP_ID, "Scope")
-        if p not in wellknown.OIDC_SCOPES
-    ]
+    asked = (
+        consented
+        if consented is not None
+        else client.required_permissions(wellknown.GRAPH_APP_ID, "Scope")
+    )
+    allowed = [p for p in asked if p not in wellknown.OIDC_SCOPES]
     if request.default:
         return tuple(allowed)
     wanted = {p.lower() for p in request.permissions}
@@ -222,20 +265,21 @@ def user_grant(
             raise errors.resource_not_found(PARTNER_CENTER.uri, target.display_name)
         if client.home is None or client.home.id != target.id:
             raise errors.consent_required(client.app_id, client.display_name)
-    groups = agent_groups(world, client, home, user, target)
-    consent_effective = app_consent_in_effect(world, client, target, agent=bool(groups), now=now)
-    if groups:
-        rel = world.relationship(home.id, target.id)
-        relationship_effective = rel is not None and rel.in_effect(now)
-        wids = tuple(
-            role
-            for name in groups
-            for role in wellknown.AGENT_GROUP_ROLES[name]
-            if relationship_effective
-        )
+    access = agent_access(world, client, home, user, target, now)
+    consent = app_consent(world, client, target, agent=access is not None, now=now)
+    if access is not None:
+        dap_effective = access.dap is not None and access.dap.in_effect(now)
+        dap_wids = [r for g in access.groups for r in wellknown.AGENT_GROUP_ROLES[g]]
+        wids = (*(dap_wids if dap_effective else ()), *access.gdap_roles)
+        relationship_effective = dap_effective or bool(access.gdap_roles)
     else:
         relationship_effective = True
         wids = (*target.roles_of(user["id"]), wellknown.ROLE_USER_TEMPLATE)
-    effective = consent_effective and relationship_effective
-    scopes = _granted_scopes(client, request) if effective else ()
-    return UserGrant(scopes, tuple(dict.fromkeys(wids)), home if groups else None, groups)
+    effective = consent.effective and relationship_effective
+    scopes = _granted_scopes(client, request, consent.scopes) if effective else ()
+    return UserGrant(
+        scopes,
+        tuple(dict.fromkeys(wids)),
+        home if access is not None else None,
+        access.groups if access is not None else (),
+    )

@@ -131,6 +131,8 @@ def grant_consent(
         )
         sp[EFFECTIVE] = effective
         sp = tenant.add("servicePrincipals", sp)
+    # Consented now, whatever DAP pre-consent made it for (identity/csp_rules.py).
+    sp.pop("_dap_preconsent", None)
     graph = tenant.service_principal_by_app_id(wellknown.GRAPH_APP_ID)
     assert graph is not None  # seed_directory gives every tenant Microsoft Graph's principal
     if scopes:
