@@ -9,9 +9,10 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from csp_emulator import wellknown
+from csp_emulator import roles, wellknown
 from csp_emulator.limits import SlidingWindow
 from csp_emulator.partner_center.errors import PartnerCenterError, domain_in_use
+from csp_emulator.world import gdap
 from csp_emulator.world.model import Relationship, Tenant, World, stable_id
 from csp_emulator.world.objects import seed_directory, user_json
 from csp_emulator.world.worldfile import add_role_member
@@ -97,7 +98,48 @@ def provision_customer(
     )
     add_role_member(tenant, wellknown.ROLE_GLOBAL_ADMIN, admin["id"])
     rel = world.add_relationship(partner, tenant, in_effect=False)
+    if world.settings.new_customer_access == "gdap":
+        # What Microsoft does today: no DAP; a default GDAP relationship unless the partner
+        # said enableGDAPByDefault = false (wire-facts §4.1), its groups still to assign.
+        rel.dap = False
+        if spec.enable_gdap_by_default is not False:
+            default_gdap_relationship(world, partner, tenant)
     return tenant, password, rel
+
+
+# The roles of the default relationship (*unverified*: as partners describe Microsoft's default
+# GDAP template; Partner Center does not publish it as data).
+DEFAULT_GDAP_ROLES = (
+    roles.DIRECTORY_READERS,
+    roles.DIRECTORY_WRITERS,
+    roles.LICENSE_ADMINISTRATOR,
+    roles.SERVICE_SUPPORT_ADMINISTRATOR,
+    roles.USER_ADMINISTRATOR,
+    roles.PRIVILEGED_ROLE_ADMINISTRATOR,
+    roles.HELPDESK_ADMINISTRATOR,
+    roles.PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
+)
+
+
+def default_gdap_relationship(world: World, partner: Tenant, customer: Tenant) -> None:
+    """The relationship a new customer gets by default: approved at creation, active once it
+    has reached the tenant (``propagation_delay``), for two years."""
+    now = world.clock.now()
+    rel = gdap.Relationship(
+        id=gdap.new_relationship_id(),
+        partner_id=partner.id,
+        display_name=f"Default_{partner.display_name}_{customer.display_name}"[
+            : gdap.MAX_DISPLAY_NAME
+        ],
+        duration="P730D",
+        roles=list(DEFAULT_GDAP_ROLES),
+        created_at=now,
+        customer_id=customer.id,
+        customer_name=customer.display_name,
+    )
+    rel.lock_for_approval(now)
+    rel.approve(customer.id, customer.display_name, now, world.settings.propagation_delay)
+    world.gdap.add(rel)
 
 
 def rate_limit(state: PartnerCenterState, world: World, partner: Tenant) -> None:

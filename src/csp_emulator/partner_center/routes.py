@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from csp_emulator.context import EmulatorContext
-from csp_emulator.partner_center import handlers
+from csp_emulator.partner_center import consents, handlers
 from csp_emulator.partner_center.auth import Caller, authenticate
 from csp_emulator.partner_center.errors import PartnerCenterError
 from csp_emulator.partner_center.model import rate_limit
@@ -35,7 +35,24 @@ ROUTES: tuple[Route[Operation], ...] = (
         "/v1/customers",
         {"GET": Operation(handlers.list_customers), "POST": Operation(handlers.create_customer)},
     ),
+    # Before /v1/customers/{customer_id}: Starlette matches in order.
+    Route(
+        "/v1/customers/relationshiprequests",
+        {"GET": Operation(consents.relationship_request)},
+    ),
     Route("/v1/customers/{customer_id}", {"GET": Operation(handlers.get_customer)}),
+    # App consent has its own limit (50 per second per application; not emulated).
+    Route(
+        "/v1/customers/{customer_id}/applicationconsents",
+        {
+            "GET": Operation(consents.list_consents, rate_limited=False),
+            "POST": Operation(consents.create_consent, rate_limited=False),
+        },
+    ),
+    Route(
+        "/v1/customers/{customer_id}/applicationconsents/{app_id}",
+        {"DELETE": Operation(consents.delete_consent, rate_limited=False)},
+    ),
     Route("/v1/domains/{domain}", {"GET": Operation(handlers.check_domain, rate_limited=False)}),
 )
 
