@@ -91,8 +91,9 @@ def planted_world_data() -> dict[str, Any]:
             "display_name": NAMES[NO_ADMIN],
             "partner": eu,
             "region": "EU",
+            "license": [{"sku": "SPE_E3", "units": 1}],
             # A user of this name stops the loader from adding its default Global Administrator.
-            "user": [_user("admin@noadmin.onmicrosoft.com")],
+            "user": [_user("admin@noadmin.onmicrosoft.com", licenses=["SPE_E3"])],
         },
         {
             "domain": NO_INTUNE,
@@ -107,13 +108,13 @@ def planted_world_data() -> dict[str, Any]:
 
 # (name, os, version, compliance, encrypted, days since the last check-in)
 CLEAN_DEVICES = [
-    ("CLEAN-WIN-1", "Windows", "10.0.26100.4652", "compliant", True, 0.5),
+    ("CLEAN-WIN-1", "Windows", "10.0.26200.7171", "compliant", True, 0.5),
     ("CLEAN-IOS-1", "iOS", "18.6.2", "compliant", True, 1),
     ("CLEAN-AND-1", "Android", "15", "compliant", True, 2),
 ]
 RISKY_DEVICES = [
-    ("RISKY-STALE", "Windows", "10.0.26100.4652", "compliant", True, 60),
-    ("RISKY-NONCOMPLIANT", "Windows", "10.0.26100.4652", "noncompliant", True, 1),
+    ("RISKY-STALE", "Windows", "10.0.26200.7171", "compliant", True, 60),
+    ("RISKY-NONCOMPLIANT", "Windows", "10.0.26200.7171", "noncompliant", True, 1),
     ("RISKY-UNENCRYPTED", "macOS", "15.6", "compliant", False, 1),
     ("RISKY-WIN10", "Windows", "10.0.19045.5131", "compliant", True, 1),
     ("RISKY-IOS16", "iOS", "16.7.10", "compliant", True, 1),

@@ -104,7 +104,7 @@ GROUP_NAMES = (
 # Current releases and one laggard (Windows 10 22H2, out of support since October 2025), so that a
 # generated fleet shows what an out-of-support device looks like.
 OS_MIX = (
-    ("Windows", "10.0.26100.4652", "Microsoft Corporation", "Surface Laptop 7"),
+    ("Windows", "10.0.26200.7171", "Microsoft Corporation", "Surface Laptop 7"),
     ("Windows", "10.0.19045.5131", "Dell Inc.", "Latitude 7440"),
     ("iOS", "18.6.2", "Apple", "iPhone 16"),
     ("Android", "15", "samsung", "SM-S928B"),

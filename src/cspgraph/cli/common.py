@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from cspgraph.config import Config
     from cspgraph.emulator_endpoints import EmulatorEndpoints
+    from cspgraph.fleet.store import Store
     from cspgraph.http.errors import CspGraphError
 
 
@@ -170,6 +171,29 @@ def when(epoch: Any) -> str:
     )  # fmt: skip
     relative = f"in {span}" if seconds >= 0 else f"{span} ago"
     return f"{int(epoch)} ({moment:%Y-%m-%d %H:%M:%S} UTC, {relative})"
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def existing_store(db: str) -> Iterator[Store]:
+    """The store at ``db`` for a command that reads it (report, check, export, notify, serve):
+    a SQLite file that does not exist is refused rather than created empty, which would report
+    an empty fleet."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cspgraph.fleet.store import Store, sqlite_file
+
+    file = sqlite_file(db)
+    if file is not None and not file.exists():
+        raise UsageError(f"no store at {file}; run `cspgraph sync` first or pass --db")
+    try:
+        store = Store.open(db)
+    except (ValueError, SQLAlchemyError) as exc:
+        raise UsageError(f"--db {db}: {exc}") from None
+    with store:
+        yield store
 
 
 # -- errors and exit statuses --------------------------------------------------------------------

@@ -12,6 +12,7 @@ from cspgraph import __version__
 from cspgraph.cli import (
     auth_cmd,
     call_cmd,
+    check_cmd,
     common,
     config_cmd,
     demo_cmd,
@@ -33,6 +34,7 @@ app = typer.Typer(
 app.add_typer(emulator_cmd.app, name="emulator")
 app.command("report")(report_cmd.report)
 app.command("sync")(sync_cmd.sync)
+app.command("check")(check_cmd.check)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(config_cmd.app, name="config")
 auth_cmd.register(app)  # token, login, whoami

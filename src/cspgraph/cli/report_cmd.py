@@ -28,21 +28,11 @@ def report(
 ) -> None:
     """Report on every customer: users, admins, groups, devices, compliance, sync health."""
     with common.command():
-        from sqlalchemy.exc import SQLAlchemyError
-
         from cspgraph.fleet.report import data_of, load_report
         from cspgraph.fleet.report_html import write_html
-        from cspgraph.fleet.store import Store, sqlite_file
 
-        file = sqlite_file(db)
-        if file is not None and not file.exists():
-            # Opening would create an empty store and report an empty fleet, which misleads.
-            raise common.UsageError(f"no store at {file}; run `cspgraph sync` first or pass --db")
-        try:
-            with Store.open(db) as store:
-                fleet = load_report(store)
-        except (ValueError, SQLAlchemyError) as exc:
-            raise common.UsageError(f"--db {db}: {exc}") from None
+        with common.existing_store(db) as store:
+            fleet = load_report(store)
         as_json = common.wants_json(json_out)
         if as_json:
             common.print_json(data_of(fleet))

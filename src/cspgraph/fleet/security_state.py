@@ -182,3 +182,43 @@ def _previous(conn: Any, tenant: str, kinds: set[str]) -> dict[str, dict[str, It
         if item_id != _MARK:
             items[item_id] = Item(label, value)
     return out
+
+
+# --- reading what changed -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    tenant_id: str
+    run_id: str
+    kind: str
+    item_id: str
+    change: str  # added | removed | changed
+    label: str | None
+    before: int | None
+    after: int | None
+    at: datetime
+
+    @property
+    def text(self) -> str:
+        what = self.label or self.item_id
+        if self.kind == LICENCE and self.change == CHANGED:
+            return f"{what}: {self.before} → {self.after} seats"
+        if self.kind == LICENCE and self.change == ADDED:
+            return f"{what}: bought ({self.after} seats)"
+        return what
+
+
+def latest_changes(conn: Any, tenant: str | None = None) -> list[Change]:
+    """Per customer, what its last recorded sync changed (its most recent run with a state)."""
+    from cspgraph.fleet.history_schema import changes, customer_state
+
+    c, s = changes.c, customer_state.c
+    stmt = (
+        select(c.tenant_id, c.run_id, c.kind, c.item_id, c.change, c.label, c.before, c.after, c.at)
+        .join(customer_state, (s.tenant_id == c.tenant_id) & (s.state_run_id == c.run_id))
+        .order_by(c.tenant_id, c.kind, c.change, c.label)
+    )
+    if tenant is not None:
+        stmt = stmt.where(c.tenant_id == tenant)
+    return [Change(*row) for row in conn.execute(stmt)]
