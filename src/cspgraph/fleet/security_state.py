@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from cspgraph.fleet import inventory
-from cspgraph.fleet.history_schema import security_state
+from cspgraph.fleet.history_schema import changes, customer_state, security_state
 from cspgraph.fleet.resources import ADMIN_ROLES
 from cspgraph.fleet.schema import managed_devices, users
 from cspgraph.fleet.store import Store
@@ -211,8 +211,6 @@ class Change:
 
 def latest_changes(conn: Any, tenant: str | None = None) -> list[Change]:
     """Per customer, what its last recorded sync changed (its most recent run with a state)."""
-    from cspgraph.fleet.history_schema import changes, customer_state
-
     c, s = changes.c, customer_state.c
     stmt = (
         select(c.tenant_id, c.run_id, c.kind, c.item_id, c.change, c.label, c.before, c.after, c.at)
