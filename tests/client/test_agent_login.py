@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from csp_emulator.server import Emulator
 from cspgraph.config import Config
+from cspgraph.http.errors import TransientError
 from cspgraph.identity import (
     NotSignedInError,
     PendingSignIn,
@@ -191,6 +192,23 @@ async def test_v1_sign_in_uses_resource_and_its_refresh_token_serves_another_cus
     other = claims(await agent.get_token(second["domain"]))
     assert other["tid"] == second["id"]
     assert [t["grant"] for t in control.tokens(tenant=second["id"])] == ["refresh_token"]
+
+
+async def test_an_authorization_code_meeting_a_503_is_never_redeemed_twice(
+    emu: Emulator, config: Config, make_provider: MakeProvider
+) -> None:
+    # App-only token requests are retried after a 503; a code is single-use, so its redemption
+    # is not: one 503 fails the sign-in, and the code is never sent a second time.
+    control = Control(emu)
+    customer = next(t for t in control.customers("NA") if t["domain"] == "customer.com")
+    provider = make_provider(config)
+    token_path = f"/{customer['id']}/oauth2/v2.0/token"
+    control.send("POST", "faults", {"host": "login", "kind": "503", "count": 1,
+                                    "path_prefix": token_path})  # fmt: skip
+    with pytest.raises(TransientError):
+        sign_in(emu, provider, "customer.com")
+    assert control.get("faults")["value"] == []  # the one 503 was met
+    assert control.tokens(tenant=customer["id"]) == []  # and nothing redeemed the code after it
 
 
 async def test_fresh_evicts_only_that_customers_agent_token(
