@@ -1,19 +1,25 @@
 # Two commands on a fresh machine with Python 3.11+ and make: `make demo` and `make test`.
-# Each creates .venv when it is missing and installs the project with its dev extras first.
+# Each creates .venv when it is missing and installs both distributions built here, editable:
+# the client (cspgraph, with its dev extras) and the emulator (packaging/csp-emulator).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EMULATOR := packaging/csp-emulator
+# A second `make` on the same .venv (another shell, `make -j`) waits for the first one's install
+# instead of failing halfway through pip's: util-linux flock where there is one.
+LOCK = $$(command -v flock >/dev/null && echo flock $(VENV)/.install.lock)
 
 .PHONY: demo test browser lint typecheck bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(EMULATOR)/pyproject.toml VERSION
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "cspgraph needs Python 3.11 or newer: set PYTHON=python3.11"; exit 1; }
 	@test -x $(BIN)/python || { echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
-	@echo "==> installing cspgraph and its development tools into $(VENV)" \
-		"(about 2 minutes the first time, then only when pyproject.toml changes)"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres]'
+	@echo "==> installing cspgraph, csp-emulator and the development tools into $(VENV)" \
+		"(about 2 minutes the first time, then only when a pyproject.toml changes)"
+	$(LOCK) $(BIN)/python -m pip install -q --disable-pip-version-check \
+		-e '.[dev,postgres]' -e '$(EMULATOR)'
 	@touch $(STAMP)
 	@echo "==> installed"
 
@@ -31,8 +37,9 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 		echo "installing Debian's chromium for the browser tests"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
-		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; }
+		APT="$$SUDO apt-get -o DPkg::Lock::Timeout=600"; \
+		$$APT install -y -q chromium >/dev/null 2>&1 || \
+		{ $$APT update -q >/dev/null && $$APT install -y -q chromium >/dev/null; }; }
 
 lint: $(STAMP)
 	@echo "==> lint (ruff)"
@@ -44,7 +51,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[dev,postgres,bench]' && $(BIN)/python -m bench
+	$(LOCK) $(BIN)/python -m pip install -q -e '.[dev,postgres,bench]' -e '$(EMULATOR)' && \
+		$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,4 +13,23 @@ reaches it only through ``cspgraph emulator``, ``cspgraph demo`` and the tests.
     limits, faults   Graph's throttling model; injected faults (fault_injection: the middleware)
     wellknown        Microsoft's public constants, written down here (never taken from cspgraph)
     cli              ``csp-emulator serve`` / ``python -m csp_emulator serve``
+
+It is its own distribution, ``csp-emulator`` (packaging/csp-emulator), built from this tree.
 """
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> str:
+    # VERSION at the repository's root is the one source of both distributions; the installed
+    # metadata carries it.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("csp-emulator")
+        except PackageNotFoundError:  # a source tree that was never installed
+            return "unknown"
+    raise AttributeError(f"module 'csp_emulator' has no attribute {name!r}")

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import csp_emulator
 from csp_emulator.server import Emulator
 from csp_emulator.world.model import World
 from csp_emulator.world.worldfile import WorldFileError, demo_world, load_world_file
@@ -105,6 +106,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="csp-emulator",
         description="The local, HTTPS emulator of Entra ID, Microsoft Graph and Partner Center.",
+    )
+    root.add_argument(
+        "--version", action="version", version=f"csp-emulator {csp_emulator.__version__}"
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(

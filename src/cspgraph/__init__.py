@@ -4,6 +4,20 @@ Importing the package is cheap on purpose: the client, the emulator and the flee
 subpackages that load only when a caller needs them.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> str:
+    # The version lives in VERSION at the repository's root, the one source of both
+    # distributions; the installed metadata carries it. Read on demand: importlib.metadata is
+    # not free, and `import cspgraph` is under everything.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("cspgraph")
+        except PackageNotFoundError:  # a source tree that was never installed
+            return "unknown"
+    raise AttributeError(f"module 'cspgraph' has no attribute {name!r}")

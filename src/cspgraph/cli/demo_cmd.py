@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from cspgraph.cli import common
+from cspgraph.cli.emulator_required import require_emulator
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -106,6 +107,7 @@ def demo(
     paths = DemoPaths(directory.expanduser().resolve())
     started = time.monotonic()
     with common.command(interrupted="demo interrupted"):
+        require_emulator()
         try:
             paths.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cspgraph.cli import common
+from cspgraph.cli.emulator_required import require_emulator
 
 app = typer.Typer(
     help="The local, HTTPS emulator of Entra ID, Microsoft Graph and Partner Center.",
@@ -58,11 +59,12 @@ def serve(
 ) -> None:
     """Serve the emulated cloud over HTTPS on loopback until Ctrl-C (which exits 0: it is how the
     emulator stops)."""
-    # The emulator is a package of its own (csp_emulator), loaded only when this command runs;
-    # `csp-emulator serve` runs the same prepare(), summary() and banner().
-    from csp_emulator.cli import OptionError, banner, prepare, summary
-
     with common.command():
+        # The emulator is a distribution of its own (csp-emulator), loaded only when this
+        # command runs; `csp-emulator serve` runs the same prepare(), summary() and banner().
+        require_emulator()
+        from csp_emulator.cli import OptionError, banner, prepare, summary
+
         try:
             emulator = prepare(
                 world=world,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import typer
 
-from cspgraph import __version__
 from cspgraph.cli import (
     auth_cmd,
     call_cmd,
@@ -46,7 +45,9 @@ app.command("onboard")(partner_cmd.onboard)
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"cspgraph {__version__}")
+        import cspgraph
+
+        typer.echo(f"cspgraph {cspgraph.__version__}")
         raise typer.Exit()
 
 
