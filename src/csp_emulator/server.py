@@ -38,6 +38,7 @@ from csp_emulator.partner_center import routes as partner_center
 from csp_emulator.private_files import write_private_bytes
 from csp_emulator.request_head import CappedHttpToolsProtocol
 from csp_emulator.world.model import World
+from csp_emulator.world_date import WorldDate
 
 log = logging.getLogger("csp_emulator")
 T = TypeVar("T")
@@ -160,17 +161,19 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def build_apps(ctx: EmulatorContext) -> dict[str, ASGIApp]:
-    """One ASGI app per emulated host, each behind the fault injector and the latency model."""
+    """One ASGI app per emulated host, each behind the fault injector and the latency model;
+    every answer (a fault's too) dated by the world clock."""
 
     def served(app: ASGIApp, host: str) -> ASGIApp:
         return LatencyMiddleware(FaultMiddleware(app, ctx, host), ctx, host)
 
-    return {
+    apps: dict[str, ASGIApp] = {
         "authority_host": served(identity.build_app(ctx), "login"),
         "graph": served(graph.build_app(ctx), "graph"),
         "partner_center": served(partner_center.build_app(ctx), "partner_center"),
         "control": control.build_app(ctx),
     }
+    return {name: WorldDate(app, ctx) for name, app in apps.items()}
 
 
 class Emulator:
@@ -235,7 +238,8 @@ class Emulator:
                 http=CappedHttpToolsProtocol,
                 timeout_keep_alive=30,
                 server_header=False,
-                date_header=True,
+                # Date comes from the world clock (world_date.py), not from real time.
+                date_header=False,
                 # Loopback only, no proxy in front: the X-Forwarded-* middleware is pure cost.
                 proxy_headers=False,
             )

@@ -14,6 +14,13 @@ GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 PARTNER_CENTER_APP_ID = "fa3d9a0c-3fb0-42cc-9193-47c7ecd2edbd"
 PARTNER_CENTER_RESOURCE = "https://api.partnercenter.microsoft.com"
+# Azure Resource Manager ("Windows Azure Service Management API"): its service principal exists in
+# every tenant, so Entra issues ARM tokens anywhere; they carry no Graph roles. The emulator
+# issues them (what azure-cli asks for first) but does not serve ARM itself.
+ARM_APP_ID = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
+ARM_RESOURCE = "https://management.core.windows.net/"
+ARM_ALIASES = ("https://management.azure.com/",)
+ARM_SCOPE = "user_impersonation"
 # "Microsoft Graph Command Line Tools": the first-party public client an admin signs in with when
 # there is no app of their own yet (what Connect-MgGraph uses).
 GRAPH_CLI_APP_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"

@@ -279,22 +279,31 @@ def test_registration_number_rules(emu: Emulator) -> None:
     assert created.json()["companyProfile"]["organizationRegistrationNumber"] == "1234567"
 
 
-def test_post_needs_request_and_correlation_ids(emu: Emulator) -> None:
-    body = new_customer("noids.onmicrosoft.com")
+def test_post_without_correlation_or_request_id_is_served_with_ids_of_its_own(
+    emu: Emulator,
+) -> None:
+    # Partner Center's header table requires only Authorization and MS-Contract-Version: the
+    # correlation id "should" be on every call, the request id makes a retry idempotent.
     with client(emu, token(emu)) as pc:
-        no_request_id = pc.post(
-            "/v1/customers", json=body, headers={"MS-CorrelationId": str(uuid.uuid4())}
-        )
-        no_correlation = pc.post(
-            "/v1/customers", json=body, headers={"MS-RequestId": str(uuid.uuid4())}
-        )
-        not_a_guid = pc.post(
+        created = pc.post("/v1/customers", json=new_customer("noids.onmicrosoft.com"))
+    assert created.status_code == 201, created.text
+    for name in ("MS-CorrelationId", "MS-RequestId"):
+        assert uuid.UUID(created.headers[name])  # one of its own, a GUID
+    assert emu.world.tenant("noids.onmicrosoft.com") is not None
+
+
+def test_post_with_ids_that_are_not_guids_is_refused_800002(emu: Emulator) -> None:
+    body = new_customer("badids.onmicrosoft.com")
+    with client(emu, token(emu)) as pc:
+        bad_request_id = pc.post(
             "/v1/customers", json=body, headers={**ids(), "MS-RequestId": "retry-1"}
         )
-    assert "MS-RequestId" in assert_pc_error(no_request_id, 400, "800002")["description"]
-    assert "MS-CorrelationId" in assert_pc_error(no_correlation, 400, "800002")["description"]
-    assert "GUID" in assert_pc_error(not_a_guid, 400, "800002")["description"]
-    assert emu.world.tenant("noids.onmicrosoft.com") is None
+        bad_correlation = pc.post(
+            "/v1/customers", json=body, headers={**ids(), "MS-CorrelationId": "trace-7"}
+        )
+    assert "GUID" in assert_pc_error(bad_request_id, 400, "800002")["description"]
+    assert "MS-CorrelationId" in assert_pc_error(bad_correlation, 400, "800002")["description"]
+    assert emu.world.tenant("badids.onmicrosoft.com") is None
 
 
 def test_body_must_be_json(emu: Emulator) -> None:

@@ -15,6 +15,8 @@ from starlette.responses import Response
 from csp_emulator.context import EmulatorContext
 from csp_emulator.control.model import apply_settings, public, settings_json, tenant_summary
 from csp_emulator.faults import check_fault
+from csp_emulator.graph.directory_writes import key_credentials
+from csp_emulator.graph.errors import GraphError
 from csp_emulator.http import json_response, loads
 from csp_emulator.world.model import RESOURCES, Fault, Tenant, World, iso, parse_duration
 from csp_emulator.world.objects import user_json
@@ -183,7 +185,7 @@ async def add_object(ctx: EmulatorContext, request: Request) -> Response:
     else:
         if "id" not in body:
             raise ControlError(400, f"a new {resource} object needs an id")
-        obj = body
+        obj = _with_certificates(resource, {}, body)
     if tenant.get(resource, obj["id"]) is not None:
         raise ControlError(409, f"{resource}/{obj['id']} exists")
     return json_response(public(tenant.add(resource, obj)), 201)
@@ -229,7 +231,23 @@ async def update_object(ctx: EmulatorContext, request: Request) -> Response:
         raise ControlError(400, "id: an object's id cannot change; delete it and add another")
     if "userPrincipalName" in changes and not isinstance(changes["userPrincipalName"], str):
         raise ControlError(400, "userPrincipalName: expected a string")
+    changes = _with_certificates(resource, tenant.objects[resource][object_id], changes)
     return json_response(public(tenant.update(resource, object_id, changes)))
+
+
+def _with_certificates(
+    resource: str, app: dict[str, Any], changes: dict[str, Any]
+) -> dict[str, Any]:
+    """An application's ``keyCredentials`` taken as Graph takes them (the base64 DER ``key`` of
+    each certificate, or the ``keyId`` of one the app has), so a certificate added here signs
+    client assertions as one added through Graph or the world file does."""
+    if resource != "applications" or "keyCredentials" not in changes:
+        return changes
+    try:
+        public_entries, private = key_credentials(app, changes["keyCredentials"])
+    except GraphError as exc:
+        raise ControlError(400, exc.message) from None
+    return {**changes, "keyCredentials": public_entries, "_certificates": private}
 
 
 async def delete_object(ctx: EmulatorContext, request: Request) -> Response:

@@ -6,11 +6,15 @@ read another's directory.
 
 from __future__ import annotations
 
+import logging
+
 from csp_emulator import wellknown
 from csp_emulator.context import EmulatorContext
 from csp_emulator.graph.caller import Caller
-from csp_emulator.graph.errors import EMPTY_TOKEN_HINT, unauthenticated
+from csp_emulator.graph.errors import EMPTY_TOKEN_HINT, no_token, unauthenticated
 from csp_emulator.identity.tokens import EMPTY, INVALID, InvalidToken
+
+log = logging.getLogger("csp_emulator")
 
 # Graph accepts its resource URI (any cloud's) or its app id as the audience (wire-facts §1.7).
 GRAPH_AUDIENCES = frozenset(
@@ -25,7 +29,8 @@ _CACHE_MAX = 20_000
 def authenticate(ctx: EmulatorContext, authorization: str | None) -> Caller:
     """The caller behind an ``Authorization`` header, or a 401 GraphError in Graph's words."""
     if authorization is None or not authorization.strip():
-        raise unauthenticated(EMPTY + EMPTY_TOKEN_HINT)
+        log.warning("Graph: 401 Access token is empty: %s", EMPTY_TOKEN_HINT)
+        raise no_token()
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from csp_emulator.graph.odata_schema import ODataError
+from csp_emulator.identity.tokens import EMPTY
 
 # Sent with every 401, exactly as Graph does (wire-facts §2.2).
 WWW_AUTHENTICATE = (
@@ -68,13 +69,23 @@ def inner_error_date(now: float) -> str:
 # -- 401 ------------------------------------------------------------------------------------------
 
 # The msgraph-sdk sends no Authorization header at all to a host outside its allowed_hosts
-# (client-traps §10): say so, after Graph's own sentence, so the fix is one read away.
+# (client-traps §10): say so where a developer looks, but outside Graph's own fields, whose
+# message stays Graph's exact sentence (a client may compare it): in this response header, which
+# Graph never sends, and in the emulator's log.
+HINT_HEADER = "x-csp-emulator-hint"
 EMPTY_TOKEN_HINT = (
-    " [cspgraph emulator: the request carried no bearer token. msgraph-sdk (Kiota) silently sends"
-    " none when the request's host is not in the authentication provider's allowed_hosts: pass"
+    "the request carried no bearer token. msgraph-sdk (Kiota) silently sends none when the"
+    " request's host is not in the authentication provider's allowed_hosts: pass"
     " allowed_hosts=[<emulator graph host>] and explicit scopes to"
-    " AzureIdentityAuthenticationProvider.]"
+    " AzureIdentityAuthenticationProvider."
 )
+
+
+def no_token() -> GraphError:
+    """Graph's 401 for a request without a token, the hint in :data:`HINT_HEADER`."""
+    error = unauthenticated(EMPTY)
+    error.headers[HINT_HEADER] = EMPTY_TOKEN_HINT
+    return error
 
 
 def unauthenticated(message: str) -> GraphError:

@@ -61,7 +61,7 @@ from typing import Any
 from csp_emulator import wellknown
 from csp_emulator.identity import errors, gdap_access
 from csp_emulator.identity.clients import Client
-from csp_emulator.identity.scopes import GRAPH, PARTNER_CENTER, PC_SCOPE, ScopeRequest
+from csp_emulator.identity.scopes import ARM, GRAPH, PARTNER_CENTER, PC_SCOPE, ScopeRequest
 from csp_emulator.world.consent import consented_roles, consented_scopes, in_effect
 from csp_emulator.world.model import Relationship, Tenant, World
 
@@ -154,7 +154,7 @@ def app_only_grant(
         # There only because DAP pre-consents the app: gone with DAP, unlike a real consent.
         sp[DAP_ONLY] = True
     roles: tuple[str, ...] = ()
-    if rel.in_effect(now):
+    if rel.in_effect(now) and request.resource is GRAPH:  # an ARM token carries no Graph roles
         roles = tuple(client.required_permissions(wellknown.GRAPH_APP_ID, "Role"))
     return AppGrant(roles, sp)
 
@@ -229,6 +229,11 @@ def _granted_scopes(
 ) -> tuple[str, ...]:
     if request.resource is PARTNER_CENTER:
         return (PC_SCOPE,)
+    if request.resource is ARM:
+        # ARM has one delegated permission; first-party tools (azure-cli, Graph CLI) hold it.
+        # A partner's own app would need it in requiredResourceAccess, which the world file
+        # cannot express: it gets a token without `scp` (unverified: Entra may ask for consent).
+        return (wellknown.ARM_SCOPE,) if client.first_party else ()
     known = {
         name.lower(): name
         for name in wellknown.DELEGATED_PERMISSIONS

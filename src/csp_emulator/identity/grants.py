@@ -125,7 +125,11 @@ def _user_tokens(
         grant=grant,
         scope=scope,
         nonce=nonce,
-        want_id_token="openid" in request.oidc,
+        # v1 answers a redeemed code with an id_token whether or not `scope=openid` was sent: v1
+        # ignores `scope` at authorize, and Microsoft's v1 code-flow answer carries one (v1
+        # protocols, "OAuth 2.0 code grant flow", successful response). Its refresh answer
+        # lists none, so refreshes keep the openid rule.
+        want_id_token="openid" in request.oidc or (req.v1 and grant_type == "authorization_code"),
         # v1 always returns a refresh token; v2 when offline_access was asked for at sign-in or
         # now, and on every refresh.
         want_refresh_token=req.v1

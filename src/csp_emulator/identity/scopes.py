@@ -1,4 +1,5 @@
-"""What a token request asks for: one resource (Graph or Partner Center) and its permissions.
+"""What a token request asks for: one resource (Graph, Partner Center or Azure Resource Manager)
+and its permissions.
 
 v2 names permissions as scopes (``https://graph.microsoft.com/.default``, ``User.Read``, the
 resource's app id as a prefix); v1 names the resource alone (``resource=``) and gets whatever is
@@ -6,7 +7,8 @@ consented. Both end up as one :class:`ScopeRequest`.
 
 The audience follows how the request named the resource, as Entra does (wire-facts §1.7): the
 resource URI gives ``aud`` = that URI, a bare scope or the app-id form gives the Graph app id.
-Partner Center tokens always carry its URI.
+Partner Center tokens always carry its URI. Azure Resource Manager's tokens carry the URI as the
+request named it, trailing slash and all (``https://management.core.windows.net/``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from csp_emulator.identity import errors
 
 @dataclass(frozen=True)
 class Resource:
-    key: str  # "graph" | "partner_center"
+    key: str  # "graph" | "partner_center" | "arm"
     app_id: str
     uri: str
     # Other URIs the resource answers to (the national clouds' Graph hosts).
@@ -47,7 +49,8 @@ PARTNER_CENTER = Resource(
     wellknown.PARTNER_CENTER_RESOURCE,
     audience_always_uri=True,
 )
-RESOURCES = (GRAPH, PARTNER_CENTER)
+ARM = Resource("arm", wellknown.ARM_APP_ID, wellknown.ARM_RESOURCE, aliases=wellknown.ARM_ALIASES)
+RESOURCES = (GRAPH, PARTNER_CENTER, ARM)
 PC_SCOPE = "user_impersonation"
 DEFAULT = ".default"
 
@@ -76,7 +79,7 @@ def _match_resource(name: str) -> tuple[Resource, str] | None:
             audience = resource.uri if resource.audience_always_uri else resource.app_id
             return resource, audience
         for uri in resource.names():
-            if lowered == uri.lower():
+            if lowered == uri.rstrip("/").lower():
                 return resource, uri
     return None
 
@@ -126,6 +129,8 @@ def parse_resource(resource: str, scope: str | None, *, tenant_label: str) -> Sc
     found, audience = matched
     if found is PARTNER_CENTER:
         audience = found.uri
+    elif found is ARM:
+        audience = resource  # as named: azure-cli's tokens carry the trailing slash
     else:
         # v1 echoes the resource in `aud` as the request named it.
         audience = resource.rstrip("/") if resource.lower().startswith("https://") else audience

@@ -32,8 +32,8 @@ from csp_emulator.world.model import Relationship, Tenant, stable_id
 
 
 async def create_customer(ctx: EmulatorContext, request: Request, caller: Caller) -> Response:
-    _required_guid_header(request, "MS-CorrelationId")
-    request_id = _required_guid_header(request, "MS-RequestId")
+    _guid_header(request, "MS-CorrelationId")
+    request_id = _guid_header(request, "MS-RequestId")
     state = ctx.state.partner_center
     world = ctx.world
     key = (caller.partner.id, request_id)
@@ -155,10 +155,18 @@ async def check_domain(ctx: EmulatorContext, request: Request, caller: Caller) -
     return Response(status_code=200 if taken else 404)
 
 
-def _required_guid_header(request: Request, name: str) -> str:
+def _guid_header(request: Request, name: str) -> str:
+    """The caller's GUID in header ``name``, or a new one when it sent none.
+
+    Partner Center's header table marks only ``Authorization`` and ``MS-Contract-Version``
+    required; ``MS-CorrelationId`` "should" be on every call and ``MS-RequestId`` makes a retry
+    idempotent, so a call without them is served (one without ``MS-RequestId`` is simply a new
+    request). Both are typed GUID there: another value is refused with 800002 (the refusal's
+    wording is the emulator's, unverified). ``MS-Contract-Version`` is not checked (whether the
+    service refuses a call without it is unverified)."""
     value = request.headers.get(name, "").strip()
     if not value:
-        raise invalid_input(f"the {name} header is required on this request (a GUID)")
+        return str(uuid.uuid4())
     try:
         return str(uuid.UUID(value))
     except ValueError:
