@@ -37,6 +37,7 @@ from csp_emulator.latency_middleware import LatencyMiddleware
 from csp_emulator.partner_center import routes as partner_center
 from csp_emulator.private_files import write_private_bytes
 from csp_emulator.request_head import CappedHttpToolsProtocol
+from csp_emulator.state_lock import StateLock
 from csp_emulator.world.model import World
 from csp_emulator.world_date import WorldDate
 
@@ -197,9 +198,21 @@ class Emulator:
             self._tmp = tempfile.TemporaryDirectory(prefix="cspgraph-emulator-")
             state_dir = Path(self._tmp.name)
         self.state_dir = state_dir.resolve()
-        self.ca = LocalCA(self.state_dir)
-        # Ports are bound now, so the endpoints are known before the server starts.
-        self._sockets = {name: _bind(host, port + i if port else 0) for i, name in enumerate(HOSTS)}
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # First, before any port is bound: one emulator per state directory (state_lock.py).
+        self._lock = StateLock(self.state_dir)
+        self._lock.acquire()
+        self._sockets: dict[str, socket.socket] = {}
+        try:
+            self.ca = LocalCA(self.state_dir)
+            # Ports are bound now, so the endpoints are known before the server starts.
+            for i, name in enumerate(HOSTS):
+                self._sockets[name] = _bind(host, port + i if port else 0)
+        except BaseException:
+            for sock in self._sockets.values():
+                sock.close()
+            self._lock.release()
+            raise
         url_host = f"[{host}]" if ":" in host else host
         urls = {
             name: f"https://{url_host}:{sock.getsockname()[1]}"
@@ -283,18 +296,26 @@ class Emulator:
                 # graceful wait would outlast the join below.
                 server.force_exit = True
             self._thread.join(timeout=10)
-        for sock in self._sockets.values():
-            sock.close()
+        self._close()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+    def _close(self) -> None:
+        """Close the listeners, remove the endpoints file (when it is still this emulator's:
+        nothing else is listening there now) and release the state directory."""
+        for sock in self._sockets.values():
+            sock.close()
+        with contextlib.suppress(OSError):
+            if self.endpoints_file.read_text(encoding="utf-8").strip() == self.endpoints.to_json():
+                self.endpoints_file.unlink()
+        self._lock.release()
 
     def run_forever(self) -> None:
         """Serve in the foreground until interrupted (Ctrl-C)."""
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(self._serve())
-        for sock in self._sockets.values():
-            sock.close()
+        self._close()
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -8,6 +8,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,16 @@ COMMANDS = {
     "python -m csp_emulator": [sys.executable, "-m", "csp_emulator"],
     "cspgraph emulator": [str(BIN / "cspgraph"), "emulator"],
 }
+
+
+def wait_for_file(path: Path) -> Path:
+    """``path`` once it exists: the endpoints file is written a moment after the origins are
+    printed, once the ports serve (bounded by a deadline, not a sleep)."""
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} was never written"
+        time.sleep(0.01)
+    return path
 
 
 def _origins(proc: subprocess.Popen[str]) -> dict[str, object]:
@@ -51,13 +62,15 @@ def test_each_serve_command_serves_the_demo_world_until_interrupted(
         url = f"{origins['control']}/_emulator/world"
         world = httpx.get(url, verify=trust, timeout=30).json()
         assert {t["domain"] for t in world["tenants"]} >= {"partner.com", "customer.com"}
+        written = json.loads(wait_for_file(tmp_path / "endpoints.json").read_text())
+        assert written == {k: origins[k] for k in written}
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err  # Ctrl-C is how the emulator stops
     assert "Ctrl-C to stop." in err
-    written = json.loads((tmp_path / "endpoints.json").read_text())
-    assert written == {k: origins[k] for k in written}
+    # Nothing listens there any more: the endpoints file goes with the emulator.
+    assert not (tmp_path / "endpoints.json").exists()
 
 
 @pytest.mark.parametrize("command", COMMANDS)

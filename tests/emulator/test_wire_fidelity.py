@@ -242,3 +242,34 @@ def test_msal_keeps_a_token_the_moved_clock_expired_and_a_new_app_gets_a_good_on
     fresh = cca(emu, "customer.com").acquire_token_for_client(scope)["access_token"]
     answer = session(emu).get(graph, headers={"Authorization": f"Bearer {fresh}"})
     assert answer.status_code == 200, answer.text
+
+
+# -- gap 5: MSAL with instance_discovery=<the emulator's endpoint> --------------------------------
+
+
+def test_msal_validates_the_authority_through_the_emulators_instance_discovery(
+    emulator: Emulator,
+) -> None:
+    # MSAL Python asks about https://{host}{path}/oauth2/v2.0/authorize with the port dropped
+    # (msal/authority.py), then follows the tenant_discovery_endpoint it is given.
+    app = msal.ConfidentialClientApplication(
+        NA_APP,
+        client_credential=NA_SECRET,
+        authority=authority(emulator, "customer.com"),
+        instance_discovery=f"{emulator.endpoints.authority_host}/common/discovery/instance",
+        http_client=session(emulator),
+    )
+    result = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
+    assert "access_token" in result, result
+    assert claims(result["access_token"])["roles"]
+
+
+def test_instance_discovery_still_refuses_a_host_it_is_not(emulator: Emulator) -> None:
+    answer = session(emulator).get(
+        f"{emulator.endpoints.authority_host}/common/discovery/instance",
+        params={
+            "authorization_endpoint": "https://login.contoso.example/x/oauth2/v2.0/authorize",
+            "api-version": "1.0",
+        },
+    )
+    assert answer.json()["error"] == "invalid_instance"

@@ -8,7 +8,7 @@ request used, because MSAL takes the token endpoint's first segment as its cache
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -186,6 +186,17 @@ def _known_hosts(ctx: EmulatorContext, request: Request) -> list[str]:
     return hosts
 
 
+def _own_host_sans_port(parts: SplitResult, own_hosts: list[str]) -> bool:
+    """Whether ``parts`` names this emulator's host without its port. MSAL Python, given
+    ``instance_discovery=<url>``, asks about ``https://{authority.hostname}{path}/oauth2/v2.0/
+    authorize`` (msal/authority.py: the host name, the port dropped), then follows the
+    ``tenant_discovery_endpoint`` answered, which carries the port: so that question is about
+    this emulator, and the answer sends MSAL back to the right origin."""
+    if parts.port is not None or parts.hostname is None:
+        return False
+    return parts.hostname.lower() in {urlsplit(f"//{h}").hostname for h in own_hosts}
+
+
 async def instance_discovery(ctx: EmulatorContext, request: Request) -> Response:
     """MSAL's authority validation (api-version 1.0 reads `tenant_discovery_endpoint`) and alias
     lookup (1.1 reads `metadata`)."""
@@ -200,7 +211,9 @@ async def instance_discovery(ctx: EmulatorContext, request: Request) -> Response
     segment, v2 = "common", True
     if endpoint:
         parts = urlsplit(endpoint)
-        if parts.netloc.lower() not in {h.lower() for h in known}:
+        if parts.netloc.lower() not in {h.lower() for h in known} and not _own_host_sans_port(
+            parts, own_hosts
+        ):
             return _error(ctx, request, errors.unknown_instance())
         path = [p for p in parts.path.split("/") if p]
         segment = path[0] if path else "common"
