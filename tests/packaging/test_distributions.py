@@ -116,6 +116,7 @@ def test_the_emulator_wheel_holds_the_emulator_alone_with_its_command(wheels: Bu
     with zipfile.ZipFile(wheels.emulator) as zf:
         entry_points = zf.read(f"csp_emulator-{VERSION}.dist-info/entry_points.txt").decode()
     assert "csp-emulator = csp_emulator.cli:main" in entry_points
+    assert "csp_emulator = csp_emulator.pytest_plugin" in entry_points  # pytest11
 
 
 @pytest.fixture
@@ -187,3 +188,21 @@ def test_a_source_tree_without_the_server_stack_names_the_missing_module() -> No
     done = run(sys.executable, "-c", probe)
     assert done.returncode == 2
     assert done.stderr.strip().endswith("installs it) (no module 'uvicorn')")
+
+
+def test_the_plugins_example_runs_in_a_venv_with_only_the_emulator_and_pytest(
+    emulator_venv: Venv, tmp_path: Path
+) -> None:
+    from tests.docs.snippets import pytest_modules
+
+    example = pytest_modules(ROOT / "docs" / "testing-your-code.md")["test_two_tenants.py"]
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_two_tenants.py").write_text(example)
+    (tmp_path / "test_no_client.py").write_text(
+        "import importlib.util\n\n"
+        "def test_no_cspgraph_code_is_importable_here():\n"
+        "    assert importlib.util.find_spec('cspgraph') is None\n"
+    )
+    done = run(emulator_venv.bin / "pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1].startswith("2 passed")
