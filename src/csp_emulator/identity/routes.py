@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from csp_emulator.context import EmulatorContext
-from csp_emulator.identity import admin_consent, discovery, grants, signin_page
+from csp_emulator.identity import admin_consent, admin_portal, discovery, grants, signin_page
 from csp_emulator.routing import Route, context_app
 
 Handler = Callable[[EmulatorContext, Request], Awaitable[Response]]
@@ -54,6 +54,10 @@ ROUTES: tuple[Route[Handler], ...] = (
     _get_post("/{t}/oauth2/v2.0/authorize", partial(signin_page.authorize, v1=False)),
     _get("/{t}/oauth2/logout", signin_page.logout),
     _get("/{t}/oauth2/v2.0/logout", signin_page.logout),
+    # the customer's side of partner invitations (admin.microsoft.com's pages, admin_portal.py)
+    _get("/AdminPortal/Home", admin_portal.home),
+    _get_post(f"{admin_portal.GDAP_PATH}/{{id}}", admin_portal.relationship),
+    _get_post(admin_portal.RESELLER_PATH, admin_portal.reseller),
     # a customer administrator's consent to a multi-tenant app
     _get_post("/{t}/adminconsent", partial(admin_consent.admin_consent, v2=False)),
     _get_post("/{t}/v2.0/adminconsent", partial(admin_consent.admin_consent, v2=True)),
