@@ -48,7 +48,7 @@ def _user(upn: str, **extra: Any) -> dict[str, Any]:
 
 
 def planted_world_data() -> dict[str, Any]:
-    data = demo_world_data(0, seed=5)
+    data = demo_world_data(0, seed=5, gdap=False)  # the DAP fleet, planted by hand
     for tenant in data["tenant"]:
         for app in tenant.get("app", []):
             app["application_permissions"] = [

@@ -40,14 +40,16 @@ def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
     # The propagation shortcut is said out loud, and the new customer got through it.
     assert "Demo shortcut" in text and "5s" in text
     assert f"{demo_cmd.NEW_CUSTOMER_DOMAIN}: tenant" in text and "— done" in text
-    assert re.search(r"customers\s+4\s+4 ok", text), text
+    # 3 DAP customers, the new one, and the four reseller customers of the GDAP half (the other
+    # three GDAP tenants are no reseller customers, so Partner Center does not list them).
+    assert re.search(r"customers\s+8\s+8 ok", text), text
     assert "demo finished in" in text
 
     report = out / "report.html"
     assert report.is_file() and "Tailwind Traders" in report.read_text(encoding="utf-8")
     with Store.open(f"sqlite:///{out / 'cspgraph.db'}") as store:
         customers = store.customer_summaries()
-    assert len(customers) == 4
+    assert len(customers) == 8
     assert all(c.status == "ok" for c in customers)
     # Admins are counted (set-up granted RoleManagement.Read.Directory), the new customer too.
     assert all(c.admins == 1 for c in customers)
@@ -60,4 +62,4 @@ def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
     again = CliRunner().invoke(cli(), ["demo", "--dir", str(out), "--customers", "3"])
     assert again.exit_code == 0, again.output
     with Store.open(f"sqlite:///{out / 'cspgraph.db'}") as store:
-        assert len(store.customer_summaries()) == 4
+        assert len(store.customer_summaries()) == 8

@@ -27,7 +27,7 @@ BIG_GROUP_MEMBERS = 1_300
 
 def capped_world() -> Callable[[], World]:
     """Two customers; the first with 1,500 users in 30 groups, one of them very big."""
-    data = demo_world_data(2, seed=5)
+    data = demo_world_data(2, seed=5, gdap=False)  # the DAP fleet
     for partner in data["tenant"]:
         for app in partner.get("app", []):  # so that Global Administrators are synced too
             app["application_permissions"] = [

@@ -182,10 +182,12 @@ def test_demo_world_has_two_regions_and_scales() -> None:
         customers = world.customers_of(partner.id)
         assert customers, region
         assert all(c.region == region for c in customers)
-    assert len([t for t in world.tenants.values() if t.kind == "customer"]) == 36
+    # 36 DAP customers and the GDAP half's seven tenants (demo_gdap.py).
+    assert len([t for t in world.tenants.values() if t.kind == "customer"]) == 36 + 7
     sizes = sorted(len(t.objects["users"]) for t in world.tenants.values() if t.kind == "customer")
     assert sizes[0] < 50 < sizes[-1]  # varied sizes: small and large tenants both present
-    assert len(demo_world_data(customers=100)["tenant"]) == 102
+    assert len(demo_world_data(customers=100)["tenant"]) == 102 + 7
+    assert len(demo_world_data(customers=100, gdap=False)["tenant"]) == 102
 
 
 def test_generated_worlds_are_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:

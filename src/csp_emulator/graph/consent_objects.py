@@ -9,6 +9,7 @@ tools match on; the status is what public scripts report).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from csp_emulator.graph import directory, odata
@@ -71,6 +72,8 @@ def create_grant(call: Call) -> GraphResponse:
     grant = permission_grant_json(client, resource, _scopes(body.get("scope", "")), effective)
     grant["consentType"] = consent_type
     grant["principalId"] = principal if consent_type == "Principal" else None
+    if consent_type == "Principal":
+        grant["id"] = str(uuid.uuid4())  # one per user: the tenant-wide grant's id is per pair
     tenant.add(RESOURCE, grant)
     client.pop("_dap_preconsent", None)  # consented now (identity/csp_rules.py)
     return created(call, RESOURCE, odata.project(grant, None, RESOURCE))

@@ -13,7 +13,6 @@ so a token issued before a consent arrived never gains it.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from csp_emulator import wellknown
@@ -54,7 +53,8 @@ def permission_grant_json(
 ) -> dict[str, Any]:
     """An ``oauth2PermissionGrant`` for every user of the tenant (``AllPrincipals``)."""
     return {
-        "id": str(uuid.uuid4()),
+        # One tenant-wide grant per client and resource: a stable id keeps worlds reproducible.
+        "id": stable_id(client_sp["id"], "oauth2PermissionGrant", resource_sp["id"]),
         "clientId": client_sp["id"],
         "consentType": "AllPrincipals",
         "principalId": None,

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from csp_emulator import wellknown
 from csp_emulator.faults import MAX_LATENCY
 from csp_emulator.latency import latency_settings
+from csp_emulator.world import demo_gdap
 from csp_emulator.world.consent import grant_app_role
 from csp_emulator.world.gdap_file import (
     ConsentModel,
@@ -775,9 +776,11 @@ DEMO_COMPANIES = [
 ]
 
 
-def demo_world_data(customers: int = 36, seed: int = 7) -> dict[str, Any]:
+def demo_world_data(customers: int = 36, seed: int = 7, *, gdap: bool = True) -> dict[str, Any]:
     """Two partner tenants (NA and EU, one partner-managed app each) and ``customers`` customers
-    of varied sizes spread over both regions; ``customer.com`` is always the first, in NA."""
+    of varied sizes spread over both regions; ``customer.com`` is always the first, in NA. With
+    ``gdap`` (the default) the NA partner also has the GDAP half of the fleet (demo_gdap.py):
+    seven more tenants, reached through GDAP and per-customer consent instead of DAP."""
     rng = random.Random(seed)
     # Guests are drawn from a stream of their own, so the rest of the demo world is what the
     # same seed always gave.
@@ -860,10 +863,22 @@ def demo_world_data(customers: int = 36, seed: int = 7) -> dict[str, Any]:
                 },
             }
         )
-    return {
+    data: dict[str, Any] = {
         "settings": {"propagation_delay": "3m", "token_lifetime": "1h"},
         "tenant": tenants,
     }
+    if gdap:
+        na = tenants[0]
+        additions = demo_gdap.partner_additions()
+        na["gdap_api"] = additions["gdap_api"]
+        na["user"] = [*na["user"], *additions["user"]]
+        na["group"] = additions["group"]
+        # Consented as the partner's onboarding would have: what the fleet sync reads, admins too.
+        app_roles = [*DEMO_APP_PERMISSIONS, "RoleManagement.Read.Directory"]
+        more, relationships = demo_gdap.fleet(DEMO_PARTNERS["NA"]["client_id"], app_roles, seed)
+        tenants.extend(more)
+        data["gdap"] = relationships
+    return data
 
 
 def demo_world(customers: int = 36, seed: int = 7) -> World:

@@ -86,7 +86,12 @@ def demo(
         Path("cspgraph-demo"), "--dir", metavar="DIR", help="Where the demo writes its files."
     ),
     customers: int = typer.Option(
-        36, "--customers", min=1, max=500, metavar="N", help="Customers in the demo world."
+        36,
+        "--customers",
+        min=1,
+        max=500,
+        metavar="N",
+        help="DAP customers in the demo world (the GDAP half's seven tenants come on top).",
     ),
     concurrency: int = typer.Option(
         16, "--concurrency", min=1, metavar="N", help="Customers synced at once."
@@ -140,8 +145,9 @@ async def _demo(
             f"Entra ID, Microsoft Graph and Partner Center, emulated on loopback over HTTPS "
             f"(local CA {e.ca_bundle}):\n"
             f"  login {e.authority_host}   graph {e.graph}   partner center {e.partner_center}\n"
-            f"  {len(emu.world.tenants)} tenants: partner.com (NA), partner-eu.com (EU) and "
-            f"{customers} customers"
+            f"  {len(emu.world.tenants)} tenants: partner.com (NA), partner-eu.com (EU), "
+            f"{customers} customers with DAP and {len(emu.world.tenants) - 2 - customers} "
+            'reached through GDAP and per-customer consent (docs/emulator.md, "GDAP")'
         )
         console.rule("[bold]2. Partner configuration")
         _write_config(paths, emu)
