@@ -1,4 +1,6 @@
-"""The official Microsoft Graph SDK for Python against the emulator, unmodified.
+"""The official Microsoft Graph SDK for Python against the emulator, unmodified: directory reads
+in a customer, and GDAP's /tenantRelationships in the partner tenant (list and create through the
+typed request builders).
 
 This is the recipe for pointing msgraph-sdk at the emulator (or at any Graph stand-in):
 
@@ -16,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,19 +30,43 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.generated.models.delegated_admin_access_assignment import (
+    DelegatedAdminAccessAssignment,
+)
+from msgraph.generated.models.delegated_admin_access_assignment_status import (
+    DelegatedAdminAccessAssignmentStatus,
+)
+from msgraph.generated.models.delegated_admin_access_container import DelegatedAdminAccessContainer
+from msgraph.generated.models.delegated_admin_access_container_type import (
+    DelegatedAdminAccessContainerType,
+)
+from msgraph.generated.models.delegated_admin_access_details import DelegatedAdminAccessDetails
+from msgraph.generated.models.delegated_admin_relationship import DelegatedAdminRelationship
+from msgraph.generated.models.delegated_admin_relationship_customer_participant import (
+    DelegatedAdminRelationshipCustomerParticipant,
+)
+from msgraph.generated.models.delegated_admin_relationship_status import (
+    DelegatedAdminRelationshipStatus,
+)
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.unified_role import UnifiedRole
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph_core import GraphClientFactory
 
+from csp_emulator import roles
 from csp_emulator.server import Emulator
 from csp_emulator.world.worldfile import DEMO_PARTNERS
+from tests.conftest import MakeEmulator
+from tests.emulator.gdap_world import ACTIVE_NAME, GDAP_CUSTOMER, PARTNER, gdap_world
 from tests.emulator.graph_tokens import CUSTOMER_DOMAIN, tenant_of
+from tests.emulator.graph_tokens import control_client as graph_tokens_control
 
 # The SDK's generated request builders warn about their own deprecated classes on every call.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph")
 
 PARTNER_APP = DEMO_PARTNERS["NA"]  # the demo world's partner-managed app (NA region)
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
+SDK_GROUP = "5b1d0c1e-7a7e-4f57-9b0e-5d6b0000a001"
 
 
 def require_token_endpoint(emu: Emulator) -> None:
@@ -141,3 +169,100 @@ async def test_without_allowed_hosts_the_sdk_sends_no_token_and_is_told_why(
     assert raised.value.error.message == "Access token is empty."
     assert raised.value.response_headers is not None
     assert "allowed_hosts" in str(raised.value.response_headers.get("x-csp-emulator-hint"))
+
+
+# -- GDAP: /tenantRelationships through the SDK's typed request builders -----------------------
+
+
+@pytest.fixture
+async def partner_graph(make_emulator: MakeEmulator) -> AsyncIterator[tuple[Emulator, Any]]:
+    """The partner's own tenant in the GDAP world, app-only: the app holds
+    DelegatedAdminRelationship.ReadWrite.All, its service principal is in AdminAgents, and the
+    partner tenant has the Partner Customer Delegated Administration principal."""
+    emu = make_emulator(gdap_world())
+    async with graph_service_client(emu, tenant_of(emu, PARTNER).id) as client:
+        yield emu, client
+
+
+async def test_sdk_lists_delegated_admin_relationships_and_their_assignments(
+    partner_graph: tuple[Emulator, GraphServiceClient],
+) -> None:
+    emu, graph = partner_graph
+    listed = await graph.tenant_relationships.delegated_admin_relationships.get()
+    assert listed is not None and listed.value is not None
+    (rel,) = listed.value
+    assert rel.display_name == ACTIVE_NAME
+    assert rel.status == DelegatedAdminRelationshipStatus.Active
+    assert rel.duration == timedelta(days=730)
+    assert rel.customer is not None and rel.customer.tenant_id == tenant_of(emu, GDAP_CUSTOMER).id
+    assert rel.activated_date_time is not None and rel.end_date_time is not None
+    assert rel.id is not None
+    one = (
+        graph.tenant_relationships.delegated_admin_relationships.by_delegated_admin_relationship_id
+    )
+    assignments = await one(rel.id).access_assignments.get()
+    assert assignments is not None and assignments.value is not None
+    assert {a.status for a in assignments.value} == {DelegatedAdminAccessAssignmentStatus.Active}
+    assert len(assignments.value) == 4
+
+
+async def test_sdk_creates_a_relationship_and_an_access_assignment(
+    partner_graph: tuple[Emulator, GraphServiceClient],
+) -> None:
+    emu, graph = partner_graph
+    relationships = graph.tenant_relationships.delegated_admin_relationships
+    roles_wanted = DelegatedAdminAccessDetails(
+        unified_roles=[UnifiedRole(role_definition_id=roles.USER_ADMINISTRATOR)]
+    )
+    # Kiota writes a timedelta as "730 days, 0:00:00", which is no ISO 8601 duration: refused,
+    # as Graph's duration parser would. The duration goes in as text instead (client trap).
+    with pytest.raises(ODataError) as refused:
+        await relationships.post(
+            DelegatedAdminRelationship(
+                display_name="SDK timedelta",
+                duration=timedelta(days=730),
+                access_details=roles_wanted,
+            )
+        )
+    assert refused.value.response_status_code == 400
+    created = await relationships.post(
+        DelegatedAdminRelationship(
+            display_name="Created by msgraph-sdk",
+            customer=DelegatedAdminRelationshipCustomerParticipant(
+                tenant_id=tenant_of(emu, GDAP_CUSTOMER).id
+            ),
+            access_details=roles_wanted,
+            additional_data={"duration": "P730D"},
+        )
+    )
+    assert created is not None and created.id is not None
+    assert created.status == DelegatedAdminRelationshipStatus.Created
+    assert created.duration == timedelta(days=730)
+
+    active = next(
+        r
+        for r in (await relationships.get()).value  # type: ignore[union-attr]
+        if r.display_name == ACTIVE_NAME
+    )
+    assert active.id is not None
+    # A new security group of the partner gets User Administrator.
+    with graph_tokens_control(emu) as control:
+        control.post(
+            "/tenants/partner.com/groups",
+            json={"id": SDK_GROUP, "displayName": "SDK group", "securityEnabled": True},
+        )
+    assignment = await relationships.by_delegated_admin_relationship_id(
+        active.id
+    ).access_assignments.post(
+        DelegatedAdminAccessAssignment(
+            access_container=DelegatedAdminAccessContainer(
+                access_container_id=SDK_GROUP,
+                access_container_type=DelegatedAdminAccessContainerType.SecurityGroup,
+            ),
+            access_details=roles_wanted,
+        )
+    )
+    assert assignment is not None
+    assert assignment.status == DelegatedAdminAccessAssignmentStatus.Pending
+    assert assignment.access_container is not None
+    assert assignment.access_container.access_container_id == SDK_GROUP

@@ -10,7 +10,7 @@ import pytest
 
 from csp_emulator import roles, wellknown
 from csp_emulator.world.consent import consented_roles, consented_scopes
-from csp_emulator.world.worldfile import WorldFileError, load_world_data
+from csp_emulator.world.worldfile import DEMO_PARTNERS, WorldFileError, demo_world, load_world_data
 from tests.emulator.gdap_world import APP_ID, GDAP_CUSTOMER, PARTNER, gdap_world
 
 DAY = 86400
@@ -105,3 +105,35 @@ def test_gdap_errors_name_the_key(change: Any, message: str) -> None:
         load_world_data(data, source="w.toml")
     assert message in str(raised.value)
     assert str(raised.value).startswith("w.toml: ")
+
+
+def test_the_demo_world_is_a_mixed_fleet() -> None:
+    world = demo_world(3)
+    now = world.clock.now()
+    partner = world.tenant("partner.com")
+    assert partner is not None
+    statuses = {
+        world.tenants[r.customer_id].display_name: r.status(now)
+        for r in world.gdap.relationships.values()
+        if r.customer_id
+    }
+    assert statuses == {
+        "Northwind Health": "active",
+        "Lakeshore Retail": "active",
+        "Zava Outdoors": "expiring",
+        "Woodgrove Pharmacy": "expired",
+        "Skyline Dental": "approvalPending",
+        "Cedar Logistics": "active",
+    }
+    zava = next(r for r in world.gdap.relationships.values() if "zava" in r.display_name)
+    assert zava.end() - now < 20 * DAY
+    resold = {t.display_name for t in world.customers_of(partner.id)}
+    assert {"Northwind Health", "Zava Outdoors", "Woodgrove Pharmacy"} <= resold
+    assert not {"Skyline Dental", "Cedar Logistics", "Harborview Bakery"} & resold
+    for name in ("Northwind Health", "Cedar Logistics", "Customer"):
+        tenant = next(t for t in world.tenants.values() if name in t.display_name)
+        rel = world.relationship(partner.id, tenant.id)
+        assert (rel is not None and rel.dap) == (name == "Customer"), name
+    cedar = world.tenant("cedarlogistics.onmicrosoft.com")
+    assert cedar is not None
+    assert cedar.service_principal_by_app_id(DEMO_PARTNERS["NA"]["client_id"]) is None
