@@ -115,7 +115,8 @@ async def test_a_token_is_served_from_cache_until_renewal_is_due(
 async def test_a_thousand_concurrent_asks_for_fifty_tenants_send_fifty_token_requests(
     make_emulator: MakeEmulator, tmp_path: Path, make_provider: MakeProvider
 ) -> None:
-    emu = make_emulator(demo_world_data(customers=50))
+    # The DAP fleet: every customer tenant gets a token (not so the GDAP half's unconsented).
+    emu = make_emulator(demo_world_data(customers=50, gdap=False))
     control = Control(emu)
     customers = control.customers()
     assert len(customers) == 50

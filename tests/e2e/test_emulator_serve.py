@@ -54,7 +54,8 @@ def test_each_serve_command_serves_the_demo_world_until_interrupted(
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         origins = _origins(proc)
-        assert origins["tenants"] == 5  # two partner tenants and the three customers asked for
+        # two partner tenants, the three customers asked for and the GDAP half's seven tenants
+        assert origins["tenants"] == 5 + 7
         assert origins["ca_bundle"] == str(tmp_path / "ca.pem")
         assert origins["endpoints_file"] == str(tmp_path / "endpoints.json")
         # The ports are bound before the origins are printed: a request now waits, never fails.
@@ -105,7 +106,7 @@ def test_the_terminal_banner_names_every_origin_and_the_ca_bundle(tmp_path: Path
     finally:
         emulator.stop()
     e = emulator.endpoints
-    assert lines[0] == "csp-emulator: 3 tenants"
+    assert lines[0] == "csp-emulator: 10 tenants"  # 2 partners, 1 customer, the GDAP half's 7
     assert lines[-1] == "Ctrl-C to stop."
     shown = " ".join(lines)
     for value in (e.authority_host, e.graph, e.partner_center, e.ca_bundle):

@@ -36,18 +36,24 @@ ROLES = [
     "Cloud Application Administrator",
 ]
 TECH = {"upn": "gdap-tech@partner.com", "password": "P@ssw0rd-gdap"}
+ADMIN = {"upn": "gdap-admin@partner.com", "password": "P@ssw0rd-gdap-admin"}
 
 
 def partner_additions() -> dict[str, Any]:
-    """What partner.com gets: the GDAP API's service principal, a technician, security groups."""
+    """What partner.com gets: the GDAP API's service principal, two technicians (the admin also
+    in AdminAgents, which Partner Center's consent and the GDAP APIs ask of a caller), and the
+    security groups the relationships' roles are assigned to."""
     return {
         "gdap_api": True,
-        "user": [{"upn": TECH["upn"], "password": TECH["password"]}],
+        "user": [
+            {"upn": TECH["upn"], "password": TECH["password"]},
+            {"upn": ADMIN["upn"], "password": ADMIN["password"], "groups": ["AdminAgents"]},
+        ],
         "group": [
-            {"display_name": GROUPS["readers"], "members": ["agent@partner.com"]},
+            {"display_name": GROUPS["readers"], "members": [ADMIN["upn"]]},
             {"display_name": GROUPS["users"], "members": [TECH["upn"]]},
             {"display_name": GROUPS["intune"], "members": [TECH["upn"]]},
-            {"display_name": GROUPS["apps"], "members": ["agent@partner.com"]},
+            {"display_name": GROUPS["apps"], "members": [ADMIN["upn"]]},
         ],
     }
 
