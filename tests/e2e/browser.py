@@ -26,3 +26,12 @@ requires_chromium = pytest.mark.skipif(
     reason=f"Debian's chromium is not installed at {CHROMIUM}; `make test` installs it "
     "(its `browser` target)",
 )
+
+
+def keep_for_docs(name: str, png: bytes) -> None:
+    """With CSPGRAPH_DOCS_IMG=1, keep a screenshot as docs/img/NAME (how the docs' pictures are
+    made: `CSPGRAPH_DOCS_IMG=1 pytest tests/e2e -k browser`); otherwise nothing."""
+    import os
+
+    if os.environ.get("CSPGRAPH_DOCS_IMG") == "1":
+        (Path(__file__).parents[2] / "docs" / "img" / name).write_bytes(png)

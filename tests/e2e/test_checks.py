@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,27 +24,16 @@ from cspgraph.config import config_from_data
 from cspgraph.fleet.checks import CHECKS, CheckResults, Severity, run_checks
 from cspgraph.fleet.partner_apps import NO_READ
 from cspgraph.fleet.store import Store
-from tests.e2e.fleet_world import CLEAN, NAMES, NO_ADMIN, NO_INTUNE, RISKY, planted_world
+from tests.e2e.conftest import Planted
+from tests.e2e.fleet_world import CLEAN, NAMES, NO_ADMIN, NO_INTUNE, RISKY
 from tests.fleet_helpers import SECRET_ENV, Control, config_for, fleet_world, run_sync
 
 CLEAN_CO, RISKY_LTD = NAMES[CLEAN], NAMES[RISKY]
 
 
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, str]]:
-    """The planted world, synced once into a SQLite store (the checks only read it)."""
-    root = tmp_path_factory.mktemp("planted")
-    with Emulator(planted_world, state_dir=root / "emulator") as emu:
-        url = f"sqlite:///{root / 'fleet.db'}"
-        with Store.open(url) as store:
-            summary = asyncio.run(run_sync(config_for(emu, root), store))
-            assert summary.ok, summary.as_dict()
-        yield emu, url
-
-
 @pytest.fixture
-def results(planted: tuple[Emulator, str]) -> CheckResults:
-    with Store.open(planted[1]) as store:
+def results(planted: Planted) -> CheckResults:
+    with Store.open(planted.url) as store:
         return run_checks(store)
 
 
@@ -126,8 +115,8 @@ def test_what_the_store_cannot_tell_is_unknown_not_fine(results: CheckResults) -
     assert not [u for u in results.unknowns if results.name_of(u.tenant_id) == CLEAN_CO]
 
 
-def test_the_clock_moves_findings_stale_data_and_devices(planted: tuple[Emulator, str]) -> None:
-    with Store.open(planted[1]) as store:
+def test_the_clock_moves_findings_stale_data_and_devices(planted: Planted) -> None:
+    with Store.open(planted.url) as store:
         later = run_checks(store).evaluated_at + timedelta(days=40)
         results = run_checks(store, now=later)
     # A week without a sync: every customer's data is stale, and every device went silent.
@@ -151,8 +140,8 @@ def invoke(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
 
 
-def test_check_command_for_cron_and_ci(planted: tuple[Emulator, str]) -> None:
-    db = planted[1]
+def test_check_command_for_cron_and_ci(planted: Planted) -> None:
+    db = planted.url
     every = invoke("check", "--db", db, "--json")
     assert every.exit_code == 0, every.output  # without --fail-on: findings are not failure
     data = json.loads(every.stdout)

@@ -241,6 +241,12 @@ CASES = [
          prints_result=True),
     Case("check", ["--db", "{db}", "--fail-on", "urgent"], Exit.BAD_INPUT, "unknown severity"),
     Case("check", ["--db", "sqlite:///{root}/none.db"], Exit.BAD_INPUT, "no store at"),
+    Case("export", ["--db", "{db}", "--out", "{root}/export"], Exit.DONE, ""),
+    Case("export", ["--db", "{db}", "--format", "pdf"], Exit.BAD_INPUT, "expected csv or xlsx"),
+    Case("notify", ["--db", "{db}", "--webhook-env", "CSPGRAPH_TEST_UNSET"], Exit.BAD_INPUT,
+         "no webhook"),
+    Case("notify", ["--db", "{db}", "--webhook", "http://example.com/x"], Exit.BAD_INPUT,
+         "must use https"),
     Case("report", ["--db", "sqlite:///{root}/none.db"], Exit.BAD_INPUT, "no store at"),
     Case("demo", ["--dir", "{config}/below-a-file"], Exit.BAD_INPUT, "cannot create it"),
     Case("emulator serve", ["--host", "10.1.2.3"], Exit.BAD_INPUT, "loopback only"),
@@ -416,6 +422,10 @@ DATA = [
          lambda d: d["totals"]["status"] == {"ok": 1}),
     Data("report", ["--db", "{db}"], lambda d: d["fleet"]["customers"] >= 1),
     Data("check", ["--db", "{db}"], lambda d: {"findings", "unknown", "changes"} <= set(d)),
+    Data("export", ["--db", "{db}", "--out", "{root}/export-json"],
+         lambda d: d["rows"]["customers"] >= 1),
+    Data("notify", ["--db", "{db}", "--webhook", "https://hooks.slack.com/services/T/B/x",
+                    "--dry-run"], lambda d: d["dry_run"] is True and d["kind"] == "slack"),
 ]  # fmt: skip
 
 

@@ -66,12 +66,19 @@ def parse(path: Path) -> tuple[str, Page]:
 # --- JSON ---------------------------------------------------------------------------------------
 
 
-def test_report_data_has_the_known_numbers_in_attention_order(store: Store) -> None:
+def test_report_data_has_the_known_numbers_in_needs_action_order(store: Store) -> None:
     build_known_fleet(store)
     data = orjson.loads(orjson.dumps(report_data(store)))  # JSON-ready as it stands
+    # Worst finding first, then sync status: the customer whose sync needs a person leads, the
+    # failed one follows, the never-synced one (information only) comes last.
     assert [c["tenant_id"] for c in data["customers"]] == [
-        BRAVO, DELTA, ALPHA, FOXTROT, ECHO, CHARLIE,
+        FOXTROT, BRAVO, ALPHA, DELTA, CHARLIE, ECHO,
     ]  # fmt: skip
+    actions = data["needs_action"]
+    assert [(a["severity"], a["title"]) for a in actions[:2]] == [
+        ("high", "Foxtrot AB"), ("medium", "Bravo GmbH"),
+    ]  # fmt: skip
+    assert actions[0]["next_step"] and actions[0]["findings"][0]["check"] == "sync.failing"
     fleet = data["fleet"]
     assert (fleet["customers"], fleet["users"], fleet["users_disabled"], fleet["admins"]) == (
         6, 11, 1, 3,
@@ -82,8 +89,11 @@ def test_report_data_has_the_known_numbers_in_attention_order(store: Store) -> N
     assert alpha["compliance"] == {"compliant": 2, "noncompliant": 1}
     assert alpha["admins"] == 2 and alpha["status"] == "ok"
     assert alpha["last_sync_at"] is not None and alpha["last_sync_at"].startswith("20")
-    bravo = data["customers"][0]
+    bravo = next(c for c in data["customers"] if c["tenant_id"] == BRAVO)
     assert (bravo["status"], bravo["admins"], bravo["last_sync_at"]) == ("failed", None, None)
+    # Never synced successfully: its counts are unknown, not 0.
+    assert (bravo["users"], bravo["managed_devices"], bravo["synced"]) == (None, None, False)
+    assert fleet["admins_unknown_customers"] == 1  # Delta: synced, its roles never were
 
 
 # --- terminal -----------------------------------------------------------------------------------
@@ -95,8 +105,9 @@ def test_terminal_report_lists_every_customer_problems_first(sqlite_fleet: Store
     text = console.export_text()
     for name in NAMES:
         assert name in text
+    assert text.index("Needs action") < text.index("Customers (")  # needs action first
     customers_section = text[text.index("Customers (") : text.index("Sync problems")]
-    order = [customers_section.index(n) for n in ("Bravo GmbH", "Delta Inc", "Alpha Ltd")]
+    order = [customers_section.index(n) for n in ("Foxtrot AB", "Bravo GmbH", "Alpha Ltd")]
     assert order == sorted(order)
     assert customers_section.index("Alpha Ltd") < customers_section.index("Charlie SA")
     assert "HTTP 500 from Graph (transient)" in text
@@ -141,6 +152,9 @@ def test_html_report_is_self_contained_with_charts_and_every_customer(
     assert "style" in page.tags
 
     assert page.tags.count("svg") == 3  # compliance by customer, OS mix, sync health
+    # Needs action opens the page, before the cards and the charts.
+    assert source.index('id="needs-action"') < source.index('id="fleet"') < source.index("<svg")
+    assert "tr.attention" not in source  # no red border on most rows any more
     assert source.count('aria-label="Compliance of managed devices by customer"') == 1
     text = " ".join(page.text)
     for name in NAMES:
@@ -181,7 +195,7 @@ def test_compliance_chart_shows_the_worst_customers_of_a_large_fleet(tmp_path: P
             opened.upsert_objects(tenant, "managedDevices", devices)
         out = render_html(opened, tmp_path / "report.html")
     source, _ = parse(out)
-    chart = source[: source.index("</svg>")]
+    chart = source[source.index("<svg") : source.index("</svg>")]  # the first chart
     assert "Customer 039" in chart  # the most non-compliant devices
     assert "Customer 009" not in chart  # too few to make the cut
     assert f"The {COMPLIANCE_CHART_ROWS} customers with the most non-compliant devices" in source
@@ -221,7 +235,8 @@ def test_cli_writes_html_and_prints_tables_on_a_terminal(
     out = tmp_path / "report.html"
     shown = run_on_terminal(["report", "--db", str(tmp_path / "fleet.db"), "--html", str(out)])
     assert shown.returncode == 0, shown.output
-    assert "Customers (failed syncs and non-compliant devices first)" in shown.output
+    assert "Customers (in needs-action order)" in shown.output
+    assert "Needs action (worst first)" in shown.output
     assert "Bravo GmbH" in shown.output
     assert f"HTML report written to {out}" in shown.output
     assert "<svg" in out.read_text(encoding="utf-8")

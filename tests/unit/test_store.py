@@ -493,11 +493,13 @@ def test_counts_per_tenant_and_fleet(store: Store) -> None:
 # --- report queries -----------------------------------------------------------------------------
 
 
-def test_summaries_put_failed_syncs_and_noncompliant_customers_first(store: Store) -> None:
+def test_summaries_put_sync_problems_and_noncompliant_customers_first(store: Store) -> None:
     build_known_fleet(store)
     summaries = store.customer_summaries()
-    # failed, then non-compliant (most first), then the rest by status severity.
-    assert [s.tenant_id for s in summaries] == [BRAVO, DELTA, ALPHA, FOXTROT, ECHO, CHARLIE]
+    # Every sync problem first (needs a person, then failed), then non-compliant (most first),
+    # then the rest by status: a customer whose sync needs a person no longer sorts below
+    # healthy ones.
+    assert [s.tenant_id for s in summaries] == [FOXTROT, BRAVO, DELTA, ALPHA, ECHO, CHARLIE]
     by_id = {s.tenant_id: s for s in summaries}
 
     alpha = by_id[ALPHA]

@@ -16,6 +16,8 @@ from cspgraph.cli import (
     config_cmd,
     demo_cmd,
     emulator_cmd,
+    export_cmd,
+    notify_cmd,
     partner_cmd,
     report_cmd,
     sync_cmd,
@@ -34,6 +36,8 @@ app.add_typer(emulator_cmd.app, name="emulator")
 app.command("report")(report_cmd.report)
 app.command("sync")(sync_cmd.sync)
 app.command("check")(check_cmd.check)
+app.command("export")(export_cmd.export)
+app.command("notify")(notify_cmd.notify)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(config_cmd.app, name="config")
 auth_cmd.register(app)  # token, login, whoami

@@ -1,29 +1,36 @@
 """The fleet report as one HTML page a partner can mail to a colleague.
 
 Self-contained by design: the CSS is inline and the charts are SVG drawn here in Python, so the
-page opens offline, in a mail client's preview, or years later, with nothing to fetch.
+page opens offline, in a mail client's preview, or years later, with nothing to fetch. The page
+is a Jinja2 template (``templates/fleet_report.html``) over the macros it shares with the
+dashboard (``templates/parts.html``); every value is escaped by the template environment. It
+opens with **needs action**; the cards, charts and tables follow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
-from importlib.resources import files
 from pathlib import Path
-from string import Template
+from typing import Any
 
+from markupsafe import Markup
+
+from cspgraph.fleet.checks import Severity
+from cspgraph.fleet.html import environment, render, stylesheet
 from cspgraph.fleet.outcomes import CustomerStatus
 from cspgraph.fleet.report import (
     FleetReport,
     ago,
     compliant_share,
+    grouped_problems,
     load_report,
-    problems_of,
     status_label,
     top_counts,
 )
 from cspgraph.fleet.store import Store
-from cspgraph.fleet.summaries import NEVER_SYNCED, CustomerSummary
+from cspgraph.fleet.summaries import NEVER_SYNCED, CustomerSummary, FleetTotals
 
 # Intune's compliance states, in the order a reader scans them: good, pending, bad, unknown.
 COMPLIANCE_COLORS = {
@@ -57,124 +64,116 @@ def render_html(store: Store, path: Path) -> Path:
 def write_html(report: FleetReport, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Tenant data: readable by its owner only, like the store.
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
     path.write_text(html_page(report), encoding="utf-8")
     return path
 
 
+# The most urgent items and the customers shown open; more are folded (the page stays short at
+# a thousand customers; `cspgraph check` and the dashboard list everything).
+SHOWN_ACTIONS = 100
+SHOWN_CUSTOMERS = 60
+
+
 def html_page(report: FleetReport) -> str:
     # Not named report.html: .gitignore ignores generated reports by that name.
-    template = Template(
-        files("cspgraph.fleet").joinpath("templates/fleet_report.html").read_text(encoding="utf-8")
-    )
     totals = report.totals
     generated = f"{report.generated_at:%Y-%m-%d %H:%M} UTC"
-    return template.substitute(
-        title=escape(f"Fleet report · {generated}"),
-        generated=escape(generated),
-        customers=f"{totals.customers:,}",
-        cards=_cards(report),
-        compliance_chart=compliance_chart(report.customers),
-        os_chart=donut_chart(totals.os_mix, "Managed devices by operating system", PALETTE),
-        health_chart=donut_chart(
-            {
-                status_label(None if k == NEVER_SYNCED else k): n
-                for k, n in totals.sync_health.items()
-            },
-            "Customers by sync status",
-            [STATUS_COLORS.get(k, OTHER_COLOR) for k in totals.sync_health],
-        ),
-        problems=_problems(report),
-        customer_rows="\n".join(_customer_row(c, report) for c in report.customers),
+    checks = report.checks
+    counts = {s.label: 0 for s in Severity}
+    for finding in checks.findings if checks else ():
+        counts[finding.severity.label] += 1
+    return render(
+        environment(),
+        "fleet_report.html",
+        style=built(stylesheet()),
+        generated=generated,
+        now=report.generated_at,
+        totals=totals,
+        counts=counts,
+        actions=report.actions,
+        shown_actions=SHOWN_ACTIONS,
+        changes=checks.changes if checks else [],
+        name_of=checks.name_of if checks else (lambda t: t or "Fleet"),
+        change_words=change_words,
+        cards=cards(report),
+        compliance_chart=built(compliance_chart(report.customers)),
+        os_chart=built(donut_chart(totals.os_mix, "Managed devices by operating system", PALETTE)),
+        health_chart=built(health_chart(totals)),
+        problems=grouped_problems(report),
+        customers=report.customers,
+        shown_customers=SHOWN_CUSTOMERS,
+        worst_of=report.worst,
+        findings_of=report.findings_of,
+        top_counts=top_counts,
     )
+
+
+def built(html: str) -> Markup:
+    """Markup this module built itself: the stylesheet shipped with cspgraph and the SVG charts,
+    whose every piece of text went through ``escape()`` on the way in."""
+    return Markup(html)  # noqa: S704 - escaped where it was built, see above
+
+
+def health_chart(totals: FleetTotals) -> str:
+    return donut_chart(
+        {status_label(None if k == NEVER_SYNCED else k): n for k, n in totals.sync_health.items()},
+        "Customers by sync status",
+        [STATUS_COLORS.get(k, OTHER_COLOR) for k in totals.sync_health],
+    )
+
+
+def change_words(change: Any) -> str:
+    kind = {
+        "global_admin": "Global Administrator",
+        "privileged_role": "privileged role",
+        "guest": "guest",
+        "noncompliant_device": "non-compliant device",
+        "licence": "licence",
+    }.get(change.kind, change.kind)
+    verb = {"added": "new", "removed": "removed", "changed": "changed"}.get(change.change, "")
+    return f"{verb} {kind}"
 
 
 # --- page parts -----------------------------------------------------------------------------------
 
 
-def _cards(report: FleetReport) -> str:
+@dataclass(frozen=True, slots=True)
+class Card:
+    label: str
+    value: str
+    note: str = ""
+
+
+def cards(report: FleetReport) -> list[Card]:
+    """The fleet's totals. Unknown is said, never added as 0: admins over the customers whose
+    admins are known, managed devices over those with Intune."""
     t = report.totals
-    failed = t.sync_health.get(CustomerStatus.FAILED, 0)
-    cards = [
-        ("Customers", f"{t.customers:,}", ""),
-        ("Users", f"{t.users:,}", f"{t.users_enabled:,} enabled · {t.users_disabled:,} disabled"),
-        ("Global admins", f"{t.admins:,}", f"{t.guests:,} guest users"),
-        ("Groups", f"{t.groups:,}", ""),
-        ("Devices", f"{t.devices:,}", f"{t.managed_devices:,} managed by Intune"),
-        (
-            "Non-compliant",
-            f"{t.noncompliant:,}",
-            f"at {t.customers_noncompliant:,} customers",
+    admins_note = f"{t.guests:,} guest users"
+    if t.admins_unknown:
+        admins_note = f"unknown at {t.admins_unknown:,} customers · " + admins_note
+    managed_note = f"{t.managed_devices:,} managed by Intune"
+    if t.without_intune:
+        managed_note += f" · {t.without_intune:,} without Intune"
+    problems_note = f"oldest sync {ago(t.oldest_sync_at, report.generated_at)}"
+    if t.never_synced:
+        problems_note = f"{t.never_synced:,} never synced · " + problems_note
+    return [
+        Card("Customers", f"{t.customers:,}"),
+        Card(
+            "Users", f"{t.users:,}", f"{t.users_enabled:,} enabled · {t.users_disabled:,} disabled"
         ),
-        (
-            "Failed syncs",
-            f"{failed:,}",
-            f"oldest sync {ago(t.oldest_sync_at, report.generated_at)}",
+        Card(
+            "Global admins",
+            f"{t.admins:,}" if t.admins or not t.admins_unknown else "—",
+            admins_note,
         ),
+        Card("Devices", f"{t.devices:,}", managed_note),
+        Card("Non-compliant", f"{t.noncompliant:,}", f"at {t.customers_noncompliant:,} customers"),
+        Card("Sync problems", f"{t.sync_problems:,}", problems_note),
     ]
-    out = []
-    for label, value, note in cards:
-        bad = label in ("Non-compliant", "Failed syncs") and value != "0"
-        out.append(
-            f'<div class="card{" bad" if bad else ""}"><div class="label">{escape(label)}</div>'
-            f'<div class="value">{value}</div><div class="note">{escape(note)}</div></div>'
-        )
-    return "\n".join(out)
-
-
-def _status_badge(status: str | None) -> str:
-    css = (status or NEVER_SYNCED).replace("_", "-")
-    return f'<span class="badge {css}">{escape(status_label(status))}</span>'
-
-
-def _customer_row(c: CustomerSummary, report: FleetReport) -> str:
-    share = compliant_share(c)
-    admins = "—" if c.admins is None else f"{c.admins:,}"
-    domain = f'<div class="domain">{escape(c.domain)}</div>' if c.domain else ""
-    last = escape(ago(c.last_sync_at, report.generated_at))
-    last_title = escape(c.last_sync_at.isoformat()) if c.last_sync_at else "never"
-    cells = [
-        f'<td title="{escape(c.tenant_id)}">{escape(c.display_name)}{domain}</td>',
-        f"<td>{_status_badge(c.status)}</td>",
-        f'<td class="num" title="{last_title}">{last}</td>',
-        *(
-            f'<td class="num">{v}</td>'
-            for v in (
-                f"{c.users:,}",
-                f"{c.users_enabled:,}",
-                f"{c.users_disabled:,}",
-                admins,
-                f"{c.groups:,}",
-                f"{c.devices:,}",
-                f"{c.managed_devices:,}",
-            )
-        ),
-        f'<td class="num{" bad" if c.noncompliant else ""}">{c.noncompliant:,}</td>',
-        f'<td class="num">{"—" if share is None else f"{share:.0%}"}</td>',
-        f"<td>{escape(top_counts(c.managed_by_os))}</td>",
-    ]
-    attention = ' class="attention"' if c.needs_attention else ""
-    return f"<tr{attention}>{''.join(cells)}</tr>"
-
-
-def _problems(report: FleetReport) -> str:
-    problems = problems_of(report)
-    if not problems:
-        return ""
-    rows = []
-    for c in problems:
-        reason = c.status_reason or ""
-        error = f'<span class="error-class">{escape(c.error_class)}</span>' if c.error_class else ""
-        since = escape(ago(c.status_at, report.generated_at)) if c.status else "—"
-        rows.append(
-            f"<tr><td>{escape(c.display_name)}</td><td>{_status_badge(c.status)}</td>"
-            f'<td class="num">{since}</td><td>{escape(reason)} {error}</td></tr>'
-        )
-    return (
-        '<section><h2>Sync problems</h2><table class="problems"><thead><tr><th>Customer</th>'
-        '<th>Status</th><th class="num">Since</th><th>Reason</th></tr></thead><tbody>'
-        + "\n".join(rows)
-        + "</tbody></table></section>"
-    )
 
 
 # --- charts ---------------------------------------------------------------------------------------

@@ -6,20 +6,20 @@ load Rich.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from cspgraph.fleet.check_view import severity_text
 from cspgraph.fleet.outcomes import CustomerStatus
 from cspgraph.fleet.report import (
     FleetReport,
+    Problem,
     ago,
     compliant_share,
+    grouped_problems,
     load_report,
-    problems_of,
     status_label,
     top_counts,
 )
@@ -45,6 +45,10 @@ def render_terminal(store: Store, console: Console) -> None:
     console.print(terminal_view(load_report(store), console.width))
 
 
+# The most urgent items shown on a terminal (`cspgraph check` lists every finding).
+SHOWN_ACTIONS = 25
+
+
 def terminal_view(report: FleetReport, width: int = WIDE_TABLE) -> Group:
     """The report as Rich renderables; ``width`` (the console's) picks the customer columns."""
     parts: list[Table | Text] = [
@@ -53,15 +57,43 @@ def terminal_view(report: FleetReport, width: int = WIDE_TABLE) -> Group:
             f" · {report.totals.customers:,} customers · generated "
             f"{report.generated_at:%Y-%m-%d %H:%M} UTC",
         ),
+        _actions_table(report, width),
         _totals_table(report.totals, width),
         _customers_table(report, width),
     ]
-    problems = problems_of(report)
+    problems = grouped_problems(report)
     if problems:
-        parts.append(_problems_table(problems, report.generated_at))
+        parts.append(_problems_table(problems))
     if report.totals.managed_devices:
         parts.append(_mix_table(report.totals))
     return Group(*parts)
+
+
+def _actions_table(report: FleetReport, width: int) -> Table | Text:
+    if not report.actions:
+        return Text("Needs action: nothing.", "green")
+    shown = report.actions[:SHOWN_ACTIONS]
+    more = len(report.actions) - len(shown)
+    title = "Needs action (worst first)" + (f" · {more:,} more: cspgraph check" if more else "")
+    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
+    table.add_column("Severity", no_wrap=True)
+    table.add_column("Who", max_width=30 if width >= WIDE_TABLE else 18, overflow="fold")
+    table.add_column("What", overflow="fold")
+    if width >= 110:
+        table.add_column("Next step", overflow="fold", max_width=max(30, width // 3))
+    for item in shown:
+        who = Text(item.title)
+        if item.shared:
+            who.append("\n" + ", ".join(item.names[:5]), "dim")
+        row: list[Text | str] = [severity_text(item.severity), who, item.headline]
+        if width >= 110:
+            row.append(item.next_step)
+        table.add_row(*row)
+    return table
+
+
+def _count(c: CustomerSummary, value: int | None) -> str:
+    return "—" if value is None or not c.synced else f"{value:,}"
 
 
 def _totals_table(t: FleetTotals, width: int) -> Table:
@@ -76,7 +108,7 @@ def _totals_table(t: FleetTotals, width: int) -> Table:
         ("Users", f"{t.users:,}"),
         ("Enabled", f"{t.users_enabled:,}"),
         ("Disabled", f"{t.users_disabled:,}"),
-        ("Admins", f"{t.admins:,}"),
+        ("Admins", f"{t.admins:,}" + (f" (? {t.admins_unknown})" if t.admins_unknown else "")),
         ("Groups", f"{t.groups:,}"),
         ("Devices", f"{t.devices:,}"),
         ("Managed", f"{t.managed_devices:,}"),
@@ -100,7 +132,7 @@ def _totals_table(t: FleetTotals, width: int) -> Table:
 def _customers_table(report: FleetReport, width: int) -> Table:
     wide = width >= WIDE_TABLE
     table = Table(
-        title="Customers (failed syncs and non-compliant devices first)",
+        title="Customers (in needs-action order)",
         box=box.SIMPLE_HEAVY,
         title_justify="left",
         pad_edge=wide,
@@ -124,15 +156,15 @@ def _customers_table(report: FleetReport, width: int) -> Table:
         customer = Text(c.display_name)
         if wide and c.domain and c.domain != c.display_name:
             customer.append(f"\n{c.domain}", "dim")
-        admins = "—" if c.admins is None else f"{c.admins:,}"
+        no_intune = c.intune_unknown is not None
         counts = {
-            "Users": f"{c.users:,}",
-            "Enabled": f"{c.users_enabled:,}",
-            "Disabled": f"{c.users_disabled:,}",
-            "Admins": admins,
-            "Groups": f"{c.groups:,}",
-            "Devices": f"{c.devices:,}",
-            "Managed": f"{c.managed_devices:,}",
+            "Users": _count(c, c.users),
+            "Enabled": _count(c, c.users_enabled),
+            "Disabled": _count(c, c.users_disabled),
+            "Admins": _count(c, c.admins),
+            "Groups": _count(c, c.groups),
+            "Devices": _count(c, c.devices),
+            "Managed": "no Intune" if no_intune else _count(c, c.managed_devices),
         }
         row: list[str | Text] = [
             customer,
@@ -141,7 +173,8 @@ def _customers_table(report: FleetReport, width: int) -> Table:
         if wide:
             row.append(ago(c.last_sync_at, report.generated_at))
         row += [counts[name] for name in names]
-        row.append(Text(f"{c.noncompliant:,}", "bold red" if c.noncompliant else "dim"))
+        noncompliant = "—" if no_intune else _count(c, c.noncompliant)
+        row.append(Text(noncompliant, "bold red" if c.noncompliant and not no_intune else "dim"))
         if wide:
             share = compliant_share(c)
             row += ["—" if share is None else f"{share:.0%}", top_counts(c.managed_by_os)]
@@ -149,21 +182,20 @@ def _customers_table(report: FleetReport, width: int) -> Table:
     return table
 
 
-def _problems_table(problems: list[CustomerSummary], now: datetime) -> Table:
+def _problems_table(problems: list[Problem]) -> Table:
+    """One row per status and cause: a region-wide bad secret is one row naming its customers."""
     table = Table(title="Sync problems", box=box.SIMPLE_HEAVY, title_justify="left")
-    table.add_column("Customer")
+    table.add_column("Customers", overflow="fold")
     table.add_column("Status")
     table.add_column("Since", justify="right")
     table.add_column("Reason", overflow="fold")
-    for c in problems:
-        reason = c.status_reason or ""
-        if c.error_class:
-            reason = f"{reason} ({c.error_class})" if reason else c.error_class
+    for p in problems:
+        reason = p.reason
+        if p.error_class:
+            reason = f"{reason} ({p.error_class})" if reason else p.error_class
+        names = ", ".join(p.names[:6]) + (f", +{len(p.names) - 6} more" if len(p.names) > 6 else "")
         table.add_row(
-            c.display_name,
-            Text(status_label(c.status), STATUS_STYLES.get(c.status, "")),
-            ago(c.status_at, now) if c.status else "—",
-            reason,
+            names, Text(status_label(p.status), STATUS_STYLES.get(p.status, "")), p.since, reason
         )
     return table
 

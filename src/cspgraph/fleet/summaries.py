@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Table, and_, case, func, literal, select, union
 from sqlalchemy.engine import Connection
 
+from cspgraph.fleet.history_schema import coverage, customer_state
 from cspgraph.fleet.outcomes import CustomerStatus
 from cspgraph.fleet.schema import (
     customers,
@@ -24,6 +25,7 @@ from cspgraph.fleet.schema import (
     managed_devices,
     organizations,
     role_members,
+    subscribed_skus,
     users,
 )
 
@@ -55,6 +57,13 @@ class CustomerSummary:
     managed_devices: int = 0
     managed_by_os: dict[str, int] = field(default_factory=dict)
     compliance: dict[str, int] = field(default_factory=dict)
+    # Never synced successfully: its counts are unknown, not 0.
+    synced: bool = True
+    # Why its managed devices are unknown (no Intune licence), or None when they are known.
+    intune_unknown: str | None = None
+    licences_bought: int | None = None  # None: licences not synced
+    licences_assigned: int | None = None
+    gone_since: datetime | None = None  # Partner Center no longer lists it
 
     @property
     def users_disabled(self) -> int:
@@ -66,7 +75,14 @@ class CustomerSummary:
 
     @property
     def needs_attention(self) -> bool:
-        return self.status == CustomerStatus.FAILED or self.noncompliant > 0
+        synced_ok = self.status in (CustomerStatus.OK, None)
+        return not synced_ok or self.noncompliant > 0
+
+    @property
+    def licences_unused(self) -> int | None:
+        if self.licences_bought is None or self.licences_assigned is None:
+            return None
+        return max(0, self.licences_bought - self.licences_assigned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +91,7 @@ class FleetTotals:
     users: int
     users_enabled: int
     guests: int
-    admins: int
+    admins: int  # over the customers whose admins are known
     groups: int
     devices: int
     managed_devices: int
@@ -85,6 +101,10 @@ class FleetTotals:
     sync_health: dict[str, int]  # status -> customers; NEVER_SYNCED for customers not yet synced
     last_sync_at: datetime | None  # the most recent successful sync of any customer
     oldest_sync_at: datetime | None  # the least recent one: how stale the fleet view can be
+    admins_unknown: int = 0  # synced customers whose admins are unknown (no role permission)
+    sync_problems: int = 0  # customers whose last sync did not end "ok" (any reason)
+    without_intune: int = 0  # synced customers whose managed devices are unknown
+    never_synced: int = 0
 
     @property
     def users_disabled(self) -> int:
@@ -95,10 +115,11 @@ class FleetTotals:
         return self.compliance.get("noncompliant", 0)
 
 
-# Problems first: a failed sync hides the customer's current state, then people to chase.
+# Problems first: somebody must act, then a failed sync (it hides the customer's state), then
+# a relationship still propagating (or ended).
 _STATUS_RANK: dict[str | None, int] = {
-    CustomerStatus.FAILED: 0,
-    CustomerStatus.NEEDS_PERSON: 1,
+    CustomerStatus.NEEDS_PERSON: 0,
+    CustomerStatus.FAILED: 1,
     CustomerStatus.PROPAGATING: 2,
     CustomerStatus.RUNNING: 3,
     None: 4,  # never synced
@@ -137,7 +158,7 @@ def totals_of(summaries: Sequence[CustomerSummary]) -> FleetTotals:
         users=sum(s.users for s in summaries),
         users_enabled=sum(s.users_enabled for s in summaries),
         guests=sum(s.guests for s in summaries),
-        admins=sum(s.admins or 0 for s in summaries),
+        admins=sum(s.admins for s in summaries if s.admins is not None),
         groups=sum(s.groups for s in summaries),
         devices=sum(s.devices for s in summaries),
         managed_devices=sum(s.managed_devices for s in summaries),
@@ -147,6 +168,10 @@ def totals_of(summaries: Sequence[CustomerSummary]) -> FleetTotals:
         sync_health=health,
         last_sync_at=max(synced, default=None),
         oldest_sync_at=min(synced, default=None),
+        admins_unknown=sum(1 for s in summaries if s.synced and s.admins is None),
+        sync_problems=sum(1 for s in summaries if s.status not in (CustomerStatus.OK, None)),
+        without_intune=sum(1 for s in summaries if s.synced and s.intune_unknown is not None),
+        never_synced=sum(1 for s in summaries if not s.synced),
     )
 
 
@@ -179,12 +204,44 @@ def read_customer_summaries(conn: Connection) -> list[CustomerSummary]:
         by_os[os or "unknown"] = by_os.get(os or "unknown", 0) + n
         by_state[state or "unknown"] = by_state.get(state or "unknown", 0) + n
     rows = conn.execute(select(customers)).all()
+    cv = coverage.c
+    unreadable = {
+        (tenant, resource): reason or "not readable in this tenant"
+        for tenant, resource, reason in conn.execute(
+            select(cv.tenant_id, cv.resource, cv.reason).where(cv.available.is_(False))
+        )
+    }
+    sk = subscribed_skus.c
+    licences = {
+        tenant: (bought, assigned)
+        for tenant, bought, assigned in conn.execute(
+            select(sk.tenant_id, func.sum(sk.prepaid_units), func.sum(sk.consumed_units)).group_by(
+                sk.tenant_id
+            )
+        )
+    }
+    covered_skus = {
+        tenant
+        for tenant in conn.execute(
+            select(cv.tenant_id).where(cv.resource == "subscribedSkus", cv.available.is_(True))
+        ).scalars()
+    }
+    gone = dict(
+        conn.execute(
+            select(customer_state.c.tenant_id, customer_state.c.gone_since).where(
+                customer_state.c.gone_since.is_not(None)
+            )
+        ).all()
+    )
 
     summaries = []
     for row in rows:
         t = row.tenant_id
         n_users, n_enabled, n_guests = users_by.get(t, (0, 0, 0))
         by_os, by_state = managed.get(t, ({}, {}))
+        bought, assigned = licences.get(t, (None, None))
+        if bought is None and t in covered_skus:
+            bought = assigned = 0  # read, and none bought
         summaries.append(
             CustomerSummary(
                 tenant_id=t,
@@ -205,6 +262,11 @@ def read_customer_summaries(conn: Connection) -> list[CustomerSummary]:
                 managed_devices=sum(by_os.values()),
                 managed_by_os=by_os,
                 compliance=by_state,
+                synced=row.last_sync_at is not None,
+                intune_unknown=unreadable.get((t, "managedDevices")),
+                licences_bought=None if bought is None else int(bought),
+                licences_assigned=None if assigned is None else int(assigned),
+                gone_since=gone.get(t),
             )
         )
     summaries.sort(key=attention_order)
