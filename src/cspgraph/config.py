@@ -31,8 +31,8 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 import stat
-import threading
 import time
 import tomllib
 import uuid
@@ -326,10 +326,16 @@ class ClientCredential:
         return jwt.encode(claims, self._private_key_pem, algorithm="PS256", headers=headers)
 
 
+def _not_utf8(label: str, exc: UnicodeDecodeError) -> str:
+    return f"{label}: not UTF-8 text (undecodable byte at offset {exc.start}); save it as UTF-8"
+
+
 def _read_secret_file(path: Path, key: str) -> str:
     try:
         mode = path.stat().st_mode
         text = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{key}: " + _not_utf8(str(path), exc)) from None
     except OSError as exc:
         raise ConfigError(
             f"{key}: cannot read {path} ({exc.strerror}); create it with only the secret "
@@ -642,6 +648,8 @@ def load_config(
             ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{label}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(_not_utf8(label, exc)) from None
     except OSError as exc:
         raise ConfigError(f"{label}: cannot read it: {exc.strerror}") from None
     if source is not None:
@@ -697,6 +705,8 @@ class ConfigFile:
             data = {}
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{label}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(_not_utf8(label, exc)) from None
         except OSError as exc:
             raise ConfigError(f"{label}: cannot read it: {exc.strerror}") from None
         return cls(file, data)
@@ -797,8 +807,10 @@ def write_private_file(path: Path, text: str) -> None:
     parent directory is created 0700 when missing.
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A fresh name, created here or not at all (O_EXCL, never through a link): a file or link
+    # somebody placed at a predictable name cannot receive the secret.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -395,12 +395,14 @@ def test_the_onboard_command(make_emulator: MakeEmulator, tmp_path: Path) -> Non
     runner = CliRunner()
     args = ["onboard", "--domain", "cli.onmicrosoft.com", "--name", "CLI Co", "--json",
             "--emulator-clock", "--initial-wait", "3s", "--retry-every", "2s", "--budget", "1m",
-            "--state-dir", str(tmp_path / "state")]  # fmt: skip
+            "--state-dir", str(tmp_path / "state"),
+            "--password-file", str(tmp_path / "pw")]  # fmt: skip
     result = runner.invoke(app, args, env=env)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["state"] == "done" and out["created"] and len(out["attempts"]) == 2
-    assert "password" not in result.stdout  # the password goes to the terminal, not to stdout
+    password = (tmp_path / "pw").read_text().strip()
+    assert password and password not in result.output  # in the 0600 file, not on a pipe
 
     listed = runner.invoke(app, ["customers", "list", "--json"], env=env)
     assert listed.exit_code == 0, listed.output

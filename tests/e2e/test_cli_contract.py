@@ -119,7 +119,8 @@ def house(tmp_path_factory: pytest.TempPathFactory) -> Iterator[House]:
         # A new customer: its partner relationship takes the world's 3 minutes to reach it.
         created = invoke(
             ["customers", "create", "--domain", NEW_CUSTOMER, "--name", "Contract Co",
-             "--region", "NA", "--config", str(config)]
+             "--region", "NA", "--password-file", str(root / "new-admin.txt"),
+             "--config", str(config)]
         )  # fmt: skip
         assert created.exit_code == 0, created.output
         db = f"sqlite:///{root / 'fleet.db'}"
@@ -214,14 +215,22 @@ CASES = [
     Case("customers list", ["--region", "AS", "--config", "{config}"], Exit.BAD_INPUT,
          "regions.AS: not configured"),
     Case("customers create", ["--domain", NEW_CUSTOMER, "--name", "Contract Co", "--region", "NA",
-                              "--config", "{config}"], Exit.DONE, ""),
+                              "--password-file", "{root}/pw.txt", "--config", "{config}"],
+         Exit.DONE, ""),
     Case("customers create", ["--domain", "x.onmicrosoft.com", "--name", "X", "--region", "NA",
-                              "--config", "{bad_secret}"], Exit.NEEDS_PERSON,
-         "error: needs_person:"),
+                              "--config", "{config}"], Exit.BAD_INPUT,
+         "stderr is not one: pass --password-file FILE"),
+    Case("customers create", ["--domain", "x.onmicrosoft.com", "--name", "X", "--region", "NA",
+                              "--password-file", "{root}/pw.txt", "--config", "{bad_secret}"],
+         Exit.NEEDS_PERSON, "error: needs_person:"),
     Case("customers create", ["--domain", "x.onmicrosoft.com", "--name", "X", "--region", "NA",
                               "--config", "{down}"], Exit.BAD_INPUT, EMULATOR_DOWN),
     Case("onboard", ["--domain", "y.onmicrosoft.com", "--name", "Y", "--region", "NA",
-                     "--config", "{bad_secret}"], Exit.NEEDS_PERSON, "error: needs_person:"),
+                     "--password-file", "{root}/pw.txt", "--config", "{bad_secret}"],
+         Exit.NEEDS_PERSON, "error: needs_person:"),
+    Case("onboard", ["--domain", "y.onmicrosoft.com", "--name", "Y", "--region", "NA",
+                     "--config", "{config}"], Exit.BAD_INPUT,
+         "stderr is not one: pass --password-file FILE"),
     Case("onboard", ["--domain", "y.onmicrosoft.com", "--name", "Y", "--region", "NA",
                      "--config", "{down}"], Exit.BAD_INPUT, EMULATOR_DOWN),
     Case("onboard", ["--domain", "y.onmicrosoft.com", "--name", "Y", "--budget", "soon",
@@ -367,6 +376,7 @@ def test_ctrl_c_while_onboarding_waits_exits_130_and_says_how_to_continue(
 ) -> None:
     proc = start(["onboard", "--domain", "ctrlc.onmicrosoft.com", "--name", "Ctrl C",
                   "--region", "NA", "--state-dir", str(house.root / "onboarding"),
+                  "--password-file", str(house.root / "ctrlc-admin.txt"),
                   "--config", str(house.config)])  # fmt: skip
     read_stderr_until(proc, "created")  # then the real 3-minute wait begins
     status, err = interrupt(proc)
@@ -417,7 +427,8 @@ DATA = [
     Data("customers list", ["--config", "{config}"],
          lambda d: NEW_CUSTOMER in {c["domain"] for c in d}),
     Data("customers create", ["--domain", NEW_CUSTOMER, "--name", "Contract Co", "--region", "NA",
-                              "--config", "{config}"], lambda d: d["created"] is False),
+                              "--password-file", "{root}/pw.txt", "--config", "{config}"],
+         lambda d: d["created"] is False),
     Data("sync", ["--customers", CUSTOMER, "--db", "{db}", "--config", "{config}"],
          lambda d: d["totals"]["status"] == {"ok": 1}),
     Data("report", ["--db", "{db}"], lambda d: d["fleet"]["customers"] >= 1),
@@ -487,7 +498,8 @@ def test_onboard_prints_its_outcome_as_json_when_piped(
     result = invoke(
         ["onboard", "--domain", "piped.onmicrosoft.com", "--name", "Piped", "--region", "NA",
          "--emulator-clock", "--initial-wait", "3m", "--retry-every", "30s", "--budget", "10m",
-         "--state-dir", str(tmp_path / "state"), "--config", str(config)]
+         "--state-dir", str(tmp_path / "state"), "--password-file", str(tmp_path / "pw.txt"),
+         "--config", str(config)]
     )  # fmt: skip
     assert result.exit_code == Exit.DONE, result.output
     assert json.loads(result.stdout)["state"] == "done"

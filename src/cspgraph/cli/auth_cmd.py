@@ -71,10 +71,12 @@ def token(
         common.print_json(dict(sorted(claims.items())))
         return
     from rich.table import Table
+    from rich.text import Text
 
     console = common.console()
     console.print(
-        f"[bold]{'delegated' if agent else 'app-only'} token[/bold] for {customer}: tenant "
+        Text.assemble((f"{'delegated' if agent else 'app-only'} token", "bold")),
+        f"for {customer}: tenant "
         f"{route.tenant_id}, region {route.region}, app {route.identity.client_id} "
         f"(partner {route.identity.partner_tenant})",
         soft_wrap=True,

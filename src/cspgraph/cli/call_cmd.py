@@ -245,9 +245,9 @@ def _compact(data: Any) -> str:
 
 def make_output(stream: TextIO, *, compact: bool = False) -> Output:
     if stream.isatty() and not compact:
-        from rich.console import Console
+        from cspgraph.fleet.safe_console import SafeConsole  # Rich for a terminal only
 
-        return PrettyOutput(Console(file=stream))
+        return PrettyOutput(SafeConsole(file=stream))
     return CompactOutput(stream)
 
 

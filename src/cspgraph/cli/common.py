@@ -147,15 +147,19 @@ def print_json(data: Any) -> None:
 
 
 def say(text: str) -> None:
-    """A message for people, on stderr, never wrapped (a URL must survive copy and paste)."""
-    typer.echo(text, err=True)
+    """A message for people, on stderr, never wrapped (a URL must survive copy and paste).
+    Control characters (a customer's name, a service's message) are shown as escapes."""
+    from cspgraph.fleet.terminal_text import printable
+
+    typer.echo(printable(text, lines=True), err=True)
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A Rich console for tables on a terminal (imported here: Rich is for terminals only)."""
-    from rich.console import Console
+    """A Rich console for tables on a terminal (imported here: Rich is for terminals only). It
+    reads no markup and shows control characters as escapes: customers name what it prints."""
+    from cspgraph.fleet.safe_console import SafeConsole
 
-    return Console(stderr=stderr, highlight=False)
+    return SafeConsole(stderr=stderr)
 
 
 def when(epoch: Any) -> str:
@@ -176,24 +180,47 @@ def when(epoch: Any) -> str:
 # -- the store ------------------------------------------------------------------------------------
 
 
+def shown_db(db: str) -> str:
+    """``--db`` as messages show it: its password masked (a cron log keeps what we print)."""
+    from cspgraph.fleet.store_url import masked
+
+    return masked(db)
+
+
+def open_store(db: str) -> Store:
+    """The store at ``db``, created if needed (``sync``); one that cannot be opened (a bad URL,
+    an unwritable path, a server that does not answer) is a usage error, password masked."""
+    from cspgraph.fleet.store import Store
+
+    try:
+        return Store.open(db)
+    except ValueError as exc:  # StoreOpenError: one line, already masked
+        raise UsageError(f"--db: {exc}") from None
+
+
 @contextlib.contextmanager
 def existing_store(db: str) -> Iterator[Store]:
     """The store at ``db`` for a command that reads it (report, check, export, notify, serve):
     a SQLite file that does not exist is refused rather than created empty, which would report
-    an empty fleet."""
+    an empty fleet. A database that fails while it is read (a junk file, a server gone) ends the
+    command with one line, never a traceback."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from cspgraph.fleet.store import Store, sqlite_file
+    from cspgraph.fleet.store import sqlite_file
+    from cspgraph.fleet.store_url import open_error
 
-    file = sqlite_file(db)
+    try:
+        file = sqlite_file(db)
+    except (ValueError, SQLAlchemyError) as exc:  # a URL SQLAlchemy cannot parse
+        raise UsageError(f"--db: {open_error(db, exc)}") from None
     if file is not None and not file.exists():
         raise UsageError(f"no store at {file}; run `cspgraph sync` first or pass --db")
-    try:
-        store = Store.open(db)
-    except (ValueError, SQLAlchemyError) as exc:
-        raise UsageError(f"--db {db}: {exc}") from None
+    store = open_store(db)
     with store:
-        yield store
+        try:
+            yield store
+        except SQLAlchemyError as exc:
+            raise UsageError(f"--db: cannot read the store: {open_error(db, exc)}") from None
 
 
 # -- errors and exit statuses --------------------------------------------------------------------
@@ -275,7 +302,8 @@ def error_line(exc: CspGraphError, tenant: str | None = None) -> str:
         f"request-id={exc.request_id or 'none'}",
     ]
     text = f"error: {exc.error_class}: {message} ({', '.join(fields)})"
-    return " ".join(text.split())  # one line, whatever the service put in its message
+    return " ".join(text.split())  # one line, whatever the service put in its message (say()
+    # shows its control characters as escapes)
 
 
 def check_emulator(endpoints: EmulatorEndpoints | None, where: str) -> None:

@@ -195,10 +195,11 @@ def show(
         common.print_json(summary)
         return
     from rich.table import Table
+    from rich.text import Text
 
     console = common.console()
     source = common.config_label(loaded)
-    console.print(f"[bold]configuration[/bold] {source}", soft_wrap=True)
+    console.print(Text.assemble(("configuration", "bold"), f" {source}"), soft_wrap=True)
     console.print(f"cloud {cloud.name}: login {cloud.login}, graph {cloud.graph}", soft_wrap=True)
     if cloud.ca_bundle:
         console.print(f"trusting CA bundle {cloud.ca_bundle}", soft_wrap=True)

@@ -7,7 +7,9 @@ customer's first admin password is shown once, on the terminal, and never logged
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,6 +61,23 @@ def parse_duration(text: str) -> float:
     return hours * 3600 + minutes * 60 + seconds
 
 
+def _password_goes_somewhere(password_file: Path | None) -> None:
+    """Before a customer is created: its first admin's password will be shown on a terminal or
+    written to ``--password-file``, never to a pipe or a log (``2>>cron.log`` would keep it)."""
+    if password_file is None:
+        if not sys.stderr.isatty():
+            raise common.UsageError(
+                "the new customer's admin password is shown only on a terminal, and stderr is "
+                "not one: pass --password-file FILE to have it written there (0600)"
+            )
+        return
+    if password_file.is_dir():
+        raise common.UsageError(f"--password-file {password_file}: is a directory")
+    parent = next((p for p in password_file.absolute().parents if p.exists()), None)
+    if parent is None or not os.access(parent, os.W_OK | os.X_OK):
+        raise common.UsageError(f"--password-file {password_file}: cannot be written here")
+
+
 def _show_once(label: str, secret: Secret | str, password_file: Path | None = None) -> None:
     """Show a secret once, on the terminal (stderr, so stdout can stay JSON), or put it in a
     0600 file."""
@@ -66,9 +85,21 @@ def _show_once(label: str, secret: Secret | str, password_file: Path | None = No
 
     value = secret if isinstance(secret, str) else secret.reveal()
     if password_file is not None:
-        write_private_file(password_file, value + "\n")
-        typer.echo(f"{label}: written to {password_file} (readable by you only)", err=True)
-        return
+        try:
+            write_private_file(password_file, value + "\n")
+        except OSError as exc:
+            if not sys.stderr.isatty():  # checked writable before; the secret cannot go anywhere
+                common.fail(
+                    common.Exit.PARTLY_DONE,
+                    f"error: {label}: cannot write {password_file} ({exc.strerror}); it is not "
+                    "shown off a terminal: reset it in the admin centre",
+                )
+            typer.echo(f"{label}: cannot write {password_file} ({exc.strerror})", err=True)
+        else:
+            typer.echo(f"{label}: written to {password_file} (readable by you only)", err=True)
+            return
+    if not sys.stderr.isatty():  # callers check first; a pipe or a log never gets a secret
+        common.fail(common.Exit.PARTLY_DONE, f"error: {label}: not shown (stderr is no terminal)")
     typer.echo(f"{label} (shown once, keep it now): {value}", err=True)
 
 
@@ -139,6 +170,11 @@ def setup(
     )
 
     with common.command(interrupted=AGAIN):
+        if secret_env and not sys.stderr.isatty():
+            raise common.UsageError(
+                "--secret-env shows the new client secret once, on a terminal, and stderr is not "
+                "one: run it on a terminal, or use --secret alone (kept in a 0600 file)"
+            )
         file = ConfigFile.read(config)
         path = file.path
         label = describe_config_path(path, config_origin(config))
@@ -398,6 +434,7 @@ def customers_create(
             first_name=first_name, last_name=last_name, phone=phone, culture=culture,
             language=language,
         )  # fmt: skip
+        _password_goes_somewhere(password_file)
 
         async def create() -> CreatedCustomer:
             async with (
@@ -492,6 +529,7 @@ def onboard(
         endpoints = cfg.emulator_endpoints()
         if emulator_clock and endpoints is None:
             raise common.UsageError("--emulator-clock needs a configuration with `emulator = …`")
+        _password_goes_somewhere(password_file)
 
         async def go() -> OnboardingResult:
             clock: Clock = SystemClock()
@@ -529,13 +567,15 @@ def onboard(
 def _live(console: Console, enabled: bool) -> Iterator[Any]:
     """A progress callback: a Rich status line with the state and the time left on a terminal,
     plain lines on stderr otherwise."""
+    from rich.text import Text
+
     from cspgraph.partner.onboarding import OnboardingProgress
 
     if not enabled:
 
         def quiet(event: OnboardingProgress) -> None:
             if event.until is None:
-                typer.echo(f"{event.state}: {event.message}", err=True)
+                common.say(f"{event.state}: {event.message}")
 
         yield quiet
         return
@@ -543,7 +583,7 @@ def _live(console: Console, enabled: bool) -> Iterator[Any]:
 
         def show(event: OnboardingProgress) -> None:
             if event.until is None:
-                console.print(f"[bold]{event.state}[/bold]: {event.message}")
-            status.update(f"{event.state}: {event.message}")
+                console.print(Text.assemble((event.state, "bold"), f": {event.message}"))
+            status.update(Text(f"{event.state}: {event.message}"))  # a Spinner reads markup
 
         yield show

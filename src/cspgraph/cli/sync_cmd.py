@@ -91,11 +91,8 @@ def sync(
     waited for, with --wait). Exit status 1 when some customers could not be synced.
     """
     with common.command(interrupted=INTERRUPTED) as run:
-        from sqlalchemy.exc import SQLAlchemyError
-
         from cspgraph.fleet.customers import read_customers_file
         from cspgraph.fleet.resources import ALL_RESOURCES
-        from cspgraph.fleet.store import Store
         from cspgraph.fleet.sync import sync_fleet
 
         chosen: list[str] | None = None
@@ -108,6 +105,11 @@ def sync(
                     raise common.UsageError(
                         f"--customers-file {customers_file}: {exc.strerror}"
                     ) from None
+                except UnicodeDecodeError as exc:
+                    raise common.UsageError(
+                        f"--customers-file {customers_file}: not UTF-8 text (undecodable byte "
+                        f"at offset {exc.start}); save it as UTF-8"
+                    ) from None
         wanted = [r.strip() for r in resources.split(",") if r.strip()] if resources else None
         unknown = sorted(set(wanted or ()) - set(ALL_RESOURCES))
         if unknown:
@@ -115,10 +117,7 @@ def sync(
                 f"--resources: unknown {unknown}; expected some of {list(ALL_RESOURCES)}"
             )
         settings = run.load_config(config)
-        try:
-            store = Store.open(db)
-        except (ValueError, SQLAlchemyError) as exc:
-            raise common.UsageError(f"--db {db}: {exc}") from None
+        store = common.open_store(db)
 
         show = sys.stderr.isatty() if progress is None else progress
         from cspgraph.cli.bulk_gc import tune_gc_for_bulk_work
@@ -133,11 +132,9 @@ def sync(
         pruned: list[str] = []
         with store:
             if show:
-                from rich.console import Console  # Rich only for a live display or the table
-
                 from cspgraph.fleet.sync_display import RichSyncProgress
 
-                with RichSyncProgress(Console(stderr=True)) as live:
+                with RichSyncProgress(common.console(stderr=True)) as live:
                     summary = asyncio.run(go(progress=live))
             else:
                 summary = asyncio.run(go())
@@ -159,7 +156,8 @@ def sync(
                 )
             if pruned:
                 common.say(f"pruned {len(pruned)} customer(s) no longer listed: their data is gone")
-            common.say(f"store: {db}   next: cspgraph report --db {db}")
+            shown = common.shown_db(db)
+            common.say(f"store: {shown}   next: cspgraph report --db {shown}")
         if summary.left_alone:
             common.say(
                 f"{len(summary.left_alone)} customer(s) left to another sync run that was syncing "

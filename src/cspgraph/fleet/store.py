@@ -30,6 +30,9 @@ queries in :mod:`cspgraph.fleet.summaries`; their public names are importable fr
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -43,7 +46,7 @@ import orjson
 from sqlalchemy import Table, create_engine, event, func, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
 
 from cspgraph.fleet import migrations
@@ -74,6 +77,7 @@ from cspgraph.fleet.schema import (
     sqlite_managed_device_row,
     users,
 )
+from cspgraph.fleet.store_url import masked, open_error
 from cspgraph.fleet.summaries import (
     GLOBAL_ADMIN_ROLE_TEMPLATE,
     CustomerSummary,
@@ -85,6 +89,8 @@ from cspgraph.fleet.summaries import (
     totals_of,
 )
 from cspgraph.http.errors import TransientError
+
+log = logging.getLogger(__name__)
 
 # The tables, their row builders and the report's value types live in schema.py and summaries.py;
 # they stay importable from here, where they were first defined.
@@ -252,6 +258,29 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+class StoreOpenError(ValueError):
+    """The store could not be opened; the message (one line, password masked) says why."""
+
+
+def _private_sqlite_file(file: Path) -> None:
+    """Create a new store's file 0600 before SQLite does (SQLite would create it 0644 under the
+    usual umask, and its -wal and -shm files take the database's mode): it holds every
+    customer's directory. An existing file readable by others is narrowed, as the token cache
+    is, when it is ours."""
+    file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for path in (file, file.with_name(file.name + "-wal"), file.with_name(file.name + "-shm")):
+            with suppress(FileNotFoundError, PermissionError):  # not ours: the owner's to narrow
+                mode = path.stat().st_mode
+                if stat.S_ISREG(mode) and mode & (stat.S_IRWXG | stat.S_IRWXO):
+                    os.chmod(path, 0o600)
+                    log.warning("%s was readable by others; narrowed it to 0600", path)
+        return
+    os.close(fd)
+
+
 class Store:
     """The fleet database. Safe to share between threads: every call checks out its own
     connection and runs in its own transaction.
@@ -371,14 +400,40 @@ class Store:
     @classmethod
     def open(cls, url: str) -> Store:
         """Open (and create if needed) the store at ``url``: a SQLAlchemy URL
-        (``sqlite:///fleet.db``, ``postgresql+psycopg://user@host/db``) or a bare SQLite path."""
+        (``sqlite:///fleet.db``, ``postgresql+psycopg://user@host/db``) or a bare SQLite path.
+
+        A new SQLite file is created 0600 (SQLite gives its -wal and -shm files the database's
+        mode). Anything that stops the store from opening (an unsupported or unparsable URL, a
+        missing driver, an unwritable path, a file that is not a database, a server that does
+        not answer) raises :class:`StoreOpenError`, whose one-line message never holds the
+        password."""
         url = normalize_url(url)
+        try:
+            return cls._open(url)
+        except StoreOpenError:
+            raise
+        except ModuleNotFoundError as exc:
+            raise StoreOpenError(
+                f"{masked(url)}: its database driver ({exc.name}) is not installed; for "
+                "PostgreSQL use postgresql+psycopg://… (`pip install 'cspgraph[postgres]'`)"
+            ) from None
+        except (ValueError, OSError, SQLAlchemyError) as exc:
+            raise StoreOpenError(open_error(url, exc)) from None
+
+    @classmethod
+    def _open(cls, url: str) -> Store:
+        backend = make_url(url).get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise StoreOpenError(
+                f"{masked(url)}: unsupported database {backend!r}; use SQLite "
+                "(sqlite:///fleet.db, or a path) or PostgreSQL (postgresql+psycopg://…)"
+            )
         engine = create_engine(url, json_serializer=json_text, json_deserializer=orjson.loads)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)
         file = sqlite_file(url)
         if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(file)
         store = cls(engine)
         with engine.connect() as conn:
             conn.execution_options(cspgraph_write=True)
