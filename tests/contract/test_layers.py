@@ -44,7 +44,13 @@ PACKAGES = {
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cspgraph", "cspgraph.lazy_exports"),  # the package root: __version__ and a PEP 562 helper
     ("cspgraph.http",),
-    ("cspgraph.clouds", "cspgraph.config", "cspgraph.customer_ref", "cspgraph.emulator_endpoints"),
+    (
+        "cspgraph.clouds",
+        "cspgraph.config",
+        "cspgraph.customer_ref",
+        "cspgraph.emulator_endpoints",
+        "cspgraph.emulator_partners",
+    ),
     ("cspgraph.discovery",),
     ("cspgraph.identity",),
     ("cspgraph.graph",),

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
+from csp_emulator.server import Emulator
 from cspgraph.config import (
     ConfigError,
     ConfigFile,
@@ -329,21 +330,12 @@ def test_config_init_writes_a_starter_that_explains_itself(tmp_path: Path) -> No
     assert "regions.NA.client_id: expected a GUID" in shown.output
 
 
-def test_config_init_from_emulator_keeps_secrets_in_0600_files(tmp_path: Path) -> None:
+def test_config_init_from_emulator_keeps_secrets_in_0600_files(
+    tmp_path: Path, emulator: Emulator
+) -> None:
     from cspgraph.cli.config_cmd import app
 
-    endpoints = tmp_path / "endpoints.json"
-    endpoints.write_text(
-        json.dumps(
-            {
-                "authority_host": "https://127.0.0.1:1",
-                "graph": "https://127.0.0.1:2",
-                "partner_center": "https://127.0.0.1:3",
-                "control": "https://127.0.0.1:4",
-                "ca_bundle": str(tmp_path / "ca.pem"),
-            }
-        )
-    )
+    endpoints = emulator.endpoints_file
     target = tmp_path / "cfg" / "config.toml"
     runner = CliRunner()
     result = runner.invoke(app, ["init", "--from-emulator", str(endpoints), "--path", str(target)])
@@ -356,7 +348,7 @@ def test_config_init_from_emulator_keeps_secrets_in_0600_files(tmp_path: Path) -
     shown = runner.invoke(app, ["show", "--path", str(target), "--json"], env={})
     assert shown.exit_code == 0, shown.output
     summary = json.loads(shown.output)
-    assert summary["hosts"]["login"] == "https://127.0.0.1:1"
+    assert summary["hosts"]["login"] == emulator.endpoints.authority_host
     assert summary["regions"]["EU"]["client_id"] == EU_ID
     assert "app-secret" not in shown.output
     config = load_config(target, env={})

@@ -73,6 +73,43 @@ async def world_view(ctx: EmulatorContext, request: Request) -> Response:
     )
 
 
+async def partner_apps(ctx: EmulatorContext, request: Request) -> Response:
+    """Each partner tenant with its multi-tenant apps, their newest secret included: what
+    `cspgraph config init --from-emulator` writes a configuration from. The secrets are the
+    world file's own (a test world's), and the control API can already mint any token."""
+    world = ctx.world
+    now = world.clock.now()
+    partners = []
+    for tenant in world.partners():
+        agents = tenant.group_by_name("AdminAgents")
+        agent_ids = set(tenant.member_ids(agents["id"])) if agents else set()
+        apps = []
+        for app in tenant.objects["applications"].values():
+            if app.get("signInAudience") == "AzureADMyOrg":
+                continue  # a single-tenant app cannot reach a customer
+            sp = tenant.service_principal_by_app_id(str(app["appId"]))
+            live = [s for s in app.get("_secrets") or [] if s.get("end", now + 1) > now]
+            apps.append(
+                {
+                    "client_id": app["appId"],
+                    "display_name": app.get("displayName"),
+                    "admin_agents": sp is not None and sp["id"] in agent_ids,
+                    "client_secret": live[-1]["secretText"] if live else None,
+                    "certificates": len(app.get("_certificates") or []),
+                }
+            )
+        partners.append(
+            {
+                "id": tenant.id,
+                "domain": tenant.default_domain,
+                "display_name": tenant.display_name,
+                "region": tenant.region,
+                "apps": apps,
+            }
+        )
+    return json_response({"partners": partners})
+
+
 async def tenant_view(ctx: EmulatorContext, request: Request) -> Response:
     return json_response(tenant_summary(ctx.world, _tenant(ctx.world, request.path_params["t"])))
 

@@ -27,6 +27,7 @@ ROUTES: tuple[Route[Handler], ...] = (
     _route("/health", GET=h.health),
     _route("/world", GET=h.world_view),
     _route("/tenants/{t}", GET=h.tenant_view),
+    _route("/partner-apps", GET=h.partner_apps),
     _route("/clock", GET=h.read_clock, POST=h.advance_clock),
     _route("/settings", GET=h.read_settings, PUT=h.change_settings, PATCH=h.change_settings),
     _route("/tokens", GET=h.tokens),

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cspgraph.cli import common
+
+if TYPE_CHECKING:
+    from cspgraph.emulator_partners import RegionApp
 
 app = typer.Typer(
     help="Create and inspect the cspgraph configuration.",
@@ -66,25 +69,37 @@ client_secret_env = "CSPGRAPH_SECRET_NA"
 """
 
 
-def emulator_config_text(endpoints: Path, regions: dict[str, dict[str, str]]) -> str:
-    """A configuration for a running emulator's demo world; secrets live in files beside it."""
+def emulator_config_text(endpoints: Path, apps: list[RegionApp]) -> str:
+    """A configuration for a running emulator's world; secrets live in files beside it."""
     lines = [
-        "# cspgraph configuration for the local emulator's demo world "
+        "# cspgraph configuration for the world a local emulator serves "
         "(written by `cspgraph config init --from-emulator`).",
         f"emulator = {json.dumps(str(endpoints))}",
         'token_cache = "tokens.json"',
         'discovery_cache = "discovery.json"',
         "",
     ]
-    for region, p in regions.items():
+    for app in apps:
         lines += [
-            f"[regions.{region}]",
-            f"partner_tenant = {json.dumps(p['domain'])}",
-            f"client_id = {json.dumps(p['client_id'])}",
-            f'client_secret_file = "secrets/{region}.secret"',
+            f"[regions.{app.region}]",
+            f"partner_tenant = {json.dumps(app.domain)}",
+            f"client_id = {json.dumps(app.client_id)}",
+            f'client_secret_file = "secrets/{app.region}.secret"',
             "",
         ]
     return "\n".join(lines)
+
+
+def write_emulator_config(target: Path, endpoints: Path, apps: list[RegionApp]) -> Path:
+    """Write the configuration and each region's secret (0600 from creation, so never readable
+    by anyone else, not even briefly); the secrets' directory is returned."""
+    from cspgraph.config import write_private_file
+
+    secrets = target.parent / "secrets"
+    for app in apps:
+        write_private_file(secrets / f"{app.region}.secret", app.client_secret)
+    write_private_file(target, emulator_config_text(endpoints, apps))
+    return secrets
 
 
 @app.command()
@@ -93,7 +108,13 @@ def init(
         None,
         "--from-emulator",
         metavar="ENDPOINTS",
-        help="A running emulator's endpoints file: write a configuration for its demo world.",
+        help="A running emulator's endpoints file: write a configuration for the world it serves.",
+    ),
+    partner: list[str] = typer.Option(
+        [],
+        "--partner",
+        metavar="DOMAIN",
+        help="With --from-emulator: the partner tenant(s) to configure (when a region has two).",
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
     json_out: bool = common.JSON_OPTION,
@@ -105,43 +126,38 @@ def init(
     ),
     path: Path | None = common.CONFIG_ALIAS_OPTION,
 ) -> None:
-    """Write a commented starter configuration (or one for the emulator's demo world)."""
+    """Write a commented starter configuration (or one for the world a running emulator serves)."""
     with common.command():
-        from cspgraph.config import (
-            config_origin,
-            default_config_path,
-            describe_config_path,
-            write_private_file,
-        )
+        from cspgraph.config import config_origin, default_config_path, describe_config_path
+        from cspgraph.emulator_endpoints import EmulatorEndpoints, EndpointsFileError
+        from cspgraph.emulator_partners import ServedWorldError, region_apps, served_partners
 
         given = common.either(config, path)
         target = (given or default_config_path()).expanduser()
         label = describe_config_path(target, config_origin(given))
         if target.exists() and not force:
             raise common.UsageError(f"{label} exists; use --force to overwrite it")
+        if partner and from_emulator is None:
+            raise common.UsageError("--partner chooses among the partners of --from-emulator")
         secrets: Path | None = None
         endpoints: Path | None = None
+        apps: list[RegionApp] = []
+        notes: list[str] = []
         if from_emulator is None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(STARTER, encoding="utf-8")
         else:
-            from csp_emulator.world.worldfile import DEMO_PARTNERS  # the CLI may know the emulator
-            from cspgraph.emulator_endpoints import EmulatorEndpoints, EndpointsFileError
-
             endpoints = from_emulator.expanduser().resolve()
             try:
-                EmulatorEndpoints.read(endpoints)
-            except EndpointsFileError as exc:
+                served = EmulatorEndpoints.read(endpoints)
+                apps, notes = region_apps(served_partners(served), tuple(partner))
+            except (EndpointsFileError, ServedWorldError) as exc:
                 raise common.UsageError(str(exc)) from None
-            secrets = target.parent / "secrets"
-            for region, partner in DEMO_PARTNERS.items():
-                # 0600 from creation: the secret is never readable by anyone else, not even briefly.
-                write_private_file(secrets / f"{region}.secret", partner["client_secret"])
-            write_private_file(target, emulator_config_text(endpoints, DEMO_PARTNERS))
+            secrets = write_emulator_config(target, endpoints, apps)
     if from_emulator is None:
         after = "fill in [regions.NA] (or run `cspgraph setup`), then `cspgraph config show`"
     else:
-        after = "cspgraph token --customer customer.com" + (
+        after = "cspgraph customers list" + (
             "" if given is None else f"  (with CSPGRAPH_CONFIG={target})"
         )
     if common.wants_json(json_out):
@@ -150,12 +166,21 @@ def init(
                 "written": str(target),
                 "secrets": None if secrets is None else str(secrets),
                 "emulator": None if endpoints is None else str(endpoints),
+                "regions": {
+                    a.region: {"partner_tenant": a.domain, "client_id": a.client_id} for a in apps
+                },
+                "left_out": notes,
                 "next": after,
             }
         )
         return
     kept = "" if secrets is None else f" (secrets in {secrets}, mode 0600)"
-    typer.echo(f"wrote {target}{kept}\nnext: {after}")
+    typer.echo(f"wrote {target}{kept}")
+    for a in apps:
+        typer.echo(f"  region {a.region}: partner {a.domain}, app {a.client_id}")
+    for note in notes:
+        typer.echo(f"  {note}")
+    typer.echo(f"next: {after}")
 
 
 @app.command()

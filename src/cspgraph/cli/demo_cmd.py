@@ -193,13 +193,14 @@ def _forget_onboarding(paths: DemoPaths) -> None:
 
 def _write_config(paths: DemoPaths, emu: Emulator) -> None:
     from csp_emulator.world.worldfile import DEMO_PARTNERS
-    from cspgraph.cli.config_cmd import emulator_config_text
-    from cspgraph.config import write_private_file
+    from cspgraph.cli.config_cmd import write_emulator_config
+    from cspgraph.emulator_partners import RegionApp
 
-    for region, partner in DEMO_PARTNERS.items():
-        secret = paths.root / "secrets" / f"{region}.secret"
-        write_private_file(secret, partner["client_secret"])
-    write_private_file(paths.config, emulator_config_text(emu.endpoints_file, DEMO_PARTNERS))
+    apps = [
+        RegionApp(region, p["domain"], p["client_id"], p["client_secret"])
+        for region, p in DEMO_PARTNERS.items()
+    ]
+    write_emulator_config(paths.config, emu.endpoints_file, apps)
 
 
 def _load(paths: DemoPaths) -> Config:
