@@ -9,12 +9,11 @@ picks one app per region, the way a partner registers one partner-managed app pe
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from cspgraph.emulator_endpoints import EmulatorEndpoints
-from cspgraph.http.sessions import aiohttp_session
+from cspgraph.http.sessions import requests_session
 
 PATH = "/_emulator/partner-apps"
 
@@ -36,16 +35,13 @@ class RegionApp:
 def served_partners(endpoints: EmulatorEndpoints, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The control API's answer: each partner tenant with its multi-tenant apps."""
 
-    async def ask() -> Any:
-        async with (
-            aiohttp_session(endpoints.ca_bundle, total_timeout=timeout) as session,
-            session.get(endpoints.control + PATH) as answer,
-        ):
-            answer.raise_for_status()
-            return await answer.json()
-
+    # requests, not asyncio.run: a caller may already run an event loop (Playwright's sync API,
+    # a notebook), where asyncio.run refuses to start.
     try:
-        data = asyncio.run(ask())
+        with requests_session(endpoints.ca_bundle, timeout=(timeout, timeout)) as session:
+            answer = session.get(endpoints.control + PATH)
+            answer.raise_for_status()
+            data = answer.json()
     except Exception as exc:  # connection, TLS, HTTP or JSON: each means "not served"
         raise ServedWorldError(
             f"the emulator named by {endpoints.source} does not answer at {endpoints.control} "
