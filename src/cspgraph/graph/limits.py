@@ -21,6 +21,12 @@ Design points, because this sits on the hot path of a benchmark doing thousands 
   the reservation was made with.
 * Every budget is multiplied by ``scale``, as the emulator's throttling is, so a test can make
   throttling easy to reach and the two sides stay comparable.
+
+Where the state lives is behind the :class:`Limiter` interface: :class:`GraphLimiter` keeps it in
+this process (one machine); :class:`cspgraph.distributed.redis_limiter.RedisLimiter` keeps the
+same state in Redis for several workers and runs this algorithm as a Lua script (budgets.lua),
+held equal to this one by a differential test (tests/scale/test_redis_limiter.py). Change the two
+together.
 """
 
 from __future__ import annotations
