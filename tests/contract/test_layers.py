@@ -1,6 +1,7 @@
 """The client's layers, low to high, as DESIGN.md draws them:
 
-    http ← config, clouds ← discovery ← identity ← graph ← partner ← fleet ← distributed ← cli
+    http ← config, clouds ← discovery ← identity ← graph ← partner ← gdap ← fleet ← distributed
+        ← cli
 
 A module imports only from its own layer or below, wherever the import statement stands (inside a
 function or under ``TYPE_CHECKING`` too: a lazy arrow upwards is still an arrow upwards). No
@@ -55,6 +56,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cspgraph.identity",),
     ("cspgraph.graph",),
     ("cspgraph.partner",),
+    ("cspgraph.gdap",),
     ("cspgraph.fleet",),
     ("cspgraph.distributed",),
     ("cspgraph.cli",),

@@ -258,6 +258,20 @@ CASES = [
          "must use https"),
     Case("report", ["--db", "sqlite:///{root}/none.db"], Exit.BAD_INPUT, "no store at"),
     Case("demo", ["--dir", "{config}/below-a-file"], Exit.BAD_INPUT, "cannot create it"),
+    Case("gdap roles", [], Exit.DONE, ""),
+    Case("gdap invite", ["--roles", "Global Administrator", "--auto-extend", "--name", "GA",
+                         "--config", "{down}"], Exit.BAD_INPUT, "does not auto-extend"),
+    Case("gdap invite", ["--roles", "Directory Readerz", "--name", "x", "--config", "{config}"],
+         Exit.BAD_INPUT, "not a built-in role"),
+    Case("gdap invite", ["--roles", "Directory Readers", "--name", "x", "--config", "{config}"],
+         Exit.BAD_INPUT, "pick one with --region"),
+    Case("gdap invite", ["--roles", "Directory Readers", "--name", "x", "--region", "NA",
+                         "--config", "{config}"], Exit.NEEDS_PERSON, "code=NotSignedIn"),
+    Case("gdap status", ["--config", "{down}"], Exit.BAD_INPUT, EMULATOR_DOWN),
+    Case("gdap status", ["--expiring-within", "soon", "--config", "{config}"], Exit.BAD_INPUT,
+         "expected a span"),
+    Case("gdap status", ["--region", "NA", "--config", "{config}"], Exit.NEEDS_PERSON,
+         "code=NotSignedIn"),
     Case("emulator serve", ["--host", "10.1.2.3"], Exit.BAD_INPUT, "loopback only"),
     Case("emulator serve", ["--world", "{root}/absent.toml"], Exit.BAD_INPUT,
          "no such world file"),
@@ -437,6 +451,7 @@ DATA = [
          lambda d: d["rows"]["customers"] >= 1),
     Data("notify", ["--db", "{db}", "--webhook", "https://hooks.slack.com/services/T/B/x",
                     "--dry-run"], lambda d: d["dry_run"] is True and d["kind"] == "slack"),
+    Data("gdap roles", [], lambda d: len(d["roles"]) >= 15 and d["cspgraph_needs"]),
 ]  # fmt: skip
 
 
@@ -549,8 +564,9 @@ def command_paths(group: Any = None, prefix: tuple[str, ...] = ()) -> list[str]:
 
 
 # Commands that print nothing but their result's JSON when asked, and those covered above by
-# their own tests (onboard, demo and the emulator need a world clock, a run or a process).
-OWN_JSON_TESTS = {"onboard", "demo", "emulator serve"}
+# their own tests (onboard, demo and the emulator need a world clock, a run or a process; the
+# gdap commands a signed-in technician: tests/gdap).
+OWN_JSON_TESTS = {"onboard", "demo", "emulator serve", "gdap invite", "gdap status"}
 
 
 def test_every_command_has_its_exit_and_json_cases() -> None:

@@ -17,6 +17,7 @@ from cspgraph.cli import (
     demo_cmd,
     emulator_cmd,
     export_cmd,
+    gdap_cmd,
     notify_cmd,
     partner_cmd,
     report_cmd,
@@ -45,6 +46,7 @@ app.command("call", cls=common.NamedArguments)(call_cmd.call)
 app.command("setup")(partner_cmd.setup)
 app.add_typer(partner_cmd.customers_app, name="customers")
 app.command("onboard")(partner_cmd.onboard)
+app.add_typer(gdap_cmd.app, name="gdap")
 
 
 def _version(value: bool) -> None:

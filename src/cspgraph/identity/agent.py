@@ -396,7 +396,19 @@ class AgentTokenProvider:
     def get_token_sync(self, tenant: str, *, fresh: bool = False) -> str:
         return self._silent(self.router.route_sync(tenant), fresh)
 
-    def _silent(self, route: Route, fresh: bool) -> str:
+    async def partner_center_token(self, partner_tenant: str, *, fresh: bool = False) -> str:
+        """The agent's app+user Partner Center token in their partner tenant (the same refresh
+        token, another resource): what Partner Center's GDAP-era calls (applicationconsents,
+        relationshiprequests) need, since an app-only caller holds no GDAP roles."""
+        route = await self.router.route(partner_tenant)
+        key = (route.identity.client_id, route.tenant_id)
+        async with self._locks.async_lock(key):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self._pool, self._silent, route, fresh, route.cloud.partner_center_scope
+            )
+
+    def _silent(self, route: Route, fresh: bool, scope: str | None = None) -> str:
         key = (route.identity.client_id, route.tenant_id)
         what = f"agent token for tenant {route.tenant_id}"
         with self._locks.thread_lock(key):
@@ -406,7 +418,7 @@ class AgentTokenProvider:
                 self.cache.evict_tenant(key[0], key[1], account["home_account_id"])
             try:
                 result = app.acquire_token_silent_with_error(
-                    [route.cloud.graph_scope], account=account
+                    [scope or route.cloud.graph_scope], account=account
                 )
             except TRANSPORT_ERRORS as exc:
                 raise transport_error(exc, route.tenant_id, what) from None

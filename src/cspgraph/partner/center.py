@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -159,6 +159,43 @@ class Secret:
         return "Secret(****)"
 
     __str__ = __repr__
+
+
+# Microsoft Graph's app id: the resource of the consents cspgraph makes.
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+
+
+@dataclass(frozen=True)
+class ApplicationConsent:
+    """An app consented in a customer through Partner Center: its delegated scopes per
+    resource (enterprise application id)."""
+
+    application_id: str
+    display_name: str | None
+    grants: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ApplicationConsent:
+        grants: dict[str, tuple[str, ...]] = {}
+        for grant in data.get("applicationGrants") or []:
+            if isinstance(grant, dict) and grant.get("enterpriseApplicationId"):
+                names = str(grant.get("scope") or "").replace(" ", ",").split(",")
+                grants[str(grant["enterpriseApplicationId"]).lower()] = tuple(
+                    n.strip() for n in names if n.strip()
+                )
+        return cls(str(data.get("applicationId") or "").lower(), data.get("displayName"), grants)
+
+    def scopes(self, resource: str = GRAPH_APP_ID) -> tuple[str, ...]:
+        return self.grants.get(resource.lower(), ())
+
+
+def _tenant_guid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise BadRequestError(
+            f"a customer is named by its tenant ID (a GUID) here, got {value!r}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -444,6 +481,66 @@ class PartnerCenterClient:
         if existing is not None:
             return CreatedCustomer(existing, created=False)
         return await self.create_customer(new)
+
+    # -- per-customer app consent (GDAP) -----------------------------------------------------------
+
+    async def application_consents(self, customer: str) -> list[ApplicationConsent]:
+        """``GET /v1/customers/{id}/applicationconsents``: the apps consented in a customer
+        through Partner Center, with their delegated scopes per resource."""
+        tenant = _tenant_guid(customer)
+        data = await self._request(
+            "GET",
+            f"{self._base}/v1/customers/{tenant}/applicationconsents",
+            what=f"reading the app consents of customer {tenant}",
+        )
+        items = data.get("items") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise _unexpected("reading app consents", "a collection of consents")
+        return [ApplicationConsent.from_json(i) for i in items if isinstance(i, dict)]
+
+    async def create_application_consent(
+        self,
+        customer: str,
+        application_id: str,
+        scopes: Sequence[str],
+        *,
+        resource: str = GRAPH_APP_ID,
+        request_id: str | None = None,
+    ) -> ApplicationConsent | None:
+        """``POST /v1/customers/{id}/applicationconsents``: the app's service principal in the
+        customer and a tenant-wide grant of ``scopes`` (delegated) of ``resource``. None when
+        Partner Center answers that a consent already exists (409, "Permission entry already
+        exists."): the caller compares what exists with what it needs (wire-facts §4.4)."""
+        tenant = _tenant_guid(customer)
+        body = {
+            "applicationId": application_id,
+            "applicationGrants": [{"enterpriseApplicationId": resource, "scope": ",".join(scopes)}],
+        }
+        headers = {"MS-RequestId": request_id or str(uuid.uuid4()),
+                   "Content-Type": "application/json"}  # fmt: skip
+        try:
+            data = await self._request(
+                "POST",
+                f"{self._base}/v1/customers/{tenant}/applicationconsents",
+                headers=headers,
+                body=orjson.dumps(body),
+                what=f"consenting app {application_id} in customer {tenant}",
+            )
+        except BadRequestError as exc:
+            if exc.status == 409:
+                return None
+            raise
+        return ApplicationConsent.from_json(data if isinstance(data, dict) else {})
+
+    async def delete_application_consent(self, customer: str, application_id: str) -> None:
+        """``DELETE …/applicationconsents/{appId}``: removes the app's service principal (and
+        its grants) from the customer; how Partner Center's consent is changed (then POST)."""
+        tenant = _tenant_guid(customer)
+        await self._request(
+            "DELETE",
+            f"{self._base}/v1/customers/{tenant}/applicationconsents/{application_id}",
+            what=f"removing the consent of app {application_id} in customer {tenant}",
+        )
 
     # -- plumbing ----------------------------------------------------------------------------------
 

@@ -1,0 +1,287 @@
+"""Graph's GDAP APIs in the partner tenant (``/tenantRelationships``), as typed objects.
+
+Relationships, their requests (``lockForApproval``), access assignments and the operations an
+assignment change starts (wire-facts §5.1, §8; Graph docs: delegatedAdminRelationship and
+delegatedAdminAccessAssignment). Every call goes through the Graph client, so tokens, retries and
+the CSP scope check are the client's; this module only knows the resources' shapes.
+
+The caller's token is delegated (a partner technician in ``AdminAgents``, with
+``DelegatedAdminRelationship.ReadWrite.All``): relationship requests are "Application: Not
+supported" in Graph's permission table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cspgraph.graph.client import GraphClient
+
+ROOT = "/tenantRelationships/delegatedAdminRelationships"
+# Where a customer's Global Administrator approves a relationship (wire-facts §5.1).
+ADMIN_PORTAL = "https://admin.microsoft.com"
+APPROVAL_PATH = "/AdminPortal/Home#/partners/invitation/granularAdminRelationships/"
+
+# Statuses in which a relationship gives access (Graph docs' lifecycle).
+ACCESS_STATUSES = frozenset({"active", "expiring"})
+# Statuses on the way to access: the customer has not approved yet, or activation runs.
+PENDING_STATUSES = frozenset({"created", "approvalPending", "approved", "activating"})
+ENDED_STATUSES = frozenset({"expired", "terminated", "terminationRequested", "terminating"})
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time from Graph; None when absent or not a time (never a made-up one)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _roles(details: Any) -> tuple[str, ...]:
+    roles = details.get("unifiedRoles") if isinstance(details, Mapping) else None
+    if not isinstance(roles, list):
+        return ()
+    return tuple(
+        str(r["roleDefinitionId"]).lower()
+        for r in roles
+        if isinstance(r, Mapping) and r.get("roleDefinitionId")
+    )
+
+
+def unified_roles(role_ids: Sequence[str]) -> dict[str, Any]:
+    return {"unifiedRoles": [{"roleDefinitionId": r} for r in role_ids]}
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """A delegatedAdminRelationship as Graph answered it."""
+
+    id: str
+    display_name: str
+    status: str
+    customer_id: str | None
+    customer_name: str | None
+    roles: tuple[str, ...]
+    duration: str | None
+    auto_extend: str | None
+    created: datetime | None
+    activated: datetime | None
+    ends: datetime | None
+    etag: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Relationship:
+        customer = data.get("customer") if isinstance(data.get("customer"), Mapping) else {}
+        assert isinstance(customer, Mapping)
+        tenant = customer.get("tenantId")
+        return cls(
+            id=str(data["id"]),
+            display_name=str(data.get("displayName") or ""),
+            status=str(data.get("status") or "unknown"),
+            customer_id=str(tenant).lower() if tenant else None,
+            customer_name=customer.get("displayName"),
+            roles=_roles(data.get("accessDetails")),
+            duration=data.get("duration"),
+            auto_extend=data.get("autoExtendDuration"),
+            created=parse_time(data.get("createdDateTime")),
+            activated=parse_time(data.get("activatedDateTime")),
+            ends=parse_time(data.get("endDateTime")),
+            etag=data.get("@odata.etag"),
+        )
+
+    @property
+    def gives_access(self) -> bool:
+        return self.status in ACCESS_STATUSES
+
+    @property
+    def is_mlt(self) -> bool:
+        """Made by the Microsoft-led transition from DAP (``MLT_…``): read-only roles, not ours."""
+        return self.display_name.startswith("MLT_")
+
+    @property
+    def auto_extends(self) -> bool:
+        return (self.auto_extend or "").upper() not in ("", "PT0S", "P0D")
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A delegatedAdminAccessAssignment: a partner security group and the roles it gets."""
+
+    id: str
+    group_id: str
+    roles: tuple[str, ...]
+    status: str
+    etag: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Assignment:
+        container = data.get("accessContainer")
+        group = container.get("accessContainerId") if isinstance(container, Mapping) else None
+        return cls(
+            id=str(data["id"]),
+            group_id=str(group or "").lower(),
+            roles=_roles(data.get("accessDetails")),
+            status=str(data.get("status") or "unknown"),
+            etag=data.get("@odata.etag"),
+        )
+
+
+def approval_link(relationship_id: str, admin_portal: str = ADMIN_PORTAL) -> str:
+    """The link a customer's Global Administrator opens to approve the relationship."""
+    return f"{admin_portal.rstrip('/')}{APPROVAL_PATH}{relationship_id}"
+
+
+class GdapApi:
+    """The GDAP resources of one partner tenant, over a Graph client whose tokens are a partner
+    technician's (``AgentTokenProvider``)."""
+
+    def __init__(self, graph: GraphClient, partner_tenant: str) -> None:
+        self.graph = graph
+        self.partner = partner_tenant
+
+    # -- relationships ---------------------------------------------------------------------------
+
+    async def relationships(self, *, customer: str | None = None) -> list[Relationship]:
+        """Every relationship of the partner (``customer``: of that tenant id only)."""
+        filter_ = f"customer/tenantId eq '{customer}'" if customer else None
+        return [
+            Relationship.from_json(item)
+            async for item in self.graph.list(self.partner, ROOT, filter=filter_)
+        ]
+
+    async def relationship(self, relationship_id: str) -> Relationship:
+        return Relationship.from_json(
+            await self.graph.get(self.partner, f"{ROOT}/{relationship_id}")
+        )
+
+    async def create(
+        self,
+        *,
+        name: str,
+        roles: Sequence[str],
+        duration: str,
+        auto_extend: str,
+        customer: tuple[str, str | None] | None,
+    ) -> Relationship:
+        body: dict[str, Any] = {
+            "displayName": name,
+            "duration": duration,
+            "autoExtendDuration": auto_extend,
+            "accessDetails": unified_roles(roles),
+        }
+        if customer is not None:
+            body["customer"] = {"tenantId": customer[0], "displayName": customer[1] or ""}
+        created = await self.graph.post(self.partner, ROOT, body)
+        if created is None:
+            return await self._by_name_required(name)
+        return Relationship.from_json(created)
+
+    async def _by_name_required(self, name: str) -> Relationship:
+        for rel in await self.relationships():
+            if rel.display_name == name:
+                return rel
+        raise LookupError(f"the relationship {name!r} was created but cannot be read back")
+
+    async def lock_for_approval(self, relationship_id: str) -> dict[str, Any]:
+        answer = await self.graph.post(
+            self.partner, f"{ROOT}/{relationship_id}/requests", {"action": "lockForApproval"}
+        )
+        return answer or {}
+
+    async def set_auto_extend(self, rel: Relationship, value: str) -> Relationship:
+        headers = {"If-Match": rel.etag} if rel.etag else None
+        await self.graph.patch(
+            self.partner, f"{ROOT}/{rel.id}", {"autoExtendDuration": value}, headers=headers
+        )
+        return await self.relationship(rel.id)
+
+    # -- access assignments ----------------------------------------------------------------------
+
+    async def assignments(self, relationship_id: str) -> list[Assignment]:
+        return [
+            Assignment.from_json(item)
+            async for item in self.graph.list(
+                self.partner, f"{ROOT}/{relationship_id}/accessAssignments"
+            )
+        ]
+
+    async def assignment(self, relationship_id: str, assignment_id: str) -> Assignment:
+        data = await self.graph.get(
+            self.partner, f"{ROOT}/{relationship_id}/accessAssignments/{assignment_id}"
+        )
+        return Assignment.from_json(data)
+
+    async def create_assignment(
+        self, relationship_id: str, group_id: str, roles: Sequence[str]
+    ) -> Assignment:
+        body = {
+            "accessContainer": {
+                "accessContainerId": group_id,
+                "accessContainerType": "securityGroup",
+            },
+            "accessDetails": unified_roles(roles),
+        }
+        created = await self.graph.post(
+            self.partner, f"{ROOT}/{relationship_id}/accessAssignments", body
+        )
+        if created is None:
+            raise LookupError("Graph answered the access assignment's creation without the object")
+        return Assignment.from_json(created)
+
+    async def update_assignment(
+        self, relationship_id: str, assignment: Assignment, roles: Sequence[str]
+    ) -> None:
+        """Change an assignment's roles: Graph answers 202 and runs an operation (followed through
+        :meth:`operations`), or 200 when nothing changes."""
+        headers = {"If-Match": assignment.etag} if assignment.etag else None
+        await self.graph.patch(
+            self.partner,
+            f"{ROOT}/{relationship_id}/accessAssignments/{assignment.id}",
+            {"accessDetails": unified_roles(roles)},
+            headers=headers,
+        )
+
+    async def operations(self, relationship_id: str) -> list[dict[str, Any]]:
+        return [
+            item
+            async for item in self.graph.list(self.partner, f"{ROOT}/{relationship_id}/operations")
+        ]
+
+    # -- the partner's security groups -----------------------------------------------------------
+
+    async def groups(self) -> list[dict[str, Any]]:
+        return [
+            item
+            async for item in self.graph.list(
+                self.partner, "/groups", select=("id", "displayName", "securityEnabled")
+            )
+        ]
+
+    async def create_group(self, name: str, description: str) -> dict[str, Any]:
+        nickname = "".join(c for c in name.lower() if c.isalnum())[:56] or "cspgraphgdap"
+        body = {
+            "displayName": name,
+            "description": description,
+            "mailEnabled": False,
+            "mailNickname": nickname,
+            "securityEnabled": True,
+        }
+        created = await self.graph.post(self.partner, "/groups", body)
+        if created is None:
+            raise LookupError(f"Graph answered the creation of group {name!r} without the object")
+        return created
+
+    async def transitive_members(self, group_id: str) -> list[dict[str, Any]]:
+        return [
+            item
+            async for item in self.graph.list(
+                self.partner,
+                f"/groups/{group_id}/transitiveMembers",
+                select=("id", "userPrincipalName", "displayName"),
+            )
+        ]

@@ -1,0 +1,100 @@
+"""GDAP operations against the emulator: the GDAP test world (tests/emulator/gdap_world.py), a
+configuration for its partner, and a technician signed in through the emulator's sign-in form
+(the way a person's browser would), so the client holds a real refresh token."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from csp_emulator.server import Emulator
+from cspgraph.cli.main import app
+from cspgraph.config import Config, config_from_data
+from cspgraph.gdap.session import GdapSession
+from cspgraph.identity import TokenProvider
+from tests.client.test_agent_login import fill_sign_in
+from tests.emulator.gdap_world import APP_ID, APP_SECRET, PARTNER, PASSWORDS, gdap_world
+
+MakeEmulator = Callable[..., Emulator]
+SECRET_ENV = {"CSPGRAPH_SECRET_NA": APP_SECRET}
+AGENT = "agent@partner.com"
+
+
+def config_data(emu: Emulator, tmp_path: Path) -> dict[str, Any]:
+    return {
+        "emulator": str(emu.endpoints_file),
+        "token_cache": str(tmp_path / "tokens.json"),
+        "discovery_cache": "memory",
+        "regions": {
+            "NA": {
+                "partner_tenant": PARTNER,
+                "client_id": APP_ID,
+                "client_secret_env": "CSPGRAPH_SECRET_NA",
+            }
+        },
+    }
+
+
+def gdap_config(emu: Emulator, tmp_path: Path) -> Config:
+    return config_from_data(config_data(emu, tmp_path), base_dir=tmp_path, env=SECRET_ENV)
+
+
+def config_file(emu: Emulator, tmp_path: Path) -> Path:
+    """The same configuration as a file, for the CLI (same token cache: a technician signed in
+    through the library is signed in for the commands too)."""
+    import tomli_w
+
+    path = tmp_path / "config.toml"
+    path.write_bytes(tomli_w.dumps(config_data(emu, tmp_path)).encode())
+    return path
+
+
+def signed_in(emu: Emulator, tmp_path: Path, upn: str = AGENT) -> Path:
+    """A configuration file whose token cache holds ``upn``'s sign-in."""
+    with TokenProvider(gdap_config(emu, tmp_path), workers=1) as provider:
+        sign_in_agent(emu, provider, upn)
+    return config_file(emu, tmp_path)
+
+
+def gdap_cli(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(app, ["gdap", *args, "--config", str(config)], env=SECRET_ENV)
+
+
+def sign_in_agent(
+    emu: Emulator, provider: TokenProvider, upn: str = AGENT, password: str | None = None
+) -> None:
+    """A technician signs in once, at the partner tenant, through the emulator's form."""
+    secret = password or PASSWORDS[upn.split("@")[0]]
+    with provider.agent().begin_sign_in(PARTNER) as pending:
+        landed = fill_sign_in(emu, pending.auth_url, upn, secret)
+        assert landed.status_code == 200, landed.text
+        pending.wait(timeout=30)
+
+
+@pytest.fixture
+def emu(make_emulator: MakeEmulator) -> Emulator:
+    # The technician's refresh token outlives the years these tests move the world clock (an
+    # id_token is checked against this machine's clock, so nobody signs in after a move).
+    return make_emulator(gdap_world(refresh_token_lifetime="1000d"))
+
+
+@pytest.fixture
+def config(emu: Emulator, tmp_path: Path) -> Config:
+    return gdap_config(emu, tmp_path)
+
+
+@pytest.fixture
+async def provider(config: Config, emu: Emulator) -> AsyncIterator[TokenProvider]:
+    async with TokenProvider(config, workers=2) as made:
+        sign_in_agent(emu, made)
+        yield made
+
+
+@pytest.fixture
+async def gdap(provider: TokenProvider) -> AsyncIterator[GdapSession]:
+    async with GdapSession.open(provider) as session:
+        yield session
