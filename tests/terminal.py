@@ -27,6 +27,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 class TerminalRun:
     returncode: int
     output: str  # stdout and stderr as the terminal showed them, escape codes removed
+    raw: str = ""  # the same with every escape code the command wrote
 
 
 def run_on_terminal(
@@ -61,4 +62,4 @@ def run_on_terminal(
         if proc.poll() is None:
             proc.kill()
     text = b"".join(chunks).decode("utf-8", errors="replace").replace("\r\n", "\n")
-    return TerminalRun(returncode, _ANSI.sub("", text))
+    return TerminalRun(returncode, _ANSI.sub("", text), text)

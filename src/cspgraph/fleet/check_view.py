@@ -12,6 +12,8 @@ from rich.text import Text
 
 from cspgraph.fleet.checks import CheckResults
 from cspgraph.fleet.checks.model import Check, Finding, Severity
+from cspgraph.fleet.safe_console import safe_text
+from cspgraph.fleet.terminal_text import printable
 
 SEVERITY_STYLES = {
     Severity.HIGH: "bold red",
@@ -63,16 +65,16 @@ def results_view(results: CheckResults, width: int = 150) -> Group:
         if width >= 120:
             table.add_column("Next step", overflow="fold", max_width=max(40, width // 3))
         for finding in results.findings:
-            what = Text(finding.summary)
+            what = safe_text(finding.summary)
             if finding.objects:
-                what.append(f"\n{objects_line(finding)}", "dim")
+                what.append("\n" + printable(objects_line(finding)), "dim")
             row: list[Text | str] = [
                 severity_text(finding.severity),
-                results.name_of(finding.tenant_id),
+                safe_text(results.name_of(finding.tenant_id)),
                 what,
             ]
             if width >= 120:
-                row.append(finding.fix)
+                row.append(safe_text(finding.fix))
             table.add_row(*row)
         parts.append(table)
     else:
@@ -96,7 +98,9 @@ def _unknowns(results: CheckResults) -> Table:
     for (check_id, reason), names in sorted(grouped.items()):
         shown = ", ".join(sorted(names)[:SHOWN_OBJECTS])
         more = len(names) - SHOWN_OBJECTS
-        table.add_row(check_id, shown + (f", +{more} more" if more > 0 else ""), reason)
+        table.add_row(
+            check_id, safe_text(shown + (f", +{more} more" if more > 0 else "")), safe_text(reason)
+        )
     return table
 
 
@@ -108,9 +112,9 @@ def _changes(results: CheckResults) -> Table:
     for change in results.changes:
         kind = KIND_WORDS.get(change.kind, change.kind)
         table.add_row(
-            results.name_of(change.tenant_id),
+            safe_text(results.name_of(change.tenant_id)),
             f"{CHANGE_WORDS.get(change.change, change.change)} {kind}",
-            change.text,
+            safe_text(change.text),
         )
     return table
 

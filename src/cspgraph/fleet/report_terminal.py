@@ -1,5 +1,9 @@
 """The fleet report as Rich tables for a terminal (the figures are :mod:`cspgraph.fleet.report`'s).
 
+Every string a customer wrote (names, domains, reasons, OS names) goes in as a
+:func:`~cspgraph.fleet.safe_console.safe_text` cell: never read as markup, control characters
+shown as escapes, whatever console prints it.
+
 Only ``cspgraph report`` on a terminal and the demo draw these; ``--json`` and the HTML page never
 load Rich.
 """
@@ -23,8 +27,10 @@ from cspgraph.fleet.report import (
     status_label,
     top_counts,
 )
+from cspgraph.fleet.safe_console import safe_text
 from cspgraph.fleet.store import Store
 from cspgraph.fleet.summaries import NEVER_SYNCED, CustomerSummary, FleetTotals
+from cspgraph.fleet.terminal_text import printable
 
 STATUS_STYLES: dict[str | None, str] = {
     CustomerStatus.OK: "green",
@@ -82,12 +88,12 @@ def _actions_table(report: FleetReport, width: int) -> Table | Text:
     if width >= 110:
         table.add_column("Next step", overflow="fold", max_width=max(30, width // 3))
     for item in shown:
-        who = Text(item.title)
+        who = safe_text(item.title)
         if item.shared:
-            who.append("\n" + ", ".join(item.names[:5]), "dim")
-        row: list[Text | str] = [severity_text(item.severity), who, item.headline]
+            who.append("\n" + printable(", ".join(item.names[:5])), "dim")
+        row: list[Text | str] = [severity_text(item.severity), who, safe_text(item.headline)]
         if width >= 110:
-            row.append(item.next_step)
+            row.append(safe_text(item.next_step))
         table.add_row(*row)
     return table
 
@@ -153,9 +159,9 @@ def _customers_table(report: FleetReport, width: int) -> Table:
         table.add_column("Compliant", justify="right")
         table.add_column("OS mix")
     for c in report.customers:
-        customer = Text(c.display_name)
+        customer = safe_text(c.display_name)
         if wide and c.domain and c.domain != c.display_name:
-            customer.append(f"\n{c.domain}", "dim")
+            customer.append("\n" + printable(c.domain), "dim")
         no_intune = c.intune_unknown is not None
         counts = {
             "Users": _count(c, c.users),
@@ -177,7 +183,10 @@ def _customers_table(report: FleetReport, width: int) -> Table:
         row.append(Text(noncompliant, "bold red" if c.noncompliant and not no_intune else "dim"))
         if wide:
             share = compliant_share(c)
-            row += ["—" if share is None else f"{share:.0%}", top_counts(c.managed_by_os)]
+            row += [
+                "—" if share is None else f"{share:.0%}",
+                safe_text(top_counts(c.managed_by_os)),
+            ]
         table.add_row(*row)
     return table
 
@@ -195,7 +204,10 @@ def _problems_table(problems: list[Problem]) -> Table:
             reason = f"{reason} ({p.error_class})" if reason else p.error_class
         names = ", ".join(p.names[:6]) + (f", +{len(p.names) - 6} more" if len(p.names) > 6 else "")
         table.add_row(
-            names, Text(status_label(p.status), STATUS_STYLES.get(p.status, "")), p.since, reason
+            safe_text(names),
+            Text(status_label(p.status), STATUS_STYLES.get(p.status, "")),
+            p.since,
+            safe_text(reason or ""),
         )
     return table
 
@@ -212,9 +224,9 @@ def _mix_table(t: FleetTotals) -> Table:
         os_name, os_n = os_rows[i] if i < len(os_rows) else ("", None)
         state, state_n = state_rows[i] if i < len(state_rows) else ("", None)
         table.add_row(
-            os_name,
+            safe_text(os_name),
             "" if os_n is None else f"{os_n:,}",
-            Text(state, "red" if state == "noncompliant" else ""),
+            safe_text(state, "red" if state == "noncompliant" else ""),
             "" if state_n is None else f"{state_n:,}",
         )
     return table

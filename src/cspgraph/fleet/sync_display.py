@@ -29,6 +29,7 @@ from rich.text import Text
 
 from cspgraph.fleet.customers import CustomerRef
 from cspgraph.fleet.outcomes import CustomerStatus, SyncSummary, TenantResult
+from cspgraph.fleet.safe_console import SafeConsole, safe_text
 
 if TYPE_CHECKING:
     from cspgraph.graph.client import GraphStats
@@ -61,7 +62,7 @@ class RichSyncProgress:
     """A one-line live display for terminals; use as a context manager around the sync."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or SafeConsole(stderr=True)
         self.stats: GraphStats | None = None
         self.objects = 0
         self.problems = 0
@@ -156,7 +157,7 @@ def summary_view(summary: SyncSummary, *, all_rows_up_to: int = ALL_ROWS_UP_TO) 
     )
     head.add_row("time", f"{summary.wall_time:,.1f} s ({rate:,.0f} objects/s)")
     for region, why in summary.listing_errors.items():
-        head.add_row(Text("listing", "bold red"), f"region {region}: {why}")
+        head.add_row(Text("listing", "bold red"), safe_text(f"region {region}: {why}"))
 
     shown = summary.tenants
     title = "customers"
@@ -172,11 +173,11 @@ def summary_view(summary: SyncSummary, *, all_rows_up_to: int = ALL_ROWS_UP_TO) 
         for t in sorted(shown, key=_problem_first):
             name = t.customer.display_name or t.customer.domain or t.customer.reference
             table.add_row(
-                name,
+                safe_text(name),
                 t.region or "",
                 Text(t.status.value, STATUS_STYLES.get(t.status, "")),
                 *(_count(t, r) for r in ("users", "groups", "devices", "managedDevices")),
-                t.reason or _modes(t),
+                safe_text(t.reason or _modes(t)),
             )
         parts.append(table)
     return Group(*parts)

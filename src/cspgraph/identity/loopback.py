@@ -14,7 +14,7 @@ import queue
 import secrets
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -31,25 +31,55 @@ _DONE_PAGE = (
 )
 
 
+# A connection that has not sent its request within this many seconds is dropped: a browser's
+# preconnect may never send one. Each connection has its own thread, so an idle one holds up
+# nothing else meanwhile.
+CONNECTION_TIMEOUT = 15.0
+MAX_FORM_BODY = 64 * 1024  # a form_post answer is a few KiB (code, state, id_token)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a connection still open never keeps the process alive
+    block_on_close = False  # nor makes close() wait for it
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A connection reset or dropped mid-answer: nothing to tell the person at the terminal
+        # (the default prints a traceback to stderr), and the request line holds the code.
+        return
+
+
 class LoopbackReceiver:
     """A one-shot HTTP listener on 127.0.0.1 that captures the authorization response.
 
     It answers only the response that carries the expected ``state`` (query or form_post); other
-    requests (a favicon, a stray tab) get a 404 and do not end the wait. It never logs a request:
-    the URL carries the authorization code.
+    requests (a favicon, a stray tab) get a 404 and do not end the wait. Connections are served
+    concurrently, each dropped after :data:`CONNECTION_TIMEOUT` seconds of silence, so a
+    browser's idle preconnect neither hides the real answer nor outlives the sign-in's time
+    limit. The answer is taken before the page is written back: a connection dropped at that
+    moment loses nothing. It never logs a request: the URL carries the authorization code.
     """
 
     def __init__(self, port: int = 0) -> None:
         self._answers: queue.Queue[dict[str, str]] = queue.Queue(maxsize=1)
         self._state: str | None = None
+        self._closing = threading.Lock()
+        self._closed = False
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = CONNECTION_TIMEOUT  # the socket's: a silent connection is dropped
+
             def do_GET(self) -> None:
                 self._handle(dict(parse_qsl(urlsplit(self.path).query)))
 
             def do_POST(self) -> None:  # response_mode=form_post
-                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if not 0 <= length <= MAX_FORM_BODY:
+                    self.send_error(413 if length > MAX_FORM_BODY else 400)
+                    return
                 body = self.rfile.read(length).decode("utf-8", "replace")
                 self._handle(dict(parse_qsl(body)))
 
@@ -58,6 +88,7 @@ class LoopbackReceiver:
                     self.send_response(404)
                     self.end_headers()
                     return
+                receiver._deliver(params)  # first: the page below may meet a closed connection
                 failed = "error" in params
                 page = _DONE_PAGE.format(
                     title="Sign-in failed" if failed else "Signed in",
@@ -70,12 +101,11 @@ class LoopbackReceiver:
                 self.send_header("Content-Length", str(len(page)))
                 self.end_headers()
                 self.wfile.write(page)
-                receiver._deliver(params)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # never log: the request line holds the authorization code
 
-        self._server = HTTPServer(("127.0.0.1", port), Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="cspgraph-loopback", daemon=True
         )
@@ -116,6 +146,11 @@ class LoopbackReceiver:
             ) from None
 
     def close(self) -> None:
+        """Stop listening (at once: connections still open are not waited for); twice is once."""
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
         self._server.shutdown()
         self._server.server_close()
 
