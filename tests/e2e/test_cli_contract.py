@@ -235,6 +235,10 @@ CASES = [
                      "--config", "{down}"], Exit.BAD_INPUT, EMULATOR_DOWN),
     Case("onboard", ["--domain", "y.onmicrosoft.com", "--name", "Y", "--budget", "soon",
                      "--config", "{config}"], Exit.BAD_INPUT, "expected a duration"),
+    Case("onboard", ["--gdap", "--config", "{config}"], Exit.BAD_INPUT, "needs --domain"),
+    Case("onboard", ["--domain", "y.onmicrosoft.com", "--config", "{config}"], Exit.BAD_INPUT,
+         "needs --domain and --name"),
+    Case("onboard", ["--status", "--state-dir", "{root}/no-onboarding"], Exit.DONE, ""),
     Case("sync", ["--customers", CUSTOMER, "--db", "{db}", "--config", "{config}"], Exit.DONE,
          ""),
     Case("sync", ["--customers", f"{CUSTOMER},nobody.example", "--db", "{db}", "--config",
@@ -267,6 +271,15 @@ CASES = [
          Exit.BAD_INPUT, "pick one with --region"),
     Case("gdap invite", ["--roles", "Directory Readers", "--name", "x", "--region", "NA",
                          "--config", "{config}"], Exit.NEEDS_PERSON, "code=NotSignedIn"),
+    Case("gdap assign", ["--config", "{config}"], Exit.BAD_INPUT, "--customer or --relationship"),
+    Case("gdap assign", ["--customer", CUSTOMER, "--group", "x", "--config", "{config}"],
+         Exit.BAD_INPUT, "expected ROLE=GROUP"),
+    Case("gdap assign", ["--customer", CUSTOMER, "--region", "NA", "--config", "{config}"],
+         Exit.NEEDS_PERSON, "code=NotSignedIn"),
+    Case("gdap consent", ["--customer", CUSTOMER, "--retry-every", "0", "--config", "{config}"],
+         Exit.BAD_INPUT, "more than 0 seconds"),
+    Case("gdap consent", ["--customer", CUSTOMER, "--region", "NA", "--config", "{config}"],
+         Exit.NEEDS_PERSON, "code=NotSignedIn"),
     Case("gdap status", ["--config", "{down}"], Exit.BAD_INPUT, EMULATOR_DOWN),
     Case("gdap status", ["--expiring-within", "soon", "--config", "{config}"], Exit.BAD_INPUT,
          "expected a span"),
@@ -566,7 +579,15 @@ def command_paths(group: Any = None, prefix: tuple[str, ...] = ()) -> list[str]:
 # Commands that print nothing but their result's JSON when asked, and those covered above by
 # their own tests (onboard, demo and the emulator need a world clock, a run or a process; the
 # gdap commands a signed-in technician: tests/gdap).
-OWN_JSON_TESTS = {"onboard", "demo", "emulator serve", "gdap invite", "gdap status"}
+OWN_JSON_TESTS = {
+    "onboard",
+    "demo",
+    "emulator serve",
+    "gdap invite",
+    "gdap status",
+    "gdap assign",
+    "gdap consent",
+}
 
 
 def test_every_command_has_its_exit_and_json_cases() -> None:

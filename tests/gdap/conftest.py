@@ -22,6 +22,7 @@ from tests.emulator.gdap_world import APP_ID, APP_SECRET, PARTNER, PASSWORDS, gd
 MakeEmulator = Callable[..., Emulator]
 SECRET_ENV = {"CSPGRAPH_SECRET_NA": APP_SECRET}
 AGENT = "agent@partner.com"
+FRESH_CUSTOMER = "freshco.com"
 
 
 def config_data(emu: Emulator, tmp_path: Path) -> dict[str, Any]:
@@ -75,11 +76,40 @@ def sign_in_agent(
         pending.wait(timeout=30)
 
 
+def gdap_world_for_ops(**settings: Any) -> dict[str, Any]:
+    """The GDAP test world; its technician agent@ may also create the partner's security groups
+    (Groups Administrator in the partner tenant), as `gdap assign --create-groups` needs."""
+    world = gdap_world(**{"refresh_token_lifetime": "1000d", **settings})
+    agent = next(u for u in world["tenant"][0]["user"] if u["upn"] == AGENT)
+    agent["roles"] = ["Groups Administrator"]
+    # A GDAP customer the app has never been consented in, reached through an active
+    # relationship whose assignments give agent@ Directory Readers and Cloud Application
+    # Administrator.
+    world["tenant"].append(
+        {"domain": FRESH_CUSTOMER, "partner": PARTNER, "dap": False,
+         "generate": {"users": 4, "groups": 2, "devices": 2, "managed_devices": 2, "seed": 5}}
+    )  # fmt: skip
+    world["gdap"].append(
+        {
+            "partner": PARTNER,
+            "customer": FRESH_CUSTOMER,
+            "display_name": "Fabrikam-GDAP-Freshco",
+            "roles": ["Directory Readers", "Cloud Application Administrator"],
+            "activated_ago": "2d",
+            "assignment": [
+                {"group": "GDAP Readers", "roles": ["Directory Readers"]},
+                {"group": "GDAP App Admins", "roles": ["Cloud Application Administrator"]},
+            ],
+        }
+    )
+    return world
+
+
 @pytest.fixture
 def emu(make_emulator: MakeEmulator) -> Emulator:
     # The technician's refresh token outlives the years these tests move the world clock (an
     # id_token is checked against this machine's clock, so nobody signs in after a move).
-    return make_emulator(gdap_world(refresh_token_lifetime="1000d"))
+    return make_emulator(gdap_world_for_ops())
 
 
 @pytest.fixture

@@ -37,6 +37,20 @@ AGENT_USER: Any = typer.Option(
 CUSTOMER_HELP = "The customer: a tenant ID or a domain."
 
 
+# Ctrl-C: every step is idempotent or kept in a state file.
+AGAIN = "interrupted; run the same command again to continue"
+
+
+def parse_seconds(text: str, option: str) -> float:
+    """Seconds from ``90``, ``45s``, ``8m``, ``1h30m``."""
+    value = text.strip().lower()
+    match = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", value)
+    if not value or match is None or not any(match.groups()):
+        raise common.UsageError(f"{option} {text!r}: expected a duration like 90, 45s, 8m or 1h")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
 def parse_days(text: str, option: str) -> timedelta:
     """``30d``, ``30`` (days), ``12h``, ``2w``."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhw]?)\s*", text.lower())
@@ -295,3 +309,338 @@ def _print_status(result: Any) -> None:
         out.print(table)
         for why in entry.needs:
             out.print(f"  needs a person: {why}", soft_wrap=True)
+
+
+# -- cspgraph gdap assign --------------------------------------------------------------------------
+
+
+def parse_group_options(items: list[str]) -> dict[str, str]:
+    """``--group 'Directory Readers=GDAP Readers'`` → role template id → group name or id."""
+    from cspgraph.gdap.roles import UnknownRoleError, resolve_role
+
+    mapping: dict[str, str] = {}
+    for item in items:
+        role, sep, group = item.partition("=")
+        if not sep or not role.strip() or not group.strip():
+            raise common.UsageError(f"--group {item!r}: expected ROLE=GROUP")
+        try:
+            mapping[resolve_role(role)] = group.strip()
+        except UnknownRoleError as exc:
+            raise common.UsageError(f"--group {item!r}: {exc}") from None
+    return mapping
+
+
+@app.command("assign")
+def assign(
+    customer: str | None = typer.Option(None, "--customer", metavar="CUSTOMER", help=CUSTOMER_HELP),
+    relationship: str | None = typer.Option(
+        None,
+        "--relationship",
+        metavar="ID|NAME",
+        help="The relationship (default: the "
+        "customer's one active relationship that is not Microsoft-led).",
+    ),
+    create_groups: bool = typer.Option(
+        False, "--create-groups", help="Make one security group per role where none exists."
+    ),
+    group: list[str] = typer.Option(
+        [], "--group", metavar="ROLE=GROUP", help="Give ROLE to this existing group (repeatable)."
+    ),
+    prefix: str = typer.Option(
+        "cspgraph GDAP", "--group-prefix", metavar="TEXT", help="Groups are named 'TEXT ROLE'."
+    ),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until every one is active."),
+    budget: str = typer.Option("8m", "--budget", metavar="DURATION", help="How long to wait."),
+    emulator_clock: bool = typer.Option(
+        False, "--emulator-clock", help="Move the emulator's world clock instead of waiting."
+    ),
+    region: str | None = REGION,
+    agent_user: str | None = AGENT_USER,
+    json_out: bool = common.JSON_OPTION,
+    config: Path | None = common.CONFIG_OPTION,
+) -> None:
+    """Give a relationship's roles to partner security groups (one group per role) and wait
+    until the assignments are active; resumable. Reports technicians left without a role."""
+    from cspgraph.gdap.assign import AssignResult
+    from cspgraph.gdap.assign import assign as do_assign
+
+    with common.command(interrupted=AGAIN) as run:
+        if (customer is None) == (relationship is None):
+            raise common.UsageError("name the relationship: --customer or --relationship")
+        mapping = parse_group_options(group)
+        seconds = parse_seconds(budget, "--budget")
+        cfg = run.load_config(config)
+
+        async def go() -> AssignResult:
+            from cspgraph.identity import TokenProvider
+
+            async with (
+                TokenProvider(cfg, workers=2) as provider,
+                _clock(cfg, emulator_clock) as clock,
+                _session(provider, region, agent_user) as gdap,
+            ):
+                tenant = await tenant_of(provider, customer) if customer else None
+                rel = await pick_relationship(gdap, relationship, tenant)
+                return await do_assign(
+                    gdap.api, rel, groups=mapping, create_groups=create_groups,
+                    prefix=prefix, wait=wait, clock=clock, budget=seconds,
+                    on_progress=common.say,
+                )  # fmt: skip
+
+        import asyncio
+
+        result = asyncio.run(go())
+    if common.wants_json(json_out):
+        common.print_json(result.as_dict())
+    else:
+        _print_assign(result)
+
+
+async def pick_relationship(gdap: GdapSession, wanted: str | None, tenant: str | None) -> Any:
+    """A relationship by id or name, or the customer's one active relationship (``MLT_…`` ones
+    left out: Microsoft made them, read-only)."""
+    rels = await gdap.api.relationships(customer=tenant)
+    if wanted is not None:
+        for rel in rels:
+            if wanted in (rel.id, rel.display_name):
+                return rel
+        raise common.UsageError(f"--relationship {wanted}: no such relationship of this partner")
+    active = [r for r in rels if r.gives_access and not r.is_mlt]
+    if len(active) == 1:
+        return active[0]
+    if not active:
+        pending = ", ".join(f"{r.display_name} ({r.status})" for r in rels) or "none"
+        raise common.UsageError(
+            f"--customer {tenant}: no active GDAP relationship (relationships: {pending}); "
+            "invite the customer first (cspgraph gdap invite)"
+        )
+    names = ", ".join(r.display_name for r in active)
+    raise common.UsageError(f"several active relationships ({names}): pick one with --relationship")
+
+
+def _clock(cfg: Config, emulator_clock: bool) -> Any:
+    """An async context giving the clock to wait on: the emulator's world clock when asked."""
+    import contextlib
+
+    from cspgraph.partner.onboarding import EmulatorClock, SystemClock
+
+    @contextlib.asynccontextmanager
+    async def opened() -> Any:
+        endpoints = cfg.emulator_endpoints()
+        if not emulator_clock:
+            yield SystemClock()
+            return
+        if endpoints is None:
+            raise common.UsageError("--emulator-clock needs a configuration with `emulator = …`")
+        clock = await EmulatorClock.of(endpoints)
+        try:
+            yield clock
+        finally:
+            await clock.aclose()
+
+    return opened()
+
+
+def _print_assign(result: Any) -> None:
+    from rich.table import Table
+
+    from cspgraph.gdap.roles import describe
+
+    names = {g.group_id: g.group_name for g in result.groups}
+    table = Table("group", "roles", "status", title=result.relationship.display_name)
+    for a in result.assignments:
+        mark = (
+            " (new)" if a.id in result.created else " (changed)" if a.id in result.changed else ""
+        )
+        table.add_row(names.get(a.group_id, a.group_id), describe(a.roles), a.status + mark)
+    out = common.console()
+    out.print(table)
+    if result.technicians_unknown is not None:
+        out.print(f"technicians: unknown ({result.technicians_unknown})", soft_wrap=True)
+    elif result.technicians_without_role:
+        out.print(
+            "technicians in AdminAgents with no role in this customer (their sign-in there fails "
+            "with AADSTS50020; add them to a group above): "
+            + ", ".join(result.technicians_without_role),
+            soft_wrap=True,
+        )
+
+
+# -- cspgraph gdap consent -------------------------------------------------------------------------
+
+
+@app.command("consent")
+def consent(
+    customer: str = typer.Option(..., "--customer", metavar="CUSTOMER", help=CUSTOMER_HELP),
+    retry_every: str = typer.Option(
+        "60s", "--retry-every", metavar="DURATION", help="Between attempts (each a new token)."
+    ),
+    budget: str = typer.Option(
+        "15m", "--budget", metavar="DURATION", help="Give up this long after the consent."
+    ),
+    emulator_clock: bool = typer.Option(
+        False, "--emulator-clock", help="Move the emulator's world clock instead of waiting."
+    ),
+    region: str | None = REGION,
+    agent_user: str | None = AGENT_USER,
+    json_out: bool = common.JSON_OPTION,
+    config: Path | None = common.CONFIG_OPTION,
+) -> None:
+    """Consent the region's app in a GDAP customer with exactly what cspgraph needs (Partner
+    Center's consent, then the sync's app roles through Graph), put drift right, and wait until
+    a new app-only token carries it. Exit 3 with the /adminconsent link when a customer
+    administrator must grant the app roles."""
+    from cspgraph.gdap.consent import ConsentResult, consent_customer
+
+    with common.command(interrupted=AGAIN) as run:
+        every, seconds = (
+            parse_seconds(retry_every, "--retry-every"),
+            parse_seconds(budget, "--budget"),
+        )
+        if every <= 0:
+            raise common.UsageError("--retry-every must be more than 0 seconds")
+        cfg = run.load_config(config)
+
+        async def go() -> ConsentResult:
+            from cspgraph.identity import TokenProvider
+
+            async with (
+                TokenProvider(cfg, workers=2) as provider,
+                _clock(cfg, emulator_clock) as clock,
+                _session(provider, region, agent_user) as gdap,
+            ):
+                tenant = await tenant_of(provider, customer)
+                return await consent_customer(
+                    gdap, tenant, clock=clock, retry_every=every, budget=seconds,
+                    on_progress=common.say,
+                )  # fmt: skip
+
+        import asyncio
+
+        result = asyncio.run(go())
+    if common.wants_json(json_out):
+        common.print_json(result.as_dict())
+    else:
+        _print_consent(result)
+    if result.admin_consent_link is not None:
+        common.fail(
+            common.Exit.NEEDS_PERSON,
+            "error: needs_person: the technician's GDAP roles do not let them grant the app's "
+            "application permissions; the customer's Global Administrator opens:",
+            result.admin_consent_link,
+        )
+
+
+def _print_consent(result: Any) -> None:
+    lines = [
+        f"customer {result.customer}: app {result.app_id}",
+        f"  Partner Center consent: {result.partner_center} ({', '.join(result.scopes)})",
+    ]
+    lines += [f"  drift: {d}" for d in result.drift]
+    if result.app_roles_added:
+        lines.append(f"  app roles granted: {', '.join(result.app_roles_added)}")
+    if result.app_roles_present:
+        lines.append(f"  app roles already there: {', '.join(result.app_roles_present)}")
+    denied = sum(1 for a in result.attempts if not a.ok)
+    if result.attempts:
+        lines.append(
+            f"  propagation: {len(result.attempts)} attempt(s) with a new token, {denied} denied"
+        )
+    if result.state is not None:
+        lines.append(f"  consent: {result.state.label}")
+    common.console().print("\n".join(lines), soft_wrap=True)
+
+
+# -- cspgraph onboard --gdap | --status (registered by partner_cmd.onboard) ------------------------
+
+
+def onboard_gdap(
+    domain: str | None,
+    *,
+    region: str | None,
+    roles: list[str],
+    create_groups: bool,
+    group: list[str],
+    name: str | None,
+    state_dir: Path | None,
+    emulator_clock: bool,
+    retry_every: str,
+    json_out: bool,
+    config: Path | None,
+) -> None:
+    """`cspgraph onboard --gdap --domain DOMAIN`: resumable; exits 3 while the customer has not
+    approved (with the link) or must grant the app's roles (with the /adminconsent link)."""
+    from cspgraph.gdap.onboarding import (
+        GdapOnboardingResult,
+        GdapOnboardingSettings,
+        GdapOnboardingStore,
+    )
+    from cspgraph.gdap.onboarding import onboard_gdap as do_onboard
+    from cspgraph.gdap.roles import UnknownRoleError, resolve_roles
+
+    with common.command(interrupted=AGAIN) as run:
+        if domain is None:
+            raise common.UsageError("onboard --gdap needs --domain (the customer's tenant)")
+        try:
+            role_ids = resolve_roles(roles or ["cspgraph"])
+        except UnknownRoleError as exc:
+            raise common.UsageError(str(exc)) from None
+        mapping = parse_group_options(group)
+        settings = GdapOnboardingSettings(retry_every=parse_seconds(retry_every, "--retry-every"))
+        cfg = run.load_config(config)
+
+        async def go() -> GdapOnboardingResult:
+            from cspgraph.identity import TokenProvider
+
+            async with (
+                TokenProvider(cfg, workers=2) as provider,
+                _clock(cfg, emulator_clock) as clock,
+                _session(provider, region, None) as gdap,
+            ):
+                return await do_onboard(
+                    gdap, domain, roles=role_ids, name=None if name is None else name,
+                    create_groups=create_groups, groups=mapping,
+                    store=GdapOnboardingStore(state_dir), clock=clock, settings=settings,
+                    on_progress=common.say,
+                )  # fmt: skip
+
+        import asyncio
+
+        result = asyncio.run(go())
+    if common.wants_json(json_out):
+        common.print_json(result.as_dict())
+    else:
+        common.console().print(result.summary, soft_wrap=True)
+    if result.needs_approval:
+        common.fail(
+            common.Exit.NEEDS_PERSON,
+            f"error: needs_person: {domain} waits for its Global Administrator's approval; run "
+            "the same command again once approved",
+        )
+    if result.needs_admin_consent:
+        common.fail(
+            common.Exit.NEEDS_PERSON,
+            f"error: needs_person: {domain}'s Global Administrator must grant the app's "
+            "permissions (the /adminconsent link above); then run the same command again",
+        )
+
+
+def onboard_status(state_dir: Path | None, json_out: bool) -> None:
+    """`cspgraph onboard --status`: every onboarding in flight, from the state files."""
+    with common.command():
+        from cspgraph.gdap.onboarding import onboardings_in_flight
+
+        items = onboardings_in_flight(state_dir)
+        if common.wants_json(json_out):
+            common.print_json(items)
+            return
+        if not items:
+            common.say("no onboarding in flight")
+            return
+        from rich.table import Table
+
+        table = Table("domain", "kind", "state", "since", "next step", title="onboarding in flight")
+        for item in items:
+            step = item["next_step"] + (f": {item['link']}" if item["link"] else "")
+            table.add_row(item["domain"], item["kind"], item["state"], item["since"] or "", step)
+        common.console().print(table)

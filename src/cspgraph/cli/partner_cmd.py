@@ -426,6 +426,8 @@ def customers_create(
     from cspgraph.partner.center import PartnerCenterClient
 
     with common.command(interrupted=AGAIN) as run:
+        if domain is None or name is None:
+            raise common.UsageError("onboard needs --domain and --name (or --gdap, or --status)")
         cfg = run.load_config(config)
         identity = cfg.region_identity(region)
         new = _new_customer(
@@ -462,9 +464,31 @@ def customers_create(
 
 
 def onboard(
-    domain: str = DOMAIN,
-    name: str = COMPANY,
+    domain: str | None = typer.Option(
+        None, "--domain", metavar="DOMAIN", help="e.g. contoso-new.onmicrosoft.com (required)."
+    ),
+    name: str | None = typer.Option(
+        None, "--name", metavar="NAME", help="The company's name (required without --gdap)."
+    ),
     region: str | None = REGION,
+    gdap: bool = typer.Option(
+        False,
+        "--gdap",
+        help="An existing tenant, through GDAP: invite, approval, assignments, "
+        "consent, propagation, smoke test (docs/gdap.md).",
+    ),
+    roles: list[str] = typer.Option(
+        [], "--roles", metavar="ROLES", help="With --gdap: the roles (default: cspgraph)."
+    ),
+    create_groups: bool = typer.Option(
+        False, "--create-groups", help="With --gdap: make one security group per role."
+    ),
+    group: list[str] = typer.Option(
+        [], "--group", metavar="ROLE=GROUP", help="With --gdap: give ROLE to this group."
+    ),
+    status: bool = typer.Option(
+        False, "--status", help="List every onboarding in flight (DAP and GDAP) and exit."
+    ),
     initial_wait: str = typer.Option(
         "3m", "--initial-wait", metavar="DURATION", help="No token before this."
     ),
@@ -497,7 +521,20 @@ def onboard(
     json_out: bool = JSON_OPTION,
     config: Path | None = CONFIG_OPTION,
 ) -> None:
-    """Create a customer, wait for the partner relationship, prove Graph works (resumable)."""
+    """Create a customer, wait for the partner relationship, prove Graph works (resumable);
+    with --gdap, onboard an existing tenant through GDAP; --status lists those in flight."""
+    if status or gdap:
+        from cspgraph.cli import gdap_cmd
+
+        if status:
+            gdap_cmd.onboard_status(state_dir, json_out)
+            return
+        gdap_cmd.onboard_gdap(
+            domain, region=region, roles=roles, create_groups=create_groups, group=group,
+            name=name, state_dir=state_dir, emulator_clock=emulator_clock, retry_every=retry_every,
+            json_out=json_out, config=config,
+        )  # fmt: skip
+        return
     from cspgraph.identity import TokenProvider
     from cspgraph.partner.onboarding import (
         Clock,
@@ -518,6 +555,8 @@ def onboard(
     )
     err = common.console(stderr=True)
     with common.command(interrupted=AGAIN) as run:
+        if domain is None or name is None:
+            raise common.UsageError("onboard needs --domain and --name (or --gdap, or --status)")
         cfg = run.load_config(config)
         identity = cfg.region_identity(region)
         new = _new_customer(

@@ -16,10 +16,23 @@ from typing import TYPE_CHECKING
 from cspgraph.gdap.api import ADMIN_PORTAL, GdapApi
 from cspgraph.graph.client import GraphClient
 from cspgraph.http.sender import Sleep
+from cspgraph.partner.center import PartnerCenterClient
 
 if TYPE_CHECKING:
     from cspgraph.identity import TokenProvider
     from cspgraph.identity.agent import AgentTokenProvider
+
+
+class TechnicianPartnerCenterTokens:
+    """The technician's app+user Partner Center tokens in their partner tenant, as Partner
+    Center's client asks for them."""
+
+    def __init__(self, agent: AgentTokenProvider, partner_tenant: str) -> None:
+        self.agent = agent
+        self.partner_tenant = partner_tenant
+
+    async def get_token(self, *, fresh: bool = False) -> str:
+        return await self.agent.partner_center_token(self.partner_tenant, fresh=fresh)
 
 
 @dataclass
@@ -31,6 +44,7 @@ class GdapSession:
     graph: GraphClient
     api: GdapApi
     admin_portal: str
+    authority_host: str
 
     @classmethod
     def open(
@@ -56,8 +70,18 @@ class GdapSession:
         portal = endpoints.authority_host if endpoints is not None else ADMIN_PORTAL
         return cls(
             provider, identity.region, identity.partner_tenant, agent, graph,
-            GdapApi(graph, identity.partner_tenant), portal,
+            GdapApi(graph, identity.partner_tenant), portal, provider.cloud.login,
         )  # fmt: skip
+
+    def partner_center(self, *, sleep: Sleep | None = None) -> PartnerCenterClient:
+        """Partner Center as the technician (app+user): what its GDAP-era calls need."""
+        cloud = self.provider.cloud
+        return PartnerCenterClient(
+            TechnicianPartnerCenterTokens(self.agent, self.partner_tenant),
+            base_url=cloud.partner_center,
+            ca_bundle=cloud.ca_bundle,
+            sleep=sleep or asyncio.sleep,
+        )
 
     async def aclose(self) -> None:
         await self.graph.close()
