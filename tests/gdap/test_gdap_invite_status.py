@@ -20,7 +20,7 @@ from cspgraph.gdap.roles import (
 from cspgraph.gdap.session import GdapSession
 from tests.emulator.gdap_world import ACTIVE_NAME, GDAP_CUSTOMER
 from tests.emulator.graph_tokens import control_client, tenant_of
-from tests.gdap.conftest import gdap_cli, signed_in
+from tests.gdap.conftest import FRESH_CUSTOMER, gdap_cli, signed_in
 
 DAY = 86400
 
@@ -134,11 +134,15 @@ def test_status_names_what_the_consent_lacks_for_the_sync(emu: Emulator, tmp_pat
     result = gdap_cli(config, "status")
     assert result.exit_code == 3, result.output
     data = json.loads(result.stdout)
-    (customer,) = [c for c in data["customers"] if c["tenant_id"]]
+    by_id = {c["tenant_id"]: c for c in data["customers"]}
+    customer = by_id[tenant_of(emu, GDAP_CUSTOMER).id]
     # The world's consent holds User.Read.All and Group.Read.All; the sync reads more.
     assert customer["consent"]["state"] == "partial"
     assert "Device.Read.All" in customer["consent"]["missing"]
     assert "User.Read.All" not in customer["consent"]["missing"]
+    # The app was never consented in freshco: no, not unknown.
+    fresh = by_id[tenant_of(emu, FRESH_CUSTOMER).id]
+    assert fresh["consent"]["state"] == "no"
     assert any("cspgraph gdap consent" in item["why"] for item in data["needs_person"])
 
 
