@@ -12,9 +12,10 @@ serving others) and happens after the host has built its answer, errors and 429s
 come from a seeded generator per host, reseeded on reset, like the faults' draws.
 
 Every wait is recorded (:class:`LatencyState`): host, tenant, method, path, status, objects, the
-seconds applied and whether it was a slow one. The benchmark computes its lower bound from these
-(each customer's longest chain of dependent requests × what was applied to them); the control API
-serves them at ``/_emulator/latency/log``.
+seconds applied, whether it was a slow one, and when it began (``at``, the emulator's monotonic
+clock: how many answers were held at once can be counted from the record). The benchmark
+computes its lower bound from these (each customer's longest chain of dependent requests × what
+was applied to them); the control API serves them at ``/_emulator/latency/log``.
 
 The ``realistic`` preset's figures and their sources are in docs/emulator.md ("Latency"); the
 ones not taken from a public measurement are marked *unverified* there and here.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import base64
 import math
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -157,6 +159,10 @@ class Applied:
     objects: int
     seconds: float
     slow: bool
+    # When the wait began: seconds on the emulator's monotonic clock (not the world clock, which
+    # tests move). With ``seconds``, the interval the answer was held: requests in flight at
+    # once, counted on the server's side.
+    at: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -203,7 +209,9 @@ class LatencyState:
         slow: bool,
     ) -> Applied:
         self.seq += 1
-        applied = Applied(self.seq, host, tenant, method, path, status, objects, seconds, slow)
+        applied = Applied(
+            self.seq, host, tenant, method, path, status, objects, seconds, slow, time.monotonic()
+        )
         records = self.records
         if len(records) >= MAX_RECORDS:
             del records[: MAX_RECORDS // 2]

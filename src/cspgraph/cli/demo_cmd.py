@@ -94,7 +94,7 @@ def demo(
         help="DAP customers in the demo world (the GDAP half's seven tenants come on top).",
     ),
     concurrency: int = typer.Option(
-        16, "--concurrency", min=1, metavar="N", help="Customers synced at once."
+        512, "--concurrency", min=1, metavar="N", help="Customers synced at once, at most."
     ),
     json_out: bool = typer.Option(
         False,
@@ -380,8 +380,8 @@ async def _sync(
 
     console.print(
         f"every customer Partner Center lists, in both regions, into {paths.db} "
-        f"({concurrency} at a time; users, groups with members, devices, organization, "
-        "Intune devices, Global Administrators)"
+        f"(up to {concurrency} at a time, as Graph allows; users, groups with members, devices, "
+        "organization, Intune devices, Global Administrators)"
     )
     with Store.open(paths.db_url) as store:
         if console.is_terminal:

@@ -41,7 +41,13 @@ def sync(
         False, "--full", help="Pull everything again instead of the changes since the last run."
     ),
     concurrency: int = typer.Option(
-        16, "--concurrency", min=1, max=256, metavar="N", help="Customers synced at the same time."
+        512,  # fleet.sync.DEFAULT_CONCURRENCY (not imported: start-up)
+        "--concurrency",
+        min=1,
+        max=4096,
+        metavar="N",
+        help="Customers synced at the same time, at most (how many follows Graph's budgets, "
+        "its latency and 429s).",
     ),
     page_size: int = typer.Option(
         999,

@@ -27,6 +27,42 @@ T = TypeVar("T")
 # again. Store calls are tried this many times.
 TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
 DB_ATTEMPTS = 4
+# Objects handed to the writer and not written yet, at most (about 1 KB each once parsed): the
+# streams wait beyond this. 50,000 is 1-2 s of SQLite writing, enough to keep the thread busy.
+MAX_BACKLOG = 50_000
+
+
+class Backlog:
+    """Objects submitted to the writer and not yet written; streams wait in :meth:`room` while
+    there are more than ``limit`` (so memory does not grow with the requests in flight when
+    fetching outruns writing). On the event loop only."""
+
+    def __init__(self, limit: int = MAX_BACKLOG) -> None:
+        self.limit = limit
+        self.objects = 0
+        self.peak = 0
+        self._room: asyncio.Event | None = None
+
+    @property
+    def full(self) -> bool:
+        return self.objects > self.limit
+
+    def add(self, n: int) -> None:
+        self.objects += n
+        if self.objects > self.peak:
+            self.peak = self.objects
+
+    def done(self, n: int) -> None:
+        self.objects -= n
+        if self._room is not None and not self.full:
+            self._room.set()
+
+    async def room(self) -> None:
+        while self.full:
+            if self._room is None:
+                self._room = asyncio.Event()
+            self._room.clear()
+            await self._room.wait()
 
 
 class StoreWriter:
@@ -50,6 +86,7 @@ class StoreWriter:
         self.max_batch = max_batch
         self.batches = 0  # transactions committed for more than one call
         self.calls = 0  # calls run
+        self.backlog = Backlog()  # objects the streams submitted, not written yet
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"cspgraph-store_{i}", daemon=True)

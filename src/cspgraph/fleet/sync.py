@@ -2,13 +2,17 @@
 
 :func:`sync_fleet` lists the customers (Partner Center, per configured region, through each
 region's partner identity; or a list given by the caller), places each in its region, and syncs
-at most ``concurrency`` tenants at a time; in each tenant users, groups with their members,
+them, the largest first, as many at once as the Graph client's in-flight window has room for
+(:mod:`cspgraph.fleet.scheduling`: the window follows Graph's budgets, the observed latency and
+429s; ``concurrency`` is only an upper bound); in each tenant users, groups with their members,
 devices, the organization, Intune managed devices and the Global Administrators are pulled at once
 (:mod:`cspgraph.fleet.tenant_sync`). One Graph client serves the whole fleet, so its limiter keeps
 every tenant and the app as a whole inside Graph's budgets.
 
 Memory stays flat as the fleet grows: pages stream into the store as they arrive, and only the
-per-tenant outcome (a few counters) is kept until the summary.
+per-tenant outcome (a few counters) is kept until the summary; the window bounds the bytes of the
+answers in flight and the writer's backlog bounds the pages waiting to be written, so thousands
+of requests in flight cost no more memory than a few.
 
 The first run pulls everything, through delta queries where Graph has them, and leaves delta links
 behind; later runs fetch changes only (``full=True`` forces full pulls). Each customer's outcome
@@ -33,7 +37,6 @@ partly done), or waited for with ``wait=True``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
@@ -53,10 +56,13 @@ from cspgraph.fleet.outcomes import SyncSummary, TenantResult
 from cspgraph.fleet.progress import NullProgress, SyncProgress
 from cspgraph.fleet.resources import ALL_RESOURCES, MAX_PAGE_SIZE
 from cspgraph.fleet.runs import ListedTenants, RunRecorder
+from cspgraph.fleet.scheduling import Admission, CustomerQueue, known_sizes, size_key
 from cspgraph.fleet.store import Store
 from cspgraph.fleet.store_writer import StoreWriter
 from cspgraph.fleet.tenant_sync import SyncSettings, TenantAccess, sync_tenant
 from cspgraph.graph.client import GraphClient, GraphStats
+from cspgraph.graph.window import DEFAULT_MAX_IN_FLIGHT, budget_rate
+from cspgraph.http.inflight import InFlightWindow
 from cspgraph.identity import TokenProvider
 
 __all__ = [
@@ -69,7 +75,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 16
+# The most customers in flight at once: an upper bound, not the setting that matters (how many
+# are in flight follows the Graph client's in-flight window: cspgraph.fleet.scheduling). Each
+# customer in flight costs a lease and a few counters; 512 leave the window room at any latency.
+DEFAULT_CONCURRENCY = 512
+# Token and discovery requests in flight at once (each customer needs one of each before its
+# first Graph request): at Entra's ~0.3 s an answer, the token layer's default 8 would start
+# about 13 customers a second, 6 minutes for 5,000.
+TOKEN_WORKERS = 64
 
 
 async def sync_fleet(
@@ -85,6 +98,7 @@ async def sync_fleet(
     graph: GraphClient | None = None,
     wait: bool = False,
     leases: TenantLeases | None = None,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> SyncSummary:
     """Sync every customer (or just ``customers``) into ``store``; see the module docstring.
 
@@ -95,24 +109,34 @@ async def sync_fleet(
     its limiter and counters); by default one is made for the run, sending
     ``x-ms-throttle-priority: Low`` as background jobs should (client-traps §11). ``wait``: wait
     for customers another run holds instead of leaving them alone. ``leases``: the leases to
-    take customers with (default: a holder of this run's own in ``store``).
+    take customers with (default: a holder of this run's own in ``store``). ``concurrency``:
+    the most customers in flight at once and ``max_in_flight`` the most Graph requests (both
+    upper bounds: how many are in flight follows the budgets, the observed latency and 429s,
+    :mod:`cspgraph.fleet.scheduling`); with a ``graph`` of your own, its window if it has one
+    (else ``concurrency`` customers at once).
     """
     async with contextlib.AsyncExitStack() as stack:
         if isinstance(source, TokenProvider):
             provider = source
         else:
-            provider = TokenProvider(source)
+            provider = TokenProvider(source, workers=TOKEN_WORKERS)
             stack.push_async_callback(provider.aclose)
         if graph is None:
             cloud = provider.cloud
-            graph = await stack.enter_async_context(
-                GraphClient(
-                    provider,
-                    graph_url=cloud.graph,
-                    ca_bundle=cloud.ca_bundle,
-                    throttle_priority="Low",
-                )
+            # Requests in flight follow the budgets, the latency and 429s (the window), up to
+            # as many connections as the pool may open.
+            window = InFlightWindow(max_in_flight)
+            client = GraphClient(
+                provider,
+                graph_url=cloud.graph,
+                ca_bundle=cloud.ca_bundle,
+                throttle_priority="Low",
+                connection_limit=max_in_flight,
+                per_host_limit=max_in_flight,
+                window=window,
             )
+            window.rate = lambda: budget_rate(client.limiter)
+            graph = await stack.enter_async_context(client)
         errors = ListingErrors()
         listed: Iterable[CustomerRef] | AsyncIterable[CustomerRef]
         seen = ListedTenants()
@@ -239,19 +263,22 @@ async def _fan_out(
     concurrency: int,
     results: list[TenantResult],
     leases: TenantLeases,
-) -> None:
-    """``concurrency`` workers take customers from a queue that the listing fills.
+) -> Admission:
+    """Start customers, the largest first, as the Graph client's in-flight window has room
+    (:mod:`cspgraph.fleet.scheduling`), at most ``concurrency`` at once.
 
     The listing runs ahead on its own (a customer is a few strings, and a Partner Center
-    continuation should not wait for hours on slow tenants), while only ``concurrency`` tenants
-    are ever being synced at once."""
-    queue = RegionTurns()
+    continuation should not wait for hours on slow tenants)."""
+    sizes = await writer.run(known_sizes, writer.store)
+    queue = CustomerQueue(sizes)
+    streams = len(settings.resources)
+    admission = Admission(client.window, concurrency, streams)
     seen: set[str] = set()
 
     async def feed() -> None:
         try:
             async for customer in _aiter(customers):
-                key = (customer.tenant_id or customer.reference).strip().lower()
+                key = size_key(customer)
                 if key in seen:  # one customer listed by two regions, or named twice
                     continue
                 seen.add(key)
@@ -260,56 +287,33 @@ async def _fan_out(
         finally:
             queue.close()
 
-    async def work() -> None:
-        while (customer := await queue.get()) is not None:
-            result = await sync_tenant(client, access, writer, observer, settings, customer, leases)
-            results.append(result)
-            observer.tenant_finished(result)
+    async def one(customer: CustomerRef) -> None:
+        pulled = False
+
+        def pulling() -> None:
+            nonlocal pulled
+            pulled = True
+            admission.pulling()
+
+        try:
+            result = await sync_tenant(
+                client, access, writer, observer, settings, customer, leases, on_pulling=pulling
+            )
+        finally:
+            admission.leave(pulled)
+        results.append(result)
+        observer.tenant_finished(result)
 
     async with asyncio.TaskGroup() as group:
         group.create_task(feed())
-        for _ in range(concurrency):
-            group.create_task(work())
-
-
-class RegionTurns:
-    """The customers waiting to be synced, handed out one region after another in turn.
-
-    Each region is its own partner-managed app with its own Graph budgets: a fleet that took a
-    whole region before the next would leave the other apps' budgets idle (and under budgets
-    that bind, finish a region's worth of time later). Within a region, first come first
-    served."""
-
-    def __init__(self) -> None:
-        self._waiting: dict[str | None, collections.deque[CustomerRef]] = {}
-        self._turns: collections.deque[str | None] = collections.deque()  # regions with some
-        self._ready = asyncio.Event()
-        self._closed = False
-
-    def put(self, customer: CustomerRef) -> None:
-        waiting = self._waiting.setdefault(customer.region, collections.deque())
-        if not waiting:
-            self._turns.append(customer.region)
-        waiting.append(customer)
-        self._ready.set()
-
-    def close(self) -> None:
-        """No more customers: ``get`` answers None once the waiting ones are handed out."""
-        self._closed = True
-        self._ready.set()
-
-    async def get(self) -> CustomerRef | None:
-        while not self._turns:
-            if self._closed:
-                return None
-            self._ready.clear()
-            await self._ready.wait()
-        region = self._turns.popleft()
-        waiting = self._waiting[region]
-        customer = waiting.popleft()
-        if waiting:
-            self._turns.append(region)  # its next customer waits for the other regions' turn
-        return customer
+        while True:
+            await admission.enter()
+            customer = await queue.get()
+            if customer is None:
+                admission.leave(pulled=False)
+                break
+            group.create_task(one(customer))
+    return admission
 
 
 async def _aiter(

@@ -37,7 +37,7 @@ import functools
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -53,6 +53,7 @@ from cspgraph.fleet.store import PullPosition, RoleMember, Store, member_changes
 from cspgraph.fleet.store_writer import StoreWriter
 from cspgraph.graph.client import GraphClient, Page
 from cspgraph.http.errors import BadRequestError, CspGraphError, ErrorClass
+from cspgraph.http.inflight import REQUEST_PRIORITY
 
 # Graph codes of an expired delta token (wire-facts §2.2).
 RESYNC_CODES = frozenset({"syncStateNotFound", "resyncRequired"})
@@ -226,7 +227,13 @@ class TenantSync:
         position, delta_link = start, None
         pending: asyncio.Future[None] | None = None
         stream = _refusals_as_link_refused(pages, following_link=start.link is not None)
+        # A stream's later pages go first when requests queue for the in-flight window: the
+        # long chains set the run's end (cspgraph.fleet.scheduling). Each stream is its own task,
+        # so this is its own.
+        depth = 0
         async for page in stream:
+            depth += 1
+            REQUEST_PRIORITY.set(depth)
             items = page.items
             changes = member_changes_from_delta(items) if pull.resource == "groups" else None
             if pending is not None:
@@ -244,14 +251,21 @@ class TenantSync:
                 member_changes=changes,
                 position=position,
             )
+            backlog = self.writer.backlog
+            backlog.add(len(items))
             pending.add_done_callback(functools.partial(self._written, pull.resource, len(items)))
             self._count(pull.resource, len(items), sum(1 for o in items if "@removed" in o))
             position = PullPosition(page.next_link, start.run_id)
+            if backlog.full:
+                # The writer is behind: fetch no further page until it catches up, so pages
+                # do not pile up in memory faster than they are written.
+                await backlog.room()
         if pending is not None:
             await pending
         return delta_link
 
     def _written(self, resource: str, n: int, future: asyncio.Future[None]) -> None:
+        self.writer.backlog.done(n)
         # Also marks a failed write's exception as retrieved (the stream raises it anyway).
         if not future.cancelled() and future.exception() is None:
             self.progress.page_written(self.tenant, resource, n)
@@ -359,13 +373,17 @@ async def sync_tenant(
     settings: SyncSettings,
     customer: CustomerRef,
     leases: TenantLeases | None = None,
+    *,
+    on_pulling: Callable[[], None] | None = None,
 ) -> TenantResult:
     """Place, lease, register and pull one customer. Its failure ends up in the result (and on
     the customer in the store), never raised: one customer must not stop the fleet.
 
     ``leases``: the customer's lease is taken from these before anything of it is written, and
     given back at the end; a customer another run holds is left alone (``running``, with the
-    reason) or, with ``settings.wait``, waited for. None: no lease (the caller holds it)."""
+    reason) or, with ``settings.wait``, waited for. None: no lease (the caller holds it).
+    ``on_pulling``: called once the customer is placed, leased and has a token, as its pulls
+    start (the fleet's admission counts it as starting until then)."""
     result = TenantResult(customer=customer, tenant_id=customer.tenant_id, region=customer.region)
     progress.tenant_started(customer)
     clock = time.monotonic()
@@ -400,6 +418,8 @@ async def sync_tenant(
         except CspGraphError as exc:
             result.status, result.error_class, result.reason = describe_failure(exc)
         else:
+            if on_pulling is not None:
+                on_pulling()
             await TenantSync(client, writer, progress, settings, route.tenant_id, result).run()
         if leases is not None and leases.lost(route.tenant_id):
             _lease_lost(result)

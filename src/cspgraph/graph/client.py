@@ -70,6 +70,7 @@ from cspgraph.graph.wire import (
     find_header,
     unexpected,
 )
+from cspgraph.http.inflight import InFlightWindow
 from cspgraph.http.retry import (
     MAX_RETRY_AFTER,
     PropagationPolicy,
@@ -154,8 +155,12 @@ class GraphClient:
         backoff_cap: float = 30.0,
         rng: random.Random | None = None,
         session: aiohttp.ClientSession | None = None,
+        window: InFlightWindow | None = None,
     ) -> None:
         """
+        ``window``: how many requests are in flight at once, adapting to latency, 429s and
+        the budgets (:mod:`cspgraph.http.inflight`, :func:`cspgraph.graph.window.graph_window`);
+        None: as many as ``per_host_limit`` connections allow.
         ``limiter``: shared budgets; None gives this client its own at Graph's published sizes
         (per app when ``tokens`` can tell a tenant's app: see :func:`~cspgraph.graph.wire.app_of`),
         :class:`~cspgraph.graph.limits.NoLimiter` turns client-side limiting off.
@@ -188,9 +193,15 @@ class GraphClient:
             rng=rng,
             session=session,
             pool=PoolLimits(connection_limit, per_host_limit, timeout),
+            window=window,
         )
         # Prepared requests by their arguments (see _prepare); a Prepared is never mutated.
         self._prepared: dict[tuple[Any, ...], Prepared] = {}
+
+    @property
+    def window(self) -> InFlightWindow | None:
+        """The in-flight window requests wait for, if any."""
+        return self._sender.window
 
     @property
     def limiter(self) -> Limiter:

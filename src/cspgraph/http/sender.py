@@ -42,6 +42,7 @@ from cspgraph.http.errors import (
     TransientError,
 )
 from cspgraph.http.fresh import FreshTokens
+from cspgraph.http.inflight import InFlightWindow
 from cspgraph.http.retry import PropagationPolicy, RetryPolicy
 from cspgraph.http.sessions import aiohttp_session
 
@@ -153,9 +154,12 @@ class Sender:
         rng: random.Random | None = None,
         session: aiohttp.ClientSession | None = None,
         pool: PoolLimits | None = None,
+        window: InFlightWindow | None = None,
     ) -> None:
         """``session``: an existing aiohttp session to use (then its owner closes it, and
-        ``ca_bundle`` and ``pool`` are that session's business)."""
+        ``ca_bundle`` and ``pool`` are that session's business). ``window``: how many requests
+        may be in flight at once (:mod:`cspgraph.http.inflight`); None: as many as the pool
+        has connections."""
         self.tokens = tokens
         self.service = service
         self.stats = counters
@@ -169,6 +173,7 @@ class Sender:
         self._pool = pool or PoolLimits()
         self._session = session
         self._owns_session = session is None
+        self.window = window
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -244,11 +249,8 @@ class Sender:
                     stats.bytes_sent += len(body)
                 stats.requests += 1
                 try:
-                    async with session.request(
-                        method, target, headers=send_headers, data=body, allow_redirects=False
-                    ) as response:
-                        payload = await response.read()
-                        reply = Reply(response.status, response.headers, payload)
+                    reply = await self._exchange(session, method, target, send_headers, body)
+                    payload = reply.body
                 except aiohttp.ClientSSLError as exc:
                     # Retrying cannot fix a certificate we do not trust; a person must.
                     name = what or request_name(method, url)
@@ -288,6 +290,36 @@ class Sender:
         except CspGraphError:
             stats.errors += 1
             raise
+
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        target: URL,
+        headers: Mapping[str, str],
+        body: bytes | None,
+    ) -> Reply:
+        """One request and its whole answer, inside a slot of the in-flight window (when
+        there is one), which learns the latency, the answer's size and any 429 from it."""
+        window = self.window
+        if window is None:
+            async with session.request(
+                method, target, headers=headers, data=body, allow_redirects=False
+            ) as response:
+                return Reply(response.status, response.headers, await response.read())
+        await window.acquire()
+        began = window.clock()
+        status: int | None = None
+        size: int | None = None
+        try:
+            async with session.request(
+                method, target, headers=headers, data=body, allow_redirects=False
+            ) as response:
+                payload = await response.read()
+                status, size = response.status, len(payload)
+                return Reply(response.status, response.headers, payload)
+        finally:
+            window.release(window.clock() - began, status, size)
 
     async def _should_retry(
         self,

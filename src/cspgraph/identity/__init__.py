@@ -98,6 +98,8 @@ class TokenProvider:
         self.sessions = Sessions(
             self.cloud.ca_bundle,
             pool_maxsize=max(16, 2 * workers),
+            # Each worker's token request goes over the loop's session: one connection each.
+            loop_connections_per_host=max(8, workers),
             timeout=(min(REQUESTS_TIMEOUT[0], timeout), timeout),
         )
         self.session = self.sessions.requests

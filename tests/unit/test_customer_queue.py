@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from cspgraph.fleet.customers import CustomerRef
-from cspgraph.fleet.sync import RegionTurns
+from cspgraph.fleet.scheduling import CustomerQueue
 
 
 def ref(name: str, region: str | None) -> CustomerRef:
     return CustomerRef(reference=name, region=region)
 
 
-async def drain(turns: RegionTurns) -> list[str]:
+async def drain(turns: CustomerQueue) -> list[str]:
     out = []
     while (customer := await turns.get()) is not None:
         out.append(customer.reference)
@@ -20,7 +20,7 @@ async def drain(turns: RegionTurns) -> list[str]:
 
 
 async def test_regions_take_turns_and_each_keeps_its_order() -> None:
-    turns = RegionTurns()
+    turns = CustomerQueue()
     for i in range(4):
         turns.put(ref(f"na{i}", "NA"))  # a whole region listed first, as Partner Center pages it
     for i in range(2):
@@ -31,7 +31,7 @@ async def test_regions_take_turns_and_each_keeps_its_order() -> None:
 
 
 async def test_waiting_workers_get_customers_as_they_come_then_none_when_closed() -> None:
-    turns = RegionTurns()
+    turns = CustomerQueue()
     workers = [asyncio.create_task(turns.get()) for _ in range(3)]
     await asyncio.sleep(0)  # every worker is waiting now
     assert not any(w.done() for w in workers)
