@@ -126,15 +126,31 @@ def save(store: Store, credentials: list[AppCredential]) -> None:
         )
 
 
-async def record(identities: dict[str, PartnerIdentity], graph: GraphClient, store: Store) -> None:
-    """Read every region's credential end and keep it in the store; never fails the sync."""
-    credentials = []
-    for identity in identities.values():
+async def read_credentials(
+    identities: dict[str, PartnerIdentity], graph: GraphClient
+) -> list[AppCredential]:
+    """Every region's credential end, the regions at once; a region that cannot be read is
+    logged and left out (a check's data must not cost the sync its outcome)."""
+
+    async def one(identity: PartnerIdentity) -> AppCredential | None:
         try:
-            credentials.append(await read_credential(identity, graph))
-        except Exception:  # a check's data must not cost the sync its outcome
+            return await read_credential(identity, graph)
+        except Exception:
             log.exception("could not read the credential of region %s", identity.region)
+            return None
+
+    found = await asyncio.gather(*(one(i) for i in identities.values()))
+    return [c for c in found if c is not None]
+
+
+async def keep(store: Store, credentials: list[AppCredential]) -> None:
+    """Save what :func:`read_credentials` found; never fails the sync."""
     try:
         await asyncio.to_thread(save, store, credentials)
     except Exception:
         log.exception("could not record the partner apps' credentials")
+
+
+async def record(identities: dict[str, PartnerIdentity], graph: GraphClient, store: Store) -> None:
+    """Read every region's credential end and keep it in the store; never fails the sync."""
+    await keep(store, await read_credentials(identities, graph))

@@ -144,22 +144,31 @@ async def sync_fleet(
             listed = seen.watch(partner_center_customers(provider, errors=errors))
         else:
             listed = customers_from_list(customers)
-        summary = await sync_customers(
-            graph,
-            provider,
-            store,
-            listed,
-            full=full,
-            concurrency=concurrency,
-            progress=progress,
-            page_size=page_size,
-            resources=resources,
-            wait=wait,
-            leases=leases,
+        # When each region's app loses its credential (a check warns before it happens): read
+        # while the customers sync, not after them (a sign-in and a request per region, ~1 s
+        # at Graph's latency, which would otherwise end every run), and kept after them.
+        reading = asyncio.create_task(
+            partner_apps.read_credentials(provider.config.identities, graph)
         )
+        try:
+            summary = await sync_customers(
+                graph,
+                provider,
+                store,
+                listed,
+                full=full,
+                concurrency=concurrency,
+                progress=progress,
+                page_size=page_size,
+                resources=resources,
+                wait=wait,
+                leases=leases,
+            )
+        except BaseException:
+            reading.cancel()
+            raise
         summary.listing_errors.update(errors.by_region)
-        # When each region's app loses its credential: a check warns before it happens.
-        await partner_apps.record(provider.config.identities, graph, store)
+        await partner_apps.keep(store, await reading)
         await asyncio.to_thread(_after_listing, store, summary, seen if customers is None else None)
         return summary
 

@@ -396,25 +396,35 @@ async def sync_tenant(
             await _unplaceable(access, writer, customer, result, exc)
             return result
         result.tenant_id, result.region = route.tenant_id, route.region
-        if leases is not None:
-            try:
-                await _take_lease(writer, leases, route.tenant_id, wait=settings.wait)
-            except LeaseHeldError as held:
-                result.status, result.reason = CustomerStatus.RUNNING, _left_alone(held)
-                result.held_by = held.lease.holder
-                return result
-            leased = route.tenant_id
-        await writer.run(
-            _register,
-            store,
-            route.tenant_id,
-            domain=customer.domain or domain_of(customer.reference),
-            display_name=customer.display_name,
-            region=route.region,
-        )
+        # One token first: a tenant without access fails once, not once per resource. Asked for
+        # now and awaited after the store's trips (lease, registration): at Entra's latency
+        # (~0.3 s) the two overlap instead of adding up for every customer.
+        token = asyncio.ensure_future(access.get_token(route.tenant_id))
+        registered = False
         try:
-            # One token first: a tenant without access fails once, not once per resource.
-            await access.get_token(route.tenant_id)
+            if leases is not None:
+                try:
+                    await _take_lease(writer, leases, route.tenant_id, wait=settings.wait)
+                except LeaseHeldError as held:
+                    result.status, result.reason = CustomerStatus.RUNNING, _left_alone(held)
+                    result.held_by = held.lease.holder
+                    return result
+                leased = route.tenant_id
+            await writer.run(
+                _register,
+                store,
+                route.tenant_id,
+                domain=customer.domain or domain_of(customer.reference),
+                display_name=customer.display_name,
+                region=route.region,
+            )
+            registered = True
+        finally:
+            if not registered:  # left alone, or a failure: nobody will use the token
+                token.cancel()
+                token.add_done_callback(_retrieved)
+        try:
+            await token
         except CspGraphError as exc:
             result.status, result.error_class, result.reason = describe_failure(exc)
         else:
@@ -442,6 +452,12 @@ async def sync_tenant(
         except Exception as exc:  # it expires on its own; the run's end gives it back too
             result.notes.append(f"could not give the customer's lease back: {short(exc)}")
     return result
+
+
+def _retrieved(future: asyncio.Future[str]) -> None:
+    """A token ask nobody awaits any more: its outcome is not an unhandled error."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _take_lease(
