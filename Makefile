@@ -10,7 +10,7 @@ EMULATOR := packaging/csp-emulator
 # instead of failing halfway through pip's: util-linux flock where there is one.
 LOCK = $$(command -v flock >/dev/null && echo flock $(VENV)/.install.lock)
 
-.PHONY: demo test browser lint typecheck bench clean
+.PHONY: demo test browser lint typecheck bench bench-cpu bench-quick clean
 
 $(STAMP): pyproject.toml $(EMULATOR)/pyproject.toml VERSION
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -50,9 +50,19 @@ typecheck: $(STAMP)
 	@echo "==> type check (mypy --strict)"
 	$(BIN)/mypy
 
+# The realistic regime (Graph's latency and budgets; fleets of 200 and 5,000), then the CPU view.
 bench: $(STAMP)
 	$(LOCK) $(BIN)/python -m pip install -q -e '.[dev,postgres,bench]' -e '$(EMULATOR)' && \
-		$(BIN)/python -m bench
+		$(BIN)/python -m bench && $(BIN)/python -m bench --cpu
+
+bench-cpu: $(STAMP)
+	$(LOCK) $(BIN)/python -m pip install -q -e '.[dev,postgres,bench]' -e '$(EMULATOR)' && \
+		$(BIN)/python -m bench --cpu
+
+# For development: one fleet of 40 customers, realistic regime, results/realistic-quick.json.
+bench-quick: $(STAMP)
+	$(LOCK) $(BIN)/python -m pip install -q -e '.[dev,postgres,bench]' -e '$(EMULATOR)' && \
+		$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

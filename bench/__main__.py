@@ -1,11 +1,17 @@
 """``python -m bench``: the fleet benchmark (see docs/benchmarks.md).
 
-Starts the emulator with a generated fleet and runs, on that one world and one after another,
-each client from a cold process: the raw limit (aiohttp + orjson, pre-fetched tokens) with the
-sync's request plan and with the plain list plan, ``cspgraph sync`` into a fresh SQLite file,
-cspgraph's Graph client alone (fetch and parse, no store), the docs sample (MSAL + requests,
-sequential) and the msgraph-sdk (on a sample of the fleet, scaled). Then start-up times, peak
-memory at two fleet sizes, and the emulator's own requests per second with a profile.
+By default the realistic regime (:mod:`bench.realistic`): Graph's latency and budgets on, fleets
+of 200 and 5,000 customers, every run beside its lower bound. ``--cpu`` runs the CPU view below
+(the emulator answering in microseconds, so CPU decides everything). ``--quick`` makes either
+small, for development.
+
+The CPU view starts the emulator with a generated fleet and runs, on that one world and one
+after another, each client from a cold process: the raw limit (aiohttp + orjson, pre-fetched
+tokens) with the sync's request plan and with the plain list plan, ``cspgraph sync`` into a
+fresh SQLite file, cspgraph's Graph client alone (fetch and parse, no store), the docs sample
+(MSAL + requests, sequential) and the msgraph-sdk (on a sample of the fleet, scaled). Then
+start-up times, peak memory at two fleet sizes, and the emulator's own requests per second with
+a profile.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import realistic, report
 from bench.emulator import EmulatorProcess, load_average
 from bench.emulator_speed import profile_emulator, requests_per_second
 from bench.fleet import fleet_world_data
@@ -33,6 +39,14 @@ RESULTS = Path(__file__).parent / "results"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--cpu",
+        action="store_true",
+        help="the CPU view: zero latency, throttling off and on (the table after the realistic "
+        "one in docs/benchmarks.md)",
+    )
+    p.add_argument("--workdir", default=None, help="where the work directory goes (realistic)")
+    realistic.add_arguments(p)
     p.add_argument(
         "--customers", type=int, default=None, help="fleet size (default 200; 40 with --quick)"
     )
@@ -62,8 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="40 customers, throttling off, SDK sample of 4, no start-up/memory/rps/profile; "
-        "writes results/quick.json and leaves docs/benchmarks.md alone",
+        help="for development: realistic, one fleet of 40 and samples of 3; with --cpu, 40 "
+        "customers, throttling off, SDK sample of 4, no start-up/memory/rps/profile. Writes "
+        "results/*quick.json and leaves docs/benchmarks.md alone",
     )
     p.add_argument("--skip", default="", help="skip parts: startup,memory,rps,profile")
     p.add_argument("--memory-sizes", default="100,1000", help="fleet sizes for the memory check")
@@ -91,6 +106,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run nothing: print and write to the docs the figures of a saved run",
     )
     args = p.parse_args(argv)
+    args.out_given = args.out
     if args.customers is None:
         args.customers = 40 if args.quick else 200
     if args.sdk_sample is None:
@@ -415,6 +431,9 @@ def memory_check(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.cpu:
+        args.out = args.out_given
+        return realistic.main(args)
     if args.render is not None:
         import json
 

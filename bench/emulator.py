@@ -104,14 +104,20 @@ class EmulatorProcess:
             method, self.endpoints["control"] + path, json=body, timeout=60
         )
         response.raise_for_status()
-        return response.json()
+        return response.json() if response.content else None
 
     def reset(self) -> None:
         """Counters to zero; throttling windows and listing caches dropped."""
         self.control("POST", "/_bench/reset")
+        self.control("DELETE", "/_emulator/latency/log")  # each run's waits on their own
 
     def counters(self) -> dict[str, Any]:
         return self.control("GET", "/_bench/counters")  # type: ignore[no-any-return]
+
+    def set_latency(self, preset: str) -> None:
+        """The emulator's latency model: ``"realistic"`` or ``"off"`` (docs/emulator.md)."""
+        self.control("PUT", "/_emulator/settings", {"latency": {"preset": preset}})
+        self.reset()
 
     def set_throttling(
         self, enabled: bool, scale: float = 1.0, partner_center_scale: float = 1.0

@@ -52,7 +52,7 @@ def fleet_world_data(
     ``throttle_scale`` multiplies Graph's budgets only; Partner Center keeps its published limit
     unless ``partner_center_scale`` says otherwise.
     """
-    data = demo_world_data(0, seed)
+    data = demo_world_data(0, seed, gdap=False)  # the DAP fleet: app-only tokens everywhere
     data["settings"]["throttling"] = {
         "enabled": throttling,
         "scale": throttle_scale,

@@ -70,8 +70,11 @@ class Bench:
     """Runs each client against one emulator, one after another, and records the figures."""
 
     def __init__(
-        self, emu: EmulatorProcess, workdir: Path, *, concurrency: int, timeout: float
+        self, emu: EmulatorProcess, workdir: Path, *, concurrency: int | None, timeout: float
     ) -> None:
+        """``concurrency``: customers at once for ``cspgraph sync`` (``--concurrency``) and
+        connections for the raw client; None: cspgraph's own default (an upper bound only: it
+        adapts) and a raw client without any limit."""
         self.emu = emu
         self.emu_scale = 1.0  # the throttling scale in force, for the budget arithmetic
         self._fixed_cost: float | None = None
@@ -94,7 +97,9 @@ class Bench:
             "partners": partners(),
             "customers": customers,
             "plan": plan,
-            "concurrency": self.concurrency,
+            # Without a setting: no limit for the raw client (it shows what the emulator serves
+            # at most); the SDK keeps the 16 customers at once its baseline was written with.
+            "concurrency": self.concurrency or (0 if tokens else 16),
         }
         if tokens:
             job["tokens"] = self.emu.fetch_tokens(customers)
@@ -224,12 +229,24 @@ class Bench:
         cmd = [sys.executable, "-m", "bench.runners.sample", str(job)]
         return self.measure("sample", cmd, self.customers, where, child_env())
 
+    def sample_scaled(self, sample: int) -> dict[str, Any]:
+        """The docs sample on ``sample`` customers spread over the fleet's sizes, scaled to the
+        fleet (sequential by design: the whole fleet would take hours at Graph's latency)."""
+        where = self._dir("sample")
+        chosen = stratified_sample(self.emu.manifest, self.customers, sample)
+        job = self._job(where, chosen, "list", tokens=False)
+        cmd = [sys.executable, "-m", "bench.runners.sample", str(job)]
+        return self._scaled(self.measure("sample", cmd, chosen, where, child_env()), chosen)
+
     def sdk(self, sample: int) -> dict[str, Any]:
         where = self._dir("sdk")
         chosen = stratified_sample(self.emu.manifest, self.customers, sample)
         job = self._job(where, chosen, "list", tokens=False)
         cmd = [sys.executable, "-m", "bench.runners.sdk", str(job)]
-        record = self.measure("sdk", cmd, chosen, where, child_env())
+        return self._scaled(self.measure("sdk", cmd, chosen, where, child_env()), chosen)
+
+    def _scaled(self, record: dict[str, Any], chosen: list[dict[str, Any]]) -> dict[str, Any]:
+        """A sampled run's figures scaled to the whole fleet by the objects pulled."""
         full = expected_for(self.emu.manifest, self.customers)
         factor = sum(full.values()) / max(record["items"], 1)
         record["sampled"] = len(chosen) < len(self.customers)
@@ -244,6 +261,9 @@ class Bench:
             "requests_graph": round(record["requests_graph"] * factor),
         }
         return record
+
+    def _concurrency_option(self) -> list[str]:
+        return [] if self.concurrency is None else ["--concurrency", str(self.concurrency)]
 
     def _config(self, where: Path) -> tuple[Path, dict[str, str]]:
         """A fresh cspgraph configuration for the emulator's demo partners, and a fresh home."""
@@ -266,7 +286,7 @@ class Bench:
         db = where / "fleet.sqlite"
         cmd = [
             str(BIN / "cspgraph"), "sync", "--config", str(config), "--db", f"sqlite:///{db}",
-            "--json", "--no-progress", *SYNC_RESOURCES, "--concurrency", str(self.concurrency),
+            "--json", "--no-progress", *SYNC_RESOURCES, *self._concurrency_option(),
             *(extra or []),
         ]  # fmt: skip
         record = self.measure(
@@ -292,7 +312,7 @@ class Bench:
         db = where / "fleet.sqlite"
         cmd = [
             str(BIN / "cspgraph"), "sync", "--config", str(config), "--db", f"sqlite:///{db}",
-            "--json", "--no-progress", *SYNC_RESOURCES, "--concurrency", str(self.concurrency),
+            "--json", "--no-progress", *SYNC_RESOURCES, *self._concurrency_option(),
         ]  # fmt: skip
         self.emu.reset()
         return profile_client(cmd, where, env, self.timeout)
