@@ -15,7 +15,7 @@ without reaching into the limiter's state (which may live in another process: a 
 
 from __future__ import annotations
 
-from cspgraph.graph.limits import GraphLimiter, Limiter
+from cspgraph.graph.limits import GraphBudgets, Limiter
 from cspgraph.http.inflight import InFlightWindow
 
 # The limiter's default utilisation: the share of a budget it books in steady state.
@@ -31,9 +31,12 @@ DEFAULT_MAX_IN_FLIGHT = 1024
 def budget_rate(limiter: Limiter) -> float | None:
     """Requests a second the app-wide budgets allow in steady state; None without budgets
     (:class:`~cspgraph.graph.limits.NoLimiter`: the window then opens up to its cap)."""
-    if not isinstance(limiter, GraphLimiter):
+    # Any limiter that books against Graph's budgets says which (GraphLimiter, and the shared
+    # RedisLimiter of cspgraph.distributed); one without (NoLimiter) sets no rate.
+    budgets = getattr(limiter, "budgets", None)
+    scale = getattr(limiter, "scale", None)
+    if not isinstance(budgets, GraphBudgets) or not isinstance(scale, int | float):
         return None
-    budgets, scale = limiter.budgets, limiter.scale
     everything = budgets.global_app.amount * scale / budgets.global_app.window
     identity = budgets.identity_app.amount * scale / budgets.identity_app.window
     return STEADY_SHARE * min(everything, identity / UNITS_PER_REQUEST)
