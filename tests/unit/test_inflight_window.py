@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from cspgraph.distributed.redis_limiter import RedisLimiter
 from cspgraph.graph.limits import GraphLimiter, NoLimiter
 from cspgraph.graph.window import budget_rate
 from cspgraph.http.inflight import HEADROOM, REQUEST_PRIORITY, InFlightWindow
@@ -94,3 +95,9 @@ async def test_the_budget_rate_follows_the_limiters_scale() -> None:
     assert published is not None and published > 1000
     assert budget_rate(GraphLimiter(scale=0.01)) == published * 0.01
     assert budget_rate(NoLimiter()) is None
+
+
+def test_the_budget_rate_is_read_from_a_shared_redis_limiter_too() -> None:
+    limiter = RedisLimiter.__new__(RedisLimiter)  # no connection: only its budgets are read
+    limiter.budgets, limiter.scale = GraphLimiter().budgets, 0.5
+    assert budget_rate(limiter) == budget_rate(GraphLimiter(scale=0.5))
