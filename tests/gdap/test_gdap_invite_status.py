@@ -178,3 +178,24 @@ def test_roles_lists_the_catalog_and_the_least_privilege_of_cspgraphs_operations
     assert "User.Read.All" in app_only["permissions"] and app_only["roles"] == []
     delegated = needs["sync as a technician (delegated)"]
     assert [r["name"] for r in delegated["roles"]] == ["Global Reader"]  # Intune reads included
+
+
+def test_a_consent_that_cannot_be_checked_is_unknown_not_missing(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    config = signed_in(emu, tmp_path)
+    # One token request retried at most once, and the customer's token endpoint failing twice:
+    # the app-only token for gdapco cannot be had, for a reason that says nothing of consent.
+    config.write_text("token_retries = 1\n" + config.read_text())
+    customer = tenant_of(emu, GDAP_CUSTOMER).id
+    with control_client(emu) as control:
+        added = control.post("/faults", json={"host": "login", "kind": "503", "count": 2,
+                                              "path_prefix": f"/{customer}/oauth2"})  # fmt: skip
+        assert added.status_code in (200, 201), added.text
+    result = gdap_cli(config, "status", "--customer", GDAP_CUSTOMER)
+    data = json.loads(result.stdout)
+    (entry,) = data["customers"]
+    assert entry["consent"]["state"] == "unknown"
+    assert "transient" in entry["consent"]["detail"]
+    # Unknown is not "missing": nothing to act on, exit 0.
+    assert entry["needs_person"] == [] and result.exit_code == 0, result.output
