@@ -642,5 +642,7 @@ def onboard_status(state_dir: Path | None, json_out: bool) -> None:
         table = Table("domain", "kind", "state", "since", "next step", title="onboarding in flight")
         for item in items:
             step = item["next_step"] + (f": {item['link']}" if item["link"] else "")
+            if item["last_error"]:
+                step += f" (last run stopped: {item['last_error']})"
             table.add_row(item["domain"], item["kind"], item["state"], item["since"] or "", step)
         common.console().print(table)

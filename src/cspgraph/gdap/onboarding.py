@@ -33,7 +33,7 @@ from cspgraph.gdap.consent import consent_customer
 from cspgraph.gdap.invite import InviteRequest, default_name, invite
 from cspgraph.gdap.session import GdapSession
 from cspgraph.graph.client import GraphClient
-from cspgraph.http.errors import NeedsPersonError, PropagatingError
+from cspgraph.http.errors import CspGraphError, NeedsPersonError, PropagatingError
 from cspgraph.http.retry import PropagationPolicy
 from cspgraph.partner.onboarding import (
     Attempt,
@@ -271,6 +271,17 @@ class _GdapOnboarding:
 
     async def run(self) -> GdapOnboardingResult:
         record = self.store.load(self.domain)
+        try:
+            return await self.steps(record)
+        except CspGraphError as exc:
+            # Kept for `onboard --status`: what stopped the last run.
+            latest = self.store.load(self.domain)
+            if latest is not None:
+                latest.last_error = str(exc).splitlines()[0][:300]
+                self.store.save(latest)
+            raise
+
+    async def steps(self, record: GdapOnboardingRecord | None) -> GdapOnboardingResult:
         resumed = record is not None
         if record is None:
             record = GdapOnboardingRecord(self.domain, self.session.region, list(self.roles))
@@ -301,6 +312,7 @@ class _GdapOnboarding:
             return self.result(record, resumed)
         if record.state == VERIFYING:
             await self.smoke_test(record)
+            record.last_error = None
             self.enter(record, DONE, "onboarded")
         return self.result(record, resumed)
 
