@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from cspgraph.clouds import Cloud, CloudName, cloud
 from cspgraph.customer_ref import is_domain, is_guid
 from cspgraph.emulator_endpoints import EmulatorEndpoints, EndpointsFileError
+from cspgraph.http.redaction import remember_secret
 
 log = logging.getLogger(__name__)
 
@@ -438,11 +439,13 @@ class PartnerIdentity:
                     f"{s.client_secret_env} is not set; export it with the client secret "
                     "value of the partner-managed app"
                 )
+            remember_secret(secret)  # masked in every log line from now on
             return ClientCredential(kind="secret", _secret=secret)
         if s.client_secret_file:
             secret = _read_secret_file(
                 self._path(s.client_secret_file), f"{where}.client_secret_file"
             )
+            remember_secret(secret)  # masked in every log line from now on
             return ClientCredential(kind="secret", _secret=secret)
         password = None
         if s.certificate_password_env:

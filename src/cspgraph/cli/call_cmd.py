@@ -14,6 +14,7 @@ scope guard refuses is refused before anything is sent, discovery included.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,7 @@ from cspgraph.cli.common import UsageError
 
 if TYPE_CHECKING:
     from cspgraph.config import Config
+    from cspgraph.discovery import Route
     from cspgraph.graph.client import GraphClient, TokenSource
     from cspgraph.http.errors import CspGraphError
 
@@ -422,12 +424,77 @@ async def _call(
             ca_bundle=cloud.ca_bundle,
             allow_any_resource=allow_any_resource,
         ) as client:
-            await execute(client, tenant, request, out)
+            from cspgraph.cli.call_audit import WRITES
+
+            if request.method not in WRITES:
+                await execute(client, tenant, request, out)
+                return
+            audit = functools.partial(
+                _audit, route, customer, request, tokens, agent=agent, tenant=tenant
+            )
+            try:
+                await execute(client, tenant, request, out)
+            except CspGraphError as exc:
+                audit(exc.status, str(exc.error_class), exc.request_id)
+                raise
+            except BaseException:  # the network, Ctrl-C: the write may have happened
+                audit(None, "unknown", None)
+                raise
+            audit(client.last_write_status, "ok", None)
     except CspGraphError as exc:
         token = tokens.last.get(tenant) if tokens is not None and tenant else None
         raise _Failed(exc, tenant, denied_hint(exc, request, token, agent=agent)) from None
     finally:
         await provider.aclose()
+
+
+def _audit(
+    route: Route,
+    customer: str,
+    request: CallRequest,
+    tokens: RememberingTokens,
+    status: int | None,
+    outcome: str,
+    request_id: str | None,
+    *,
+    agent: bool,
+    tenant: str,
+) -> None:
+    """Record a write in the audit trail (:mod:`cspgraph.cli.call_audit`); a trail that cannot
+    be written is said on stderr, and the write's own outcome stands."""
+    from cspgraph.cli.call_audit import AuditEntry, now, path_of, record
+
+    identity = route.identity
+    who = f"app {identity.client_id} (partner {identity.partner_tenant})"
+    if agent:
+        who = f"agent {_signed_in_as(tokens.last.get(tenant)) or 'unknown'}"
+    entry = AuditEntry(
+        at=now(), who=who, via="agent" if agent else "app",
+        partner_tenant=identity.partner_tenant, client_id=identity.client_id,
+        region=route.region, tenant=tenant, customer=customer, method=request.method,
+        path=path_of(request.path) if request.absolute else f"/{request.version}{request.path}",
+        status=status, outcome=outcome, request_id=request_id,
+    )  # fmt: skip
+    try:
+        record(entry)
+    except OSError as exc:
+        common.say(f"warning: the audit line could not be written ({exc.strerror}): {entry.line()}")
+
+
+def _signed_in_as(token: str | None) -> str | None:
+    """The agent a delegated token is for (unverified: the token came from our own cache)."""
+    import jwt
+
+    if token is None:
+        return None
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    for name in ("upn", "unique_name", "preferred_username"):
+        if isinstance(claims.get(name), str):
+            return str(claims[name])
+    return None
 
 
 class _Failed(Exception):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -177,6 +178,70 @@ def when(epoch: Any) -> str:
     return f"{int(epoch)} ({moment:%Y-%m-%d %H:%M:%S} UTC, {relative})"
 
 
+# -- logging ---------------------------------------------------------------------------------------
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler on whatever ``sys.stderr`` is when a record comes (a test runner swaps it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def setup_logging(*, verbose: bool = False, log_file: Path | None = None) -> None:
+    """``--verbose``: DEBUG records on stderr; ``--log-file FILE``: records appended to FILE
+    (created 0600; DEBUG with ``--verbose``, INFO otherwise). Every line is redacted
+    (:mod:`cspgraph.http.redaction`): no token, secret or password reaches a log. Without either
+    option, logging stays as Python leaves it (warnings on stderr)."""
+    from cspgraph.http.redaction import RedactingFormatter
+
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, "cspgraph", False)]
+    for handler in ours:  # a previous command in this process (tests) set them
+        root.removeHandler(handler)
+        handler.close()
+    if ours:
+        root.setLevel(logging.WARNING)
+    if not verbose and log_file is None:
+        return
+    handlers: list[logging.Handler] = []
+    if verbose:
+        handlers.append(_Stderr())
+    if log_file is not None:
+        handlers.append(logging.StreamHandler(_open_log(log_file)))
+    for handler in handlers:
+        handler.setFormatter(RedactingFormatter(LOG_FORMAT))
+        handler.cspgraph = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # Their DEBUG is the bytes on the wire; cspgraph's own records say what was sent.
+    for noisy in ("asyncio", "urllib3", "charset_normalizer", "hpack", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.INFO)
+
+
+def _open_log(path: Path) -> Any:
+    """``path`` opened for appending: created 0600 (directory 0700), narrowed if others could
+    read it, never through a symbolic link; a path that cannot be written is a usage error."""
+    path = path.expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(path, flags, 0o600)
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    except OSError as exc:
+        raise typer.BadParameter(f"{path}: {exc.strerror}", param_hint="--log-file") from None
+    return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+
+
 # -- the store ------------------------------------------------------------------------------------
 
 
@@ -187,11 +252,20 @@ def shown_db(db: str) -> str:
     return masked(db)
 
 
+def _remember_db_password(db: str) -> None:
+    from cspgraph.fleet.store_url import passwords
+    from cspgraph.http.redaction import remember_secret
+
+    for password in passwords(db):
+        remember_secret(password)
+
+
 def open_store(db: str) -> Store:
     """The store at ``db``, created if needed (``sync``); one that cannot be opened (a bad URL,
     an unwritable path, a server that does not answer) is a usage error, password masked."""
     from cspgraph.fleet.store import Store
 
+    _remember_db_password(db)
     try:
         return Store.open(db)
     except ValueError as exc:  # StoreOpenError: one line, already masked
@@ -209,6 +283,7 @@ def existing_store(db: str) -> Iterator[Store]:
     from cspgraph.fleet.store import sqlite_file
     from cspgraph.fleet.store_url import open_error
 
+    _remember_db_password(db)
     try:
         file = sqlite_file(db)
     except (ValueError, SQLAlchemyError) as exc:  # a URL SQLAlchemy cannot parse

@@ -6,6 +6,8 @@ command functions, so `cspgraph --help` stays fast.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from cspgraph.cli import (
@@ -62,8 +64,19 @@ def main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log what happens (DEBUG) on stderr, secrets redacted."
+    ),
+    log_file: Path | None = typer.Option(
+        None,
+        "--log-file",
+        metavar="FILE",
+        envvar="CSPGRAPH_LOG_FILE",
+        help="Append the log to FILE (created 0600; INFO, or DEBUG with --verbose), redacted.",
+    ),
 ) -> None:
     """cspgraph: Microsoft Graph for Cloud Solution Provider partners."""
+    common.setup_logging(verbose=verbose, log_file=log_file)
 
 
 def run() -> None:

@@ -178,6 +178,7 @@ class GraphClient:
         if throttle_priority is not None:
             self._headers["x-ms-throttle-priority"] = throttle_priority
         self.stats = GraphStats()
+        self.last_write_status: int | None = None  # the HTTP status of the last write's answer
         self._pacer = LimiterPacer(
             limiter if limiter is not None else GraphLimiter(app_of=app_of(tokens))
         )
@@ -429,6 +430,7 @@ class GraphClient:
         prepared = self._prepare(method, path, None, version, headers)
         body = None if payload is None else orjson.dumps(payload)
         reply = await self._call(tenant, method, prepared, body)
+        self.last_write_status = reply.status  # for an audit line (`cspgraph call`)
         data = parse_json(reply.body)
         return data if isinstance(data, dict) else None
 

@@ -22,6 +22,8 @@ concurrent requests that failed on the same token share one refresh
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -45,6 +47,9 @@ from cspgraph.http.fresh import FreshTokens
 from cspgraph.http.inflight import InFlightWindow
 from cspgraph.http.retry import PropagationPolicy, RetryPolicy
 from cspgraph.http.sessions import aiohttp_session
+
+log = logging.getLogger(__name__)
+debug = functools.partial(log.isEnabledFor, logging.DEBUG)
 
 Sleep = Callable[[float], Awaitable[None]]
 Headers = CIMultiDictProxy[str]
@@ -251,6 +256,12 @@ class Sender:
                 try:
                     reply = await self._exchange(session, method, target, send_headers, body)
                     payload = reply.body
+                    if debug():  # --verbose: each request, by method and path (no query)
+                        name = what or request_name(method, url)
+                        log.debug(
+                            "%s: %d (%s request-id %s)",
+                            name, reply.status, self.service.name, request_id,
+                        )  # fmt: skip
                 except aiohttp.ClientSSLError as exc:
                     # Retrying cannot fix a certificate we do not trust; a person must.
                     name = what or request_name(method, url)

@@ -38,6 +38,7 @@ from cspgraph.http.errors import (
     TransientError,
     classify_partner_center_error,
 )
+from cspgraph.http.redaction import remember_secret
 from cspgraph.http.retry import RetryPolicy
 from cspgraph.http.sender import PoolLimits, Reply, Sender, Sent, Service, Sleep, parse_json
 
@@ -151,6 +152,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        remember_secret(value)  # and masked in every log line
 
     def reveal(self) -> str:
         return self._value
