@@ -152,3 +152,15 @@ def test_no_output_log_or_audit_line_holds_a_secret(setup: SetUp) -> None:
         ("POST", "/v1.0/groups", 201, "app")
     ] * 2  # one per mode; reads are not audited
     assert all(e["tenant"] and e["partner_tenant"] == "partner.com" for e in entries)
+
+    # Everything the commands wrote — configuration, secrets, the discovery cache,
+    # password files, exports, log, audit — is readable by its owner only.
+    written = {
+        p.relative_to(setup.root).as_posix(): stat.S_IMODE(p.stat().st_mode)
+        for p in setup.root.rglob("*")
+        if p.is_file() and not p.is_symlink() and "emu" not in p.relative_to(setup.root).parts
+    }
+    assert {"config.toml", "secrets/NA.secret", "discovery.json", "cspgraph.log", "audit.jsonl",
+            "piped/admin-password.txt"} <= set(written)  # fmt: skip
+    assert any(name.startswith("piped/export/") for name in written)
+    assert {name: mode for name, mode in written.items() if mode & 0o077} == {}
