@@ -47,12 +47,16 @@ COMMANDS: list[list[str]] = [
     ["check"],
     ["export", "--out", "{out}/export"],
     ["notify", "--dry-run", "--webhook-env", "SCAN_WEBHOOK", "--kind", "slack"],
+    ["gdap", "roles"],
+    ["gdap", "status", "--region", "NA"],
     ["call", "GET", "/users", "--top", "2", "--customer", "customer.com"],
     ["call", "POST", "/groups", "--customer", "customer.com", "--data",
      '{"displayName": "Scan {mode}", "mailEnabled": false, "mailNickname": "scan{mode}", '
      '"securityEnabled": true}'],
 ]
 # fmt: on
+# `gdap status` exits 3 when a customer's GDAP needs a person (none has GDAP in this world).
+ALLOWED = {"gdap status": {Exit.DONE, Exit.NEEDS_PERSON}}
 
 
 @dataclass
@@ -125,7 +129,7 @@ def run_all(setup: SetUp, mode: str) -> dict[str, str]:
         else:
             shown = run_on_terminal(args, env=setup.env, columns=200)
             status, text = shown.returncode, shown.raw
-        assert status == Exit.DONE, (name, mode, text)
+        assert status in ALLOWED.get(name, {Exit.DONE}), (name, mode, text)
         assert "Traceback" not in text, (name, mode, text)
         outputs[f"`{name}` ({mode})"] = text
     password_file = setup.root / mode / "admin-password.txt"
