@@ -248,6 +248,15 @@ CASES = [
     Case("sync", ["--resources", "mailboxes", "--config", "{config}"], Exit.BAD_INPUT,
          "unknown ['mailboxes']"),
     Case("sync", ["--db", "{db}", "--config", "{down}"], Exit.BAD_INPUT, EMULATOR_DOWN),
+    Case("sync", ["--engine", "celery", "--db", "{db}", "--config", "{config}"], Exit.BAD_INPUT,
+         "--engine celery needs --broker"),
+    Case("sync", ["--engine", "spark", "--db", "{db}", "--config", "{config}"], Exit.BAD_INPUT,
+         "expected local or celery"),
+    # The worker runs until stopped: tests/scale runs it against the real services.
+    Case("worker", ["--db", "{db}", "--config", "{config}"], Exit.BAD_INPUT,
+         "Missing option '--broker'"),
+    Case("worker", ["--broker", "amqp://127.0.0.1:1//", "--db", "mysql://x/y", "--config",
+                    "{config}"], Exit.BAD_INPUT, "--db"),
     Case("report", ["--db", "{db}"], Exit.DONE, ""),
     Case("check", ["--db", "{db}"], Exit.DONE, ""),
     Case("check", ["--db", "{db}", "--fail-on", "info"], Exit.NEEDS_PERSON, "at or above info",
@@ -578,8 +587,10 @@ def command_paths(group: Any = None, prefix: tuple[str, ...] = ()) -> list[str]:
 
 # Commands that print nothing but their result's JSON when asked, and those covered above by
 # their own tests (onboard, demo and the emulator need a world clock, a run or a process; the
-# gdap commands a signed-in technician: tests/gdap).
+# gdap commands a signed-in technician: tests/gdap; the worker prints no result, it runs until
+# stopped: tests/scale).
 OWN_JSON_TESTS = {
+    "worker",
     "onboard",
     "demo",
     "emulator serve",

@@ -24,6 +24,7 @@ from cspgraph.cli import (
     partner_cmd,
     report_cmd,
     sync_cmd,
+    worker_cmd,
 )
 
 app = typer.Typer(
@@ -49,6 +50,7 @@ app.command("setup")(partner_cmd.setup)
 app.add_typer(partner_cmd.customers_app, name="customers")
 app.command("onboard")(partner_cmd.onboard)
 app.add_typer(gdap_cmd.app, name="gdap")
+app.command("worker")(worker_cmd.worker)
 
 
 def _version(value: bool) -> None:

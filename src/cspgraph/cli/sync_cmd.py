@@ -11,10 +11,16 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from cspgraph.cli import common
+
+if TYPE_CHECKING:
+    from cspgraph.config import Config
+    from cspgraph.fleet.outcomes import SyncSummary
+    from cspgraph.fleet.store import Store
 
 INTERRUPTED = (
     "interrupted: every page written so far is kept; run the same command again to resume where "
@@ -87,6 +93,24 @@ def sync(
         help="After the sync, delete everything the store keeps about customers Partner Center "
         "no longer lists (marked gone by this or an earlier run).",
     ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        metavar="ENGINE",
+        help="local: this process syncs (default). celery: one task per customer for the "
+        "`cspgraph worker`s listening on --broker; this command follows the run in the store "
+        "(which must be the workers' PostgreSQL store). docs/scale.md.",
+    ),
+    broker: str | None = typer.Option(
+        None,
+        "--broker",
+        envvar="CSPGRAPH_BROKER",
+        metavar="URL",
+        help="With --engine celery: the workers' broker (amqp://… or redis://…).",
+    ),
+    queue: str = typer.Option(
+        "cspgraph.sync", "--queue", metavar="NAME", help="With --engine celery: the queue."
+    ),
     config: Path | None = common.CONFIG_OPTION,
 ) -> None:
     """Sync every customer's users, groups, devices, organization, Intune devices, licences and
@@ -122,6 +146,12 @@ def sync(
             raise common.UsageError(
                 f"--resources: unknown {unknown}; expected some of {list(ALL_RESOURCES)}"
             )
+        if engine not in ("local", "celery"):
+            raise common.UsageError(f"--engine: {engine!r}; expected local or celery")
+        if engine == "celery" and broker is None:
+            raise common.UsageError("--engine celery needs --broker (or CSPGRAPH_BROKER)")
+        if engine == "celery" and wait:
+            raise common.UsageError("--wait is the workers' way already (--engine celery)")
         settings = run.load_config(config)
         store = common.open_store(db)
 
@@ -137,7 +167,12 @@ def sync(
 
         pruned: list[str] = []
         with store:
-            if show:
+            if engine == "celery":
+                assert broker is not None
+                summary = asyncio.run(
+                    _on_workers(settings, store, broker, chosen, full, page_size, wanted, queue)
+                )
+            elif show:
                 from cspgraph.fleet.sync_display import RichSyncProgress
 
                 with RichSyncProgress(common.console(stderr=True)) as live:
@@ -171,3 +206,34 @@ def sync(
             )
     if not summary.ok:
         raise typer.Exit(int(common.Exit.PARTLY_DONE))
+
+
+async def _on_workers(
+    settings: Config,
+    store: Store,
+    broker: str,
+    customers: list[str] | None,
+    full: bool,
+    page_size: int,
+    resources: list[str] | None,
+    queue: str,
+) -> SyncSummary:
+    """``--engine celery``: enqueue, then follow the run in the store (a line per 10 % done)."""
+    try:
+        from cspgraph.distributed.engine import enqueue_sync
+    except ImportError as exc:
+        raise common.UsageError(
+            f"--engine celery needs the scale extra (pip install 'cspgraph[scale]'): {exc}"
+        ) from None
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        step = done * 10 // max(total, 1)
+        if step != shown[0]:
+            shown[0] = step
+            common.say(f"{done} of {total} customers synced by the workers")
+
+    return await enqueue_sync(
+        settings, store, broker, customers=customers, full=full, page_size=page_size,
+        resources=resources, queue=queue, progress=progress,
+    )  # fmt: skip

@@ -52,6 +52,24 @@ run_customers = Table(
 )
 Index("ix_run_customers_tenant", run_customers.c.tenant_id, run_customers.c.finished_at)
 
+# One row per customer a distributed run (`cspgraph sync --engine celery`) handed to its workers:
+# which worker synced it, in how many attempts (a worker killed mid-customer leaves it to
+# another: attempts 2), and the Graph requests of the attempt that finished it.
+run_tasks = Table(
+    "run_tasks",
+    metadata,
+    Column("run_id", String, primary_key=True),
+    Column("customer", String, primary_key=True),  # as enqueued: tenant id, domain or UPN
+    Column("tenant_id", String),
+    Column("worker", String),  # the Celery worker's name and process of the latest attempt
+    Column("attempts", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),  # NULL while an attempt is under way (or died)
+    Column("status", String),
+    Column("requests", Integer),
+    Column("throttled", Integer),
+)
+
 # Per customer: how its recent syncs went and whether Partner Center still lists it.
 customer_state = Table(
     "customer_state",
@@ -144,6 +162,7 @@ schema_version = Table(
 HISTORY_TABLES = (
     runs,
     run_customers,
+    run_tasks,
     customer_state,
     coverage,
     security_state,

@@ -1,0 +1,472 @@
+"""The fleet sync on Celery workers: one task per customer, the store as the shared truth.
+
+``cspgraph sync --engine celery`` (:func:`enqueue_sync`) lists the customers as a local sync
+would, records a run, sends one task per customer to the broker and then follows the run in the
+store until every customer's task has finished. ``cspgraph worker`` (:func:`start_worker`) is
+Celery's own worker with this application; each worker process runs one asyncio loop with one
+:class:`~cspgraph.identity.TokenProvider` (its own tokens) and the Graph limiter its settings name:
+:class:`~cspgraph.distributed.redis_limiter.RedisLimiter` for one budget shared by every worker.
+
+Why nothing is lost and nothing applied twice:
+
+* Late acknowledgement (``task_acks_late``) with a prefetch of one per slot: a message is
+  acknowledged only after its customer is recorded. A worker killed mid-customer never
+  acknowledges; the broker hands its messages to another worker (RabbitMQ at once, when the dead
+  worker's connection closes; a Redis broker after ``visibility_timeout``).
+* A task is idempotent: it takes the customer's lease in the store
+  (:mod:`cspgraph.fleet.leases`; a dead holder on this machine is seen at once, elsewhere its
+  lease expires), and resumes from the store's checkpoints, where each page and its checkpoint
+  were one transaction. A page is written only where its pull's checkpoint stands, so even a
+  duplicate delivery cannot write a page twice.
+* Results are rows keyed by (run, customer): ``run_customers`` (as a local run records) and
+  ``run_tasks`` (which worker, how many attempts, the Graph requests of the finishing attempt);
+  a second attempt updates them, it does not add rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_shutdown
+from sqlalchemy import select
+
+from cspgraph.config import Config
+from cspgraph.distributed.redis_limiter import DEFAULT_NAMESPACE, RedisLimiter
+from cspgraph.fleet import runs
+from cspgraph.fleet.customers import (
+    CustomerRef,
+    ListingErrors,
+    customers_from_list,
+    partner_center_customers,
+)
+from cspgraph.fleet.history_schema import run_customers, run_tasks
+from cspgraph.fleet.leases import TenantLeases
+from cspgraph.fleet.outcomes import CustomerStatus, SyncSummary, TenantResult
+from cspgraph.fleet.progress import NullProgress
+from cspgraph.fleet.resources import ALL_RESOURCES, MAX_PAGE_SIZE
+from cspgraph.fleet.store import Store
+from cspgraph.fleet.store_writer import StoreWriter
+from cspgraph.fleet.tenant_sync import SyncSettings, sync_tenant
+from cspgraph.graph.client import GraphClient, GraphStats
+from cspgraph.graph.limits import GraphLimiter, Limiter
+from cspgraph.graph.wire import app_of
+from cspgraph.identity import TokenProvider
+
+__all__ = [
+    "DEFAULT_QUEUE",
+    "TASK",
+    "WorkerSettings",
+    "enqueue_sync",
+    "make_app",
+    "start_worker",
+]
+
+log = logging.getLogger(__name__)
+
+TASK = "cspgraph.sync_customer"
+DEFAULT_QUEUE = "cspgraph.sync"
+# A Redis broker hands an unacknowledged message to another worker after this long: longer than
+# the longest customer takes (a 100,000-user tenant under its budget: well under 2 hours), or a
+# live worker's customer would be started twice (harmless, the lease makes it wait, but wasted).
+# RabbitMQ needs none: it redelivers when the dead worker's connection closes.
+VISIBILITY_TIMEOUT = 4 * 3600
+
+
+def make_app(broker: str, queue: str = DEFAULT_QUEUE) -> Celery:
+    """The Celery application both sides use: the enqueuer sends with it, workers run it."""
+    app = Celery("cspgraph", broker=broker, set_as_current=False)
+    app.conf.update(
+        task_default_queue=queue,
+        # Acknowledged once the customer is recorded: a killed worker's customers run again.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # One message per free slot: a worker that dies holds no customers it had not begun.
+        worker_prefetch_multiplier=1,
+        # Progress and outcomes are in the store; no result backend to run or to fill.
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    app.task(name=TASK, bind=True)(_run_task)
+    return app
+
+
+# -- the worker side ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker needs besides its broker: the partner configuration (its own credentials:
+    tokens stay per worker), the store, and where the shared Graph budget lives."""
+
+    config: Config
+    store_url: str
+    # Redis URL of the shared budget; None gives the worker a limiter of its own (one machine,
+    # one worker, or the comparison in tests/scale: separate limiters overrun the app budget).
+    budget_url: str | None
+    budget_namespace: str = DEFAULT_NAMESPACE
+    # Multiplies every Graph budget, as the emulator's throttling scale does (tests, benchmarks).
+    budget_scale: float = 1.0
+
+
+_settings: WorkerSettings | None = None
+_runtime: _WorkerRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+class _WorkerRuntime:
+    """One per worker process: an asyncio loop on a thread of its own, the tokens, the limiter,
+    the store, its writer and the leases. Celery's thread pool runs tasks; each hands its
+    customer to the loop, so a worker's customers share one token cache and one limiter."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="cspgraph-worker-loop", daemon=True
+        )
+        self._thread.start()
+        self.store = Store.open(settings.store_url)
+        self.writer = StoreWriter(self.store, 1 if self.store.dialect == "sqlite" else 4)
+        self.leases = TenantLeases(self.store)
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(self.leases.heartbeat())
+        self.provider = TokenProvider(settings.config)
+        self.limiter: Limiter
+        if settings.budget_url is not None:
+            self.limiter = RedisLimiter(
+                settings.budget_url,
+                namespace=settings.budget_namespace,
+                scale=settings.budget_scale,
+                app_of=app_of(self.provider),
+            )
+        else:
+            self.limiter = GraphLimiter(scale=settings.budget_scale, app_of=app_of(self.provider))
+
+    def sync(
+        self, run_id: str, key: str, customer: CustomerRef, settings: SyncSettings, worker: str
+    ) -> str:
+        future = asyncio.run_coroutine_threadsafe(
+            self._sync(run_id, key, customer, settings, worker), self.loop
+        )
+        return future.result()
+
+    async def _sync(
+        self, run_id: str, key: str, customer: CustomerRef, settings: SyncSettings, worker: str
+    ) -> str:
+        store, writer = self.store, self.writer
+        await writer.run(start_attempt, store, run_id, key, worker)
+        cloud = self.provider.cloud
+        # A client per customer, over the worker's tokens and limiter: its counters are this
+        # customer's alone (the run's requests and 429s are their sum). One TLS handshake more
+        # per customer, against the dozens of requests a customer takes.
+        async with GraphClient(
+            self.provider,
+            graph_url=cloud.graph,
+            ca_bundle=cloud.ca_bundle,
+            limiter=self.limiter,
+            throttle_priority="Low",
+        ) as client:
+            result = await sync_tenant(
+                client, self.provider, writer, NullProgress(), settings, customer, self.leases
+            )
+        await writer.run(runs.record_tenant, store, run_id, result)
+        await writer.run(finish_attempt, store, run_id, key, result, client.stats)
+        return result.status.value
+
+    def close(self) -> None:
+        self._stack.close()
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.provider.aclose(), self.loop).result(30)
+        self.writer.close()
+        with contextlib.suppress(Exception):  # they expire on their own
+            self.leases.release_all()
+        self.store.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def configure_worker(settings: WorkerSettings) -> None:
+    """Set what this process's worker syncs with (before :func:`start_worker`)."""
+    global _settings
+    _settings = settings
+
+
+def _runtime_here() -> _WorkerRuntime:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            if _settings is None:
+                raise RuntimeError("this worker was started without cspgraph's settings")
+            _runtime = _WorkerRuntime(_settings)
+        return _runtime
+
+
+def _close_runtime(**_: Any) -> None:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is not None:
+            _runtime.close()
+            _runtime = None
+
+
+worker_shutdown.connect(_close_runtime)
+
+
+def _run_task(
+    task: Any, run_id: str, key: str, customer: dict[str, Any], options: dict[str, Any]
+) -> str:
+    """One customer of a run. Idempotent: see the module docstring."""
+    settings = SyncSettings(
+        full=bool(options["full"]),
+        page_size=int(options["page_size"]),
+        resources=frozenset(options["resources"]),
+        # A customer whose lease another holder has (a dead worker elsewhere, until it expires;
+        # a local run) is waited for: the task must end with the customer synced.
+        wait=True,
+    )
+    worker = f"{task.request.hostname} pid={os.getpid()}"
+    return _runtime_here().sync(run_id, key, CustomerRef(**customer), settings, worker)
+
+
+def start_worker(
+    broker: str,
+    settings: WorkerSettings,
+    *,
+    concurrency: int = 8,
+    name: str | None = None,
+    queue: str = DEFAULT_QUEUE,
+    loglevel: str = "INFO",
+) -> None:
+    """Run a Celery worker in this process until it is stopped (SIGTERM: warm shutdown).
+
+    The thread pool: a customer's sync waits on Graph and the store, not on the CPU, and the
+    threads share the process's one event loop, tokens and limiter. More CPU: more processes
+    (``cspgraph worker`` per core, or per machine)."""
+    configure_worker(settings)
+    app = make_app(broker, queue)
+    argv = [
+        "worker",
+        "--pool=threads",
+        f"--concurrency={concurrency}",
+        f"--queues={queue}",
+        f"--loglevel={loglevel}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if name:
+        argv.append(f"--hostname={name}")
+    app.worker_main(argv)
+
+
+# -- the store side of a distributed run (blocking; run on a writer thread) ------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def start_attempt(store: Store, run_id: str, key: str, worker: str) -> None:
+    with store.write_transaction() as cursor:
+        cursor.execute(
+            store.driver_sql(
+                "INSERT INTO run_tasks (run_id, customer, worker, attempts, started_at)"
+                " VALUES (?, ?, ?, 1, ?) ON CONFLICT (run_id, customer) DO UPDATE SET"
+                " worker = excluded.worker, attempts = run_tasks.attempts + 1,"
+                " started_at = excluded.started_at, finished_at = NULL, status = NULL"
+            ),
+            (run_id, key, worker, store.driver_time(_now())),
+        )
+
+
+def finish_attempt(
+    store: Store, run_id: str, key: str, result: TenantResult, stats: GraphStats
+) -> None:
+    with store.write_transaction() as cursor:
+        cursor.execute(
+            store.driver_sql(
+                "UPDATE run_tasks SET tenant_id = ?, finished_at = ?, status = ?, requests = ?,"
+                " throttled = ? WHERE run_id = ? AND customer = ?"
+            ),
+            (
+                result.tenant_id,
+                store.driver_time(_now()),
+                result.status.value,
+                stats.requests,
+                stats.throttled,
+                run_id,
+                key,
+            ),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskRow:
+    """One customer of a distributed run as the store has it."""
+
+    customer: str
+    tenant_id: str | None
+    worker: str | None
+    attempts: int
+    finished: bool
+    status: str | None
+    requests: int | None
+    throttled: int | None
+
+
+def task_rows(store: Store, run_id: str) -> list[TaskRow]:
+    c = run_tasks.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                c.customer, c.tenant_id, c.worker, c.attempts, c.finished_at, c.status,
+                c.requests, c.throttled,
+            ).where(c.run_id == run_id)
+        ).all()  # fmt: skip
+    return [TaskRow(r[0], r[1], r[2], r[3], r[4] is not None, r[5], r[6], r[7]) for r in rows]
+
+
+def _results(store: Store, run_id: str, sent: dict[str, CustomerRef]) -> list[TenantResult]:
+    """Each customer's outcome as the workers recorded it."""
+    rc = run_customers.c
+    with store.engine.connect() as conn:
+        recorded = {
+            r.tenant_id: r
+            for r in conn.execute(
+                select(
+                    rc.tenant_id, rc.status, rc.reason, rc.error_class, rc.region, rc.modes,
+                    rc.received, rc.seconds,
+                ).where(rc.run_id == run_id)
+            )
+        }  # fmt: skip
+    results = []
+    for row in task_rows(store, run_id):
+        customer = sent.get(row.customer, CustomerRef(reference=row.customer))
+        result = TenantResult(customer=customer, tenant_id=row.tenant_id, region=customer.region)
+        result.status = CustomerStatus(row.status or CustomerStatus.FAILED.value)
+        detail = recorded.get(row.tenant_id)
+        if detail is not None:
+            result.region = detail.region
+            result.reason = detail.reason if result.status is not CustomerStatus.OK else None
+            result.error_class = detail.error_class
+            result.modes = dict(detail.modes or {})
+            result.received = dict(detail.received or {})
+            result.seconds = detail.seconds or 0.0
+        results.append(result)
+    return results
+
+
+# -- the enqueuing side ---------------------------------------------------------------------------
+
+Progress = Callable[[int, int], None]  # (customers finished, customers enqueued)
+
+
+async def enqueue_sync(
+    config: Config,
+    store: Store,
+    broker: str,
+    *,
+    customers: Iterable[str] | None = None,
+    full: bool = False,
+    page_size: int = MAX_PAGE_SIZE,
+    resources: Sequence[str] | None = None,
+    queue: str = DEFAULT_QUEUE,
+    poll: float = 1.0,
+    progress: Progress | None = None,
+    give_up_after: float | None = None,
+) -> SyncSummary:
+    """Sync every customer (or ``customers``) on the workers listening on ``queue``; returns
+    when every customer's task has finished, with the run's summary (see the module docstring).
+
+    ``give_up_after``: stop following after this many seconds (:class:`TimeoutError`; the workers
+    go on, and the run is in the store as they record it)."""
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+    wanted = sorted(set(resources or ALL_RESOURCES))
+    if not set(wanted) <= set(ALL_RESOURCES):
+        unknown = sorted(set(wanted) - set(ALL_RESOURCES))
+        raise ValueError(f"unknown resources {unknown}; expected some of {list(ALL_RESOURCES)}")
+    run_id, started_at, clock = uuid.uuid4().hex, _now(), time.monotonic()
+    errors = ListingErrors()
+    seen = runs.ListedTenants()
+    listed: list[CustomerRef] = []
+    if customers is None:
+        async with TokenProvider(config) as provider:
+            async for customer in seen.watch(partner_center_customers(provider, errors=errors)):
+                listed.append(customer)
+    else:
+        listed = customers_from_list(customers)
+    sent: dict[str, CustomerRef] = {}
+    for customer in listed:
+        key = (customer.tenant_id or customer.reference).strip().lower()
+        sent.setdefault(key, customer)  # one customer listed by two regions: once
+    options = {"full": full, "page_size": page_size, "resources": wanted}
+    await asyncio.to_thread(runs.begin_run, store, run_id, started_at)
+    await asyncio.to_thread(_send, broker, queue, run_id, sent, options)
+    listed_how = runs.NAMED if customers is not None else runs.PARTNER_CENTER
+    await asyncio.to_thread(runs.note_listing, store, run_id, listed_how, errors.by_region)
+    gone: list[str] = []
+    if customers is None and seen.complete and not errors.by_region:
+        gone = await asyncio.to_thread(runs.mark_gone, store, seen.tenants)
+    deadline = None if give_up_after is None else clock + give_up_after
+    while True:
+        rows = await asyncio.to_thread(task_rows, store, run_id)
+        done = sum(1 for row in rows if row.finished)
+        if progress is not None:
+            progress(done, len(sent))
+        if done >= len(sent):
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(
+                f"run {run_id}: {done} of {len(sent)} customers finished after {give_up_after} s"
+            )
+        await asyncio.sleep(poll)
+    results = await asyncio.to_thread(_results, store, run_id, sent)
+    graph = {
+        "requests": sum(row.requests or 0 for row in rows),
+        "throttled": sum(row.throttled or 0 for row in rows),
+    }
+    wall_time = time.monotonic() - clock
+    await asyncio.to_thread(
+        runs.finish_run, store, run_id, runs.COMPLETED, results, graph, wall_time
+    )
+    return SyncSummary(
+        tenants=results,
+        started_at=started_at,
+        wall_time=wall_time,
+        graph=graph,
+        listing_errors=dict(errors.by_region),
+        run_id=run_id,
+        gone=gone,
+    )
+
+
+def _send(
+    broker: str, queue: str, run_id: str, sent: dict[str, CustomerRef], options: dict[str, Any]
+) -> None:
+    """One message per customer, over one connection; its id is the run and the customer, so a
+    message sent twice is still one customer of one run."""
+    app = make_app(broker, queue)
+    with app.connection_for_write() as connection, app.producer_or_acquire() as producer:
+        del connection
+        for key, customer in sent.items():
+            app.send_task(
+                TASK,
+                args=[run_id, key, dataclasses.asdict(customer), options],
+                task_id=f"{run_id}:{key}",
+                queue=queue,
+                producer=producer,
+            )

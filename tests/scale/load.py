@@ -1,0 +1,82 @@
+"""One "worker" of the shared-budget test: a process of its own with its own tokens and Graph
+client, sending identity reads (1 RU each) round-robin over many tenants as fast as its limiter
+lets it, and printing what it saw (JSON on stdout).
+
+    python -m tests.scale.load CONFIG REQUESTS SCALE PART PARTS (shared REDIS NS | own) TENANT...
+
+Request i goes to tenant i mod len(TENANT); of REQUESTS in all, this process sends those with
+i mod PARTS == PART, so that N processes together send the same sequence one process would, each
+tenant sees the same spacing however many processes share the work, and (with a number of
+tenants that PARTS divides) each tenant is one process's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from cspgraph.config import load_config
+from cspgraph.distributed.redis_limiter import RedisLimiter
+from cspgraph.graph.client import GraphClient
+from cspgraph.graph.limits import GraphLimiter, Limiter, RequestCost
+from cspgraph.graph.wire import app_of
+from cspgraph.identity import TokenProvider
+
+
+async def main(argv: list[str]) -> dict[str, Any]:
+    config, requests, scale = load_config(argv[0]), int(argv[1]), float(argv[2])
+    part, parts = int(argv[3]), int(argv[4])
+    mode = argv[5]
+    rest = argv[6:]
+    async with TokenProvider(config) as provider:
+        limiter: Limiter
+        if mode == "shared":
+            redis, namespace, tenants = rest[0], rest[1], rest[2:]
+            limiter = RedisLimiter(redis, namespace=namespace, scale=scale,
+                                   app_of=app_of(provider))  # fmt: skip
+        else:
+            tenants = rest
+            limiter = GraphLimiter(scale=scale, app_of=app_of(provider))
+        scopes: dict[str, int] = {}
+        record = limiter.record_throttled
+
+        def counted(
+            tenant: str, cost: RequestCost, *, delay: float, throttle_scope: str | None = None
+        ) -> None:
+            key = (throttle_scope or "none").split("/", 1)[0]
+            scopes[key] = scopes.get(key, 0) + 1
+            record(tenant, cost, delay=delay, throttle_scope=throttle_scope)
+
+        limiter.record_throttled = counted  # type: ignore[method-assign]
+        cloud = provider.cloud
+        async with GraphClient(
+            provider, graph_url=cloud.graph, ca_bundle=cloud.ca_bundle, limiter=limiter
+        ) as client:
+            for tenant in tenants:  # tenants placed first: the test is about Graph's budgets
+                await provider.route(tenant)
+            # Ready; every process of a run starts sending at the same moment, on "go".
+            print("ready", flush=True)
+            await asyncio.to_thread(sys.stdin.readline)
+
+            async def one(i: int) -> None:
+                tenant = tenants[i % len(tenants)]
+                await client.get(tenant, "users", params={"$select": "id", "$top": "1"})
+
+            queue = iter(range(part, requests, parts))
+
+            async def lane() -> None:
+                for i in queue:
+                    await one(i)
+
+            await asyncio.gather(*(lane() for _ in range(len(tenants))))
+            return {
+                "requests": client.stats.requests,
+                "throttled": client.stats.throttled,
+                **{f"scope:{k}": v for k, v in scopes.items()},
+            }
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main(sys.argv[1:]))), flush=True)
