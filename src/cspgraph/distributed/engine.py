@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import os
 import threading
@@ -409,10 +410,11 @@ async def enqueue_sync(
                 listed.append(customer)
     else:
         listed = customers_from_list(customers)
-    sent: dict[str, CustomerRef] = {}
+    unique: dict[str, CustomerRef] = {}
     for customer in listed:
         key = (customer.tenant_id or customer.reference).strip().lower()
-        sent.setdefault(key, customer)  # one customer listed by two regions: once
+        unique.setdefault(key, customer)  # one customer listed by two regions: once
+    sent = region_turns(unique)
     options = {"full": full, "page_size": page_size, "resources": wanted}
     await asyncio.to_thread(runs.begin_run, store, run_id, started_at)
     await asyncio.to_thread(_send, broker, queue, run_id, sent, options)
@@ -452,6 +454,20 @@ async def enqueue_sync(
         run_id=run_id,
         gone=gone,
     )
+
+
+def region_turns(customers: dict[str, CustomerRef]) -> dict[str, CustomerRef]:
+    """The customers one region after another in turn, as the local sync hands them out
+    (:class:`~cspgraph.fleet.sync.RegionTurns`): each region is its own app with its own
+    app-wide budgets, and a queue that held a whole region before the next would leave the other
+    apps' budgets idle. Within a region, in listing order."""
+    by_region: dict[str | None, list[tuple[str, CustomerRef]]] = {}
+    for key, customer in customers.items():
+        by_region.setdefault(customer.region, []).append((key, customer))
+    turns: dict[str, CustomerRef] = {}
+    for round_ in itertools.zip_longest(*by_region.values()):
+        turns.update(item for item in round_ if item is not None)
+    return turns
 
 
 def _send(
