@@ -1,0 +1,213 @@
+"""``python -m bench.scale``: the fleet sync on 1, 2 and 4 Celery worker processes (docs/scale.md).
+
+One generated fleet (bench.fleet, seed 11) in the emulator (its own process, the bench's
+counters), Graph's latency as the ``realistic`` preset draws it, Graph's budgets on at their
+published sizes (× ``--throttle-scale``). For each number of workers: a fresh PostgreSQL database,
+a queue and a budget namespace of its own, N ``cspgraph worker`` processes (each
+``--concurrency`` customers at once) sharing the budget in Redis, and ``enqueue_sync`` of every
+customer; the wall time runs from the enqueue to the last customer recorded. Each run must end
+with every customer ``ok``. Printed: a Markdown table (with the load average, since this machine
+is shared) and the JSON in bench/results/scale-latest.json.
+
+    python -m bench.scale --customers 100 --workers 1,2,4 --concurrency 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kombu import Connection
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bench.budgets import best_time
+from bench.child import BIN, ROOT, child_env
+from bench.emulator import EmulatorProcess, load_average
+from bench.fleet import fleet_world_data
+from cspgraph.config import load_config
+from cspgraph.distributed.engine import enqueue_sync
+from cspgraph.fleet.store import Store
+
+RESULTS = Path(__file__).parent / "results"
+PG = os.environ.get("CSPGRAPH_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+BROKER = os.environ.get("CSPGRAPH_BENCH_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS = os.environ.get("CSPGRAPH_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0])
+    p.add_argument("--customers", type=int, default=100, help="fleet size (default 100)")
+    p.add_argument("--workers", default="1,2,4", help="worker processes per run (default 1,2,4)")
+    p.add_argument("--concurrency", type=int, default=8, help="customers per worker at once")
+    p.add_argument("--latency", default="realistic", help="the emulator's preset, or 'off'")
+    p.add_argument("--throttle-scale", type=float, default=1.0, help="Graph's budgets x this")
+    p.add_argument("--page-size", type=int, default=999)
+    return p.parse_args(argv)
+
+
+def consumers(queue: str) -> int:
+    with Connection(BROKER) as connection:
+        channel = connection.channel()
+        try:
+            _, _, count = channel.queue_declare(queue, passive=True)
+        except Exception:  # not declared yet
+            return 0
+        finally:
+            with contextlib.suppress(Exception):  # closed by a failed passive declare
+                channel.close()
+    return int(count)
+
+
+def database() -> tuple[str, str]:
+    name = f"cspgraph_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return name, make_url(PG).set(database=name).render_as_string(hide_password=False)
+
+
+def drop(name: str) -> None:
+    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def run(
+    emu: EmulatorProcess, work: Path, config: Path, env: dict[str, str], workers: int,
+    args: argparse.Namespace, customers: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    name, url = database()
+    queue, namespace = f"bench-{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:8]}"
+    emu.reset()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    procs = []
+    try:
+        for i in range(workers):
+            log = (work / f"worker-{workers}-{i}.log").open("wb")
+            procs.append(
+                subprocess.Popen(
+                    [str(BIN / "cspgraph"), "worker", "--broker", BROKER, "--db", url,
+                     "--queue", queue, "--name", f"w{i}@bench", "--concurrency",
+                     str(args.concurrency), "--config", str(config), "--budget-redis", REDIS,
+                     "--budget-namespace", namespace, "--budget-scale", str(args.throttle_scale)],
+                    env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                )
+            )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while consumers(queue) < workers:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"workers did not start; see {work}")
+            time.sleep(0.2)
+        load_before = load_average()
+        with Store.open(url) as store:
+            started = time.monotonic()
+            summary = asyncio.run(
+                enqueue_sync(
+                    load_config(config), store, BROKER, customers=customers, queue=queue,
+                    page_size=args.page_size, poll=0.5,
+                )
+            )  # fmt: skip
+            wall = time.monotonic() - started
+        load_after = load_average()
+        counters = emu.counters()
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        drop(name)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    statuses = summary.by_status()
+    graph_statuses = counters.get("statuses", {}).get("graph", {})
+    return {
+        "workers": workers,
+        "concurrency": args.concurrency,
+        "wall_s": round(wall, 1),
+        "ok": statuses.get("ok", 0),
+        "statuses": statuses,
+        "requests": summary.requests,
+        "throttled": summary.throttled,
+        "emulator_graph_requests": counters.get("requests", {}).get("graph"),
+        "emulator_429s": graph_statuses.get("429", 0),
+        "identity_ru": round(sum(counters.get("apps", {}).values())),
+        # The least wall time Graph's budgets allow this plan (bench/budgets.py).
+        "budget_bound_s": round(
+            best_time(counters, emu.manifest["customers"], args.throttle_scale)["seconds"], 1
+        ),
+        "workers_cpu_s": round(
+            (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1
+        ),
+        "load_before": load_before,
+        "load_after": load_after,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    counts = [int(n) for n in args.workers.split(",")]
+    world = fleet_world_data(args.customers, throttling=True, throttle_scale=args.throttle_scale)
+    if args.latency != "off":
+        world.setdefault("settings", {})["latency"] = {"preset": args.latency}
+    with tempfile.TemporaryDirectory(prefix="cspgraph-bench-scale-") as tmp:
+        work = Path(tmp)
+        with EmulatorProcess(work, world) as emu:
+            env = child_env(work / "home")
+            config = work / "cspgraph.toml"
+            init = subprocess.run(
+                [str(BIN / "cspgraph"), "config", "init", "--from-emulator",
+                 str(emu.endpoints_file), "--config", str(config), "--force"],
+                env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            if init.returncode != 0:
+                raise SystemExit(f"cspgraph config init failed: {init.stderr}")
+            os.environ.update({k: v for k, v in env.items() if k.startswith("CSPGRAPH_")})
+            customers = sorted(c["tenant_id"] for c in emu.manifest["customers"])
+            rows = []
+            for n in counts:
+                row = run(emu, work, config, env, n, args, customers)
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    meta = {
+        "customers": args.customers,
+        "latency": args.latency,
+        "throttle_scale": args.throttle_scale,
+        "cpus": os.cpu_count(),
+        "rows": rows,
+    }
+    (RESULTS / "scale-latest.json").write_text(json.dumps(meta, indent=2))
+    print(
+        "| workers | × concurrency | wall s | budget bound s | customers ok | requests "
+        "| identity RU | 429s | workers' CPU s | load avg before → after |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['workers']} | {r['concurrency']} | {r['wall_s']} | {r['budget_bound_s']} "
+            f"| {r['ok']} | {r['requests']:,} | {r['identity_ru']:,} | {r['throttled']} "
+            f"| {r['workers_cpu_s']} "
+            f"| {r['load_before'][0]} → {r['load_after'][0]} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
