@@ -803,11 +803,13 @@ def _allowed_keys(parent: tuple[str, ...]) -> list[str]:
     return []
 
 
-def write_private_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by the owner only, replacing it atomically.
+def write_private_file(path: Path, text: str | bytes, *, exclusive: bool = False) -> None:
+    """Write ``text`` to ``path`` readable by the owner only, replacing it atomically; with
+    ``exclusive``, refuse (FileExistsError) when something, even a link, is at ``path`` already.
 
     The temporary file is created with mode 0600 from the start (never briefly wider), and the
-    parent directory is created 0700 when missing.
+    parent directory is created 0700 when missing. A link at ``path`` is replaced, never
+    followed: the file it points to is left as it was.
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # A fresh name, created here or not at all (O_EXCL, never through a link): a file or link
@@ -815,11 +817,15 @@ def write_private_file(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8") if isinstance(text, str) else text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)  # fails when anything is at path: nothing there is overwritten
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -4,6 +4,7 @@ denied first attempt, the retry with a new token, resuming, and the refusals."""
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -409,6 +410,81 @@ def test_the_onboard_command(make_emulator: MakeEmulator, tmp_path: Path) -> Non
     domains = {row["domain"] for row in json.loads(listed.stdout)}
     assert {"cli.onmicrosoft.com", "customer.onmicrosoft.com"} <= domains
 
-    taken = runner.invoke(app, [*args[:2], "other.com", *args[3:]], env=env)
+    again = [*args[:2], "other.com", *args[3:-1], str(tmp_path / "pw2")]  # a new password file
+    taken = runner.invoke(app, again, env=env)
     # bad input: the domain is taken (bad_request; it exited 1 before one exit-code table)
     assert taken.exit_code == 2 and "not a customer of yours" in taken.output
+
+
+def test_the_new_admins_password_is_kept_when_the_onboarding_stops_before_its_end(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    """The password exists only in the run that created the customer: written at creation, it
+    survives a budget stop (and a Ctrl-C) in the waiting that follows."""
+    from cspgraph.cli import partner_cmd
+
+    emu = make_emulator(world())
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'emulator = "{emu.endpoints_file}"\ntoken_cache = "memory"\n'
+        'discovery_cache = "memory"\n\n[regions.NA]\npartner_tenant = "partner.com"\n'
+        f'client_id = "{CLIENT_ID}"\nclient_secret_env = "ONBOARD_CLI_SECRET"\n'
+    )
+    app = typer.Typer()
+    app.command("onboard")(partner_cmd.onboard)
+    app.add_typer(partner_cmd.customers_app, name="customers")
+    env = {"ONBOARD_CLI_SECRET": SECRET, "CSPGRAPH_CONFIG": str(config)}
+    password_file = tmp_path / "pw"
+    args = ["onboard", "--domain", "stopped.onmicrosoft.com", "--name", "Stopped Co", "--json",
+            "--emulator-clock", "--initial-wait", "3s", "--retry-every", "2s", "--budget", "1s",
+            "--state-dir", str(tmp_path / "state"),
+            "--password-file", str(password_file)]  # fmt: skip
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 3, result.output  # the budget ran out while waiting
+    password = password_file.read_text().strip()
+    assert password and password not in result.output
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+
+
+def test_an_existing_password_file_is_refused_before_anything_is_created(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    from cspgraph.cli import partner_cmd
+
+    emu = make_emulator(world())
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'emulator = "{emu.endpoints_file}"\ntoken_cache = "memory"\n'
+        'discovery_cache = "memory"\n\n[regions.NA]\npartner_tenant = "partner.com"\n'
+        f'client_id = "{CLIENT_ID}"\nclient_secret_env = "ONBOARD_CLI_SECRET"\n'
+    )
+    app = typer.Typer()
+    app.command("onboard")(partner_cmd.onboard)
+    app.add_typer(partner_cmd.customers_app, name="customers")
+    env = {"ONBOARD_CLI_SECRET": SECRET, "CSPGRAPH_CONFIG": str(config)}
+    important = tmp_path / "important.txt"
+    important.write_text("keep me\n")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me too\n")
+    (tmp_path / "link").symlink_to(victim)
+    for target in (important, tmp_path / "link"):
+        result = CliRunner().invoke(
+            app,
+            [
+                "onboard",
+                "--domain",
+                "careful.onmicrosoft.com",
+                "--name",
+                "Careful Co",
+                "--state-dir",
+                str(tmp_path / "state"),
+                "--password-file",
+                str(target),
+            ],
+            env=env,
+        )
+        assert result.exit_code == 2, result.output
+        assert "exists; name a new file (nothing is overwritten)" in result.output
+    assert important.read_text() == "keep me\n" and victim.read_text() == "keep me too\n"
+    listed = CliRunner().invoke(app, ["customers", "list", "--json"], env=env)
+    assert "careful.onmicrosoft.com" not in listed.stdout

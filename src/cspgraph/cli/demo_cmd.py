@@ -117,6 +117,7 @@ def demo(
             paths.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise common.UsageError(f"--dir {directory}: cannot create it ({exc})") from None
+        _refuse_a_served_state_dir(paths)
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 
         made = asyncio.run(_demo(console, paths, customers, concurrency))
@@ -126,11 +127,26 @@ def demo(
         common.print_json({**made, "seconds": round(seconds, 1)})
 
 
+def _refuse_a_served_state_dir(paths: DemoPaths) -> None:
+    """Before the demo clears its files: an emulator already serving from the demo's state
+    directory (the one its "look further" step starts) is the user's to stop, not a traceback."""
+    from csp_emulator.state_lock import StateDirInUse, StateLock
+
+    paths.emulator_state.mkdir(parents=True, exist_ok=True)
+    probe = StateLock(paths.emulator_state)
+    try:
+        probe.acquire()
+    except StateDirInUse as exc:
+        raise common.UsageError(f"{exc} (the demo starts its own emulator there)") from None
+    probe.release()
+
+
 async def _demo(
     console: Console, paths: DemoPaths, customers: int, concurrency: int
 ) -> dict[str, Any]:
     """The story; returns what it made (files, the onboarding, the sync's totals)."""
     from csp_emulator.server import Emulator
+    from csp_emulator.state_lock import StateDirInUse
     from csp_emulator.world.worldfile import demo_world
 
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -139,7 +155,11 @@ async def _demo(
     _forget_onboarding(paths)
 
     console.rule("[bold]1. The emulated cloud")
-    with Emulator(lambda: demo_world(customers), state_dir=paths.emulator_state) as emu:
+    try:
+        emulator = Emulator(lambda: demo_world(customers), state_dir=paths.emulator_state)
+    except StateDirInUse as exc:  # another demo started its emulator in between
+        raise common.UsageError(f"{exc} (the demo starts its own emulator there)") from None
+    with emulator as emu:
         e = emu.endpoints
         console.print(
             f"Entra ID, Microsoft Graph and Partner Center, emulated on loopback over HTTPS "

@@ -73,6 +73,12 @@ def _password_goes_somewhere(password_file: Path | None) -> None:
         return
     if password_file.is_dir():
         raise common.UsageError(f"--password-file {password_file}: is a directory")
+    if password_file.exists() or password_file.is_symlink():
+        # A new password goes to a new file: overwriting one (a typo'd path, a link to
+        # /etc/passwd) would destroy what was there.
+        raise common.UsageError(
+            f"--password-file {password_file}: exists; name a new file (nothing is overwritten)"
+        )
     parent = next((p for p in password_file.absolute().parents if p.exists()), None)
     if parent is None or not os.access(parent, os.W_OK | os.X_OK):
         raise common.UsageError(f"--password-file {password_file}: cannot be written here")
@@ -86,7 +92,7 @@ def _show_once(label: str, secret: Secret | str, password_file: Path | None = No
     value = secret if isinstance(secret, str) else secret.reveal()
     if password_file is not None:
         try:
-            write_private_file(password_file, value + "\n")
+            write_private_file(password_file, value + "\n", exclusive=True)
         except OSError as exc:
             if not sys.stderr.isatty():  # checked writable before; the secret cannot go anywhere
                 common.fail(
@@ -570,6 +576,13 @@ def onboard(
             raise common.UsageError("--emulator-clock needs a configuration with `emulator = …`")
         _password_goes_somewhere(password_file)
 
+        shown: list[str] = []
+
+        def keep_password(username: str, password: Secret) -> None:
+            # At once, not after the waiting: a Ctrl-C or a budget stop would lose it for good.
+            _show_once(f"password of {username}", password, password_file)
+            shown.append(username)
+
         async def go() -> OnboardingResult:
             clock: Clock = SystemClock()
             emulated: EmulatorClock | None = None
@@ -586,6 +599,7 @@ def onboard(
                             clock=clock,
                             settings=settings,
                             on_progress=show,
+                            on_created=keep_password,
                         )
             finally:
                 if emulated is not None:
@@ -598,7 +612,7 @@ def onboard(
         common.print_json(result.as_dict())
     else:
         common.console().print(result.summary, soft_wrap=True)
-    if result.admin_password is not None:
+    if result.admin_password is not None and result.admin_username not in shown:
         _show_once(f"password of {result.admin_username}", result.admin_password, password_file)
 
 

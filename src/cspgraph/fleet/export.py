@@ -14,13 +14,14 @@ cell, which spreadsheet programs never evaluate.
 from __future__ import annotations
 
 import csv
-import os
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cspgraph.config import write_private_file
 from cspgraph.fleet import inventory
 from cspgraph.fleet.checks import CheckResults, run_checks
 from cspgraph.fleet.checks.os_support import table as os_table
@@ -185,14 +186,6 @@ def _licences(skus: Iterable[inventory.LicenceRow], names: dict[str, str]) -> Da
 # --- writing -------------------------------------------------------------------------------------
 
 
-def _private(path: Path) -> None:
-    """Create ``path`` empty and readable by its owner only, before tenant data goes in."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.close(fd)
-    path.chmod(0o600)
-
-
 def safe_text(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_START) else value
 
@@ -215,11 +208,12 @@ def write_csv(datasets: Iterable[Dataset], folder: Path) -> list[Path]:
     written = []
     for data in datasets:
         path = folder / f"{data.name}.csv"
-        _private(path)
-        with path.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(data.columns)
-            writer.writerows([_csv_cell(v) for v in row] for row in data.rows)
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(data.columns)
+        writer.writerows([_csv_cell(v) for v in row] for row in data.rows)
+        # Tenant data: 0600 from creation, and a link at the path is replaced, never followed.
+        write_private_file(path, "\ufeff" + text.getvalue())
         written.append(path)
     return written
 
@@ -236,10 +230,15 @@ def write_xlsx(datasets: Iterable[Dataset], path: Path) -> Path:
         raise XlsxUnavailable(
             "writing .xlsx needs XlsxWriter: pip install 'cspgraph[xlsx]'"
         ) from None
-    _private(path)
+    book = io.BytesIO()  # written whole below, as the CSV files are (0600, links replaced)
     workbook = xlsxwriter.Workbook(
-        str(path),
-        {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False},
+        book,
+        {
+            "in_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "strings_to_numbers": False,
+        },
     )
     bold = workbook.add_format({"bold": True})
     when = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm"})
@@ -260,6 +259,7 @@ def write_xlsx(datasets: Iterable[Dataset], path: Path) -> Path:
             sheet.autofilter(0, 0, max(len(data.rows), 1), len(data.columns) - 1)
     finally:
         workbook.close()
+    write_private_file(path, book.getvalue())
     return path
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from cspgraph.config import write_private_file
 from cspgraph.fleet.checks import Severity
 from cspgraph.fleet.html import environment, render, stylesheet
 from cspgraph.fleet.outcomes import CustomerStatus
@@ -63,11 +64,9 @@ def render_html(store: Store, path: Path) -> Path:
 
 def write_html(report: FleetReport, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Tenant data: readable by its owner only, like the store.
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(html_page(report), encoding="utf-8")
+    # Tenant data: readable by its owner only, like the store; a link at the path is replaced,
+    # never followed (the file it points to is left alone).
+    write_private_file(path, html_page(report))
     return path
 
 

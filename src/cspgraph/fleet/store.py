@@ -271,6 +271,8 @@ def _private_sqlite_file(file: Path) -> None:
     try:
         fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        if not _is_sqlite_file(file):
+            return  # not a store (a typo'd --db, /etc/passwd): opening it says so; touch nothing
         for path in (file, file.with_name(file.name + "-wal"), file.with_name(file.name + "-shm")):
             with suppress(FileNotFoundError, PermissionError):  # not ours: the owner's to narrow
                 mode = path.stat().st_mode
@@ -279,6 +281,16 @@ def _private_sqlite_file(file: Path) -> None:
                     log.warning("%s was readable by others; narrowed it to 0600", path)
         return
     os.close(fd)
+
+
+def _is_sqlite_file(file: Path) -> bool:
+    """True for an SQLite database (its 16-byte header) or an empty file SQLite would adopt."""
+    try:
+        with open(file, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return False
+    return head in (b"", b"SQLite format 3\x00")
 
 
 class Store:

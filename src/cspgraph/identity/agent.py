@@ -445,9 +445,9 @@ class AgentTokenProvider:
             account: dict[str, Any] = candidates[0]
             return account
         if not candidates:
-            who = self.username or "no agent"
+            who = f"{self.username} has not" if self.username else "no agent has"
             raise NotSignedInError(
-                f"{who} has signed in for region {route.region} (app {client_id}); run "
+                f"{who} signed in for region {route.region} (app {client_id}); run "
                 f"`cspgraph login --customer {route.customer}` first",
                 tenant=route.tenant_id,
                 code="NotSignedIn",

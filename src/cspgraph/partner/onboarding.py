@@ -441,6 +441,7 @@ async def onboard(
     clock: Clock | None = None,
     settings: OnboardingSettings | None = None,
     on_progress: Callable[[OnboardingProgress], None] | None = None,
+    on_created: Callable[[str, Secret], None] | None = None,
 ) -> OnboardingResult:
     """Create (or find) the customer for ``new.domain`` in a configured region and bring it to
     Graph-ready, with everything ``provider`` holds: the region's Partner Center client, app-only
@@ -465,6 +466,7 @@ async def onboard(
             settings=settings,
             discovery=provider.discovery,
             on_progress=on_progress,
+            on_created=on_created,
         )
 
 
@@ -481,6 +483,7 @@ async def onboard_customer(
     settings: OnboardingSettings | None = None,
     discovery: TenantDiscovery | None = None,
     on_progress: Callable[[OnboardingProgress], None] | None = None,
+    on_created: Callable[[str, Secret], None] | None = None,
 ) -> OnboardingResult:
     """Create (or find) the customer for ``new.domain`` and bring it to Graph-ready.
 
@@ -488,7 +491,9 @@ async def onboard_customer(
     fresh=True)`` must acquire a new one); ``partner_center`` is the client of ``region``'s
     partner tenant. With ``discovery`` the domain is checked through OIDC discovery (one request)
     instead of Partner Center's full customer list. Run it again after an interruption: it
-    continues from the state file.
+    continues from the state file. ``on_created`` gets the new customer's first admin and
+    password the moment Partner Center answers (the password exists only in this run: a caller
+    that waits for the end would lose it to a Ctrl-C or a budget stop in between).
     """
     store = store or OnboardingStore()
     clock = clock or SystemClock()
@@ -502,6 +507,7 @@ async def onboard_customer(
         settings=settings or OnboardingSettings(),
         discovery=discovery,
         on_progress=on_progress,
+        on_created=on_created,
         graph=GraphClient(
             tokens,
             graph_url=graph_url,
@@ -527,6 +533,7 @@ class _Onboarding:
     settings: OnboardingSettings
     discovery: TenantDiscovery | None
     on_progress: Callable[[OnboardingProgress], None] | None
+    on_created: Callable[[str, Secret], None] | None
     graph: GraphClient
     created: CreatedCustomer | None = None
     resumed: bool = False
@@ -603,6 +610,8 @@ class _Onboarding:
             self.store.forget(self.domain)
             raise self.domain_taken(None, exc) from None
         self.created = created
+        if self.on_created and created.admin_username and created.admin_password is not None:
+            self.on_created(created.admin_username, created.admin_password)
         record.tenant_id = created.customer.tenant_id
         record.created_at = self.clock.now()
         record.created_by_us = created.created
