@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from sqlalchemy import select
 
 from csp_emulator import wellknown
@@ -28,8 +29,10 @@ from cspgraph.fleet.history_schema import (
 from cspgraph.fleet.history_schema import runs as runs_table
 from cspgraph.fleet.partner_apps import NO_READ
 from cspgraph.fleet.progress import NullProgress
+from cspgraph.fleet.report_terminal import render_terminal
 from cspgraph.fleet.schema import OBJECT_TABLES, metadata, subscribed_skus
 from cspgraph.fleet.store import Store
+from cspgraph.fleet.summaries import read_customer_summaries
 from cspgraph.fleet.sync import SyncSummary
 from tests.e2e.fleet_world import NAMES, NO_INTUNE, RISKY, planted_world
 from tests.fleet_helpers import Control, config_for, fleet_world, run_sync
@@ -171,6 +174,28 @@ async def test_admins_stay_unknown_without_the_role_permission(
         assert inventory.roles_synced(conn) == set()
 
 
+async def test_admins_a_later_sync_could_not_read_are_unknown_not_the_old_count(
+    make_emulator: Callable[..., Emulator], tmp_path: Path, store: Store
+) -> None:
+    """The rows of the last sync that could read the roles stay in the store, but they are not
+    today's admins: the report and the export say unknown, as the checks do."""
+    readable = make_emulator(fleet_world(2))
+    assert (await run_sync(config_for(readable, tmp_path / "a"), store)).ok
+    with store.reading() as conn:
+        before = read_customer_summaries(conn)
+    assert before and all(s.admins is not None for s in before)
+
+    # The same fleet, its app now without the role permission (a consent drifted).
+    readable.stop()
+    drifted = make_emulator(fleet_world(2, admins=False))
+    assert (await run_sync(config_for(drifted, tmp_path / "b"), store)).ok
+    with store.reading() as conn:
+        after = read_customer_summaries(conn)
+        assert inventory.roles_synced(conn)  # the old holders are still there ...
+    assert {s.tenant_id for s in after} == {s.tenant_id for s in before}
+    assert all(s.admins is None for s in after)  # ... and shown as unknown
+
+
 async def test_a_customer_no_longer_listed_is_marked_gone_and_pruned_on_demand(
     make_emulator: Callable[..., Emulator], tmp_path: Path, store: Store
 ) -> None:
@@ -191,6 +216,12 @@ async def test_a_customer_no_longer_listed_is_marked_gone_and_pruned_on_demand(
     [state] = rows(store, customer_state, tenant_id=leaving)
     assert abs(state.gone_since - datetime.now(UTC)) < DAY
     assert store.counts(leaving)["users"] > 0  # its data is kept until --prune
+    console = Console(record=True, width=220, color_system=None)
+    render_terminal(store, console)
+    with store.reading() as conn:
+        [name] = [s.display_name for s in read_customer_summaries(conn) if s.tenant_id == leaving]
+    [row] = [x for x in console.export_text().splitlines() if x.strip().startswith(name)]
+    assert " gone " in row and " OK " not in row  # not "OK" in the terminal table
 
     again = await run_sync(config, store)  # still gone: the first date is kept
     [later] = rows(store, customer_state, tenant_id=leaving)

@@ -174,7 +174,10 @@ def _customers_table(report: FleetReport, width: int) -> Table:
         }
         row: list[str | Text] = [
             customer,
-            Text(status_label(c.status), STATUS_STYLES.get(c.status, "")),
+            # A customer Partner Center no longer lists is not "OK", whatever its last sync said.
+            Text("gone", "dim")
+            if c.gone_since is not None
+            else Text(status_label(c.status), STATUS_STYLES.get(c.status, "")),
         ]
         if wide:
             row.append(ago(c.last_sync_at, report.generated_at))

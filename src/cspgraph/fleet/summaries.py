@@ -256,7 +256,8 @@ def read_customer_summaries(conn: Connection) -> list[CustomerSummary]:
                 users=n_users,
                 users_enabled=n_enabled or 0,
                 guests=n_guests or 0,
-                admins=admins_by.get(t),
+                # Rows a sync that could not read the roles left behind are not today's admins.
+                admins=None if (t, "directoryRoles") in unreadable else admins_by.get(t),
                 groups=groups_by.get(t, 0),
                 devices=devices_by.get(t, 0),
                 managed_devices=sum(by_os.values()),
