@@ -379,7 +379,8 @@ async def test_the_policy_can_be_limited_to_tenants_onboarded_moments_ago(h: Har
     assert users["value"] and waits == [SETTINGS.initial_wait, SETTINGS.retry_every]
 
 
-def test_the_onboard_command(make_emulator: MakeEmulator, tmp_path: Path) -> None:
+def onboard_cli(make_emulator: MakeEmulator, tmp_path: Path) -> tuple[typer.Typer, dict[str, str]]:
+    """`onboard` and `customers` as the CLI has them, configured for a fresh emulator."""
     from cspgraph.cli import partner_cmd
 
     emu = make_emulator(world())
@@ -393,6 +394,11 @@ def test_the_onboard_command(make_emulator: MakeEmulator, tmp_path: Path) -> Non
     app.command("onboard")(partner_cmd.onboard)
     app.add_typer(partner_cmd.customers_app, name="customers")
     env = {"ONBOARD_CLI_SECRET": SECRET, "CSPGRAPH_CONFIG": str(config)}
+    return app, env
+
+
+def test_the_onboard_command(make_emulator: MakeEmulator, tmp_path: Path) -> None:
+    app, env = onboard_cli(make_emulator, tmp_path)
     runner = CliRunner()
     args = ["onboard", "--domain", "cli.onmicrosoft.com", "--name", "CLI Co", "--json",
             "--emulator-clock", "--initial-wait", "3s", "--retry-every", "2s", "--budget", "1m",
@@ -421,19 +427,7 @@ def test_the_new_admins_password_is_kept_when_the_onboarding_stops_before_its_en
 ) -> None:
     """The password exists only in the run that created the customer: written at creation, it
     survives a budget stop (and a Ctrl-C) in the waiting that follows."""
-    from cspgraph.cli import partner_cmd
-
-    emu = make_emulator(world())
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'emulator = "{emu.endpoints_file}"\ntoken_cache = "memory"\n'
-        'discovery_cache = "memory"\n\n[regions.NA]\npartner_tenant = "partner.com"\n'
-        f'client_id = "{CLIENT_ID}"\nclient_secret_env = "ONBOARD_CLI_SECRET"\n'
-    )
-    app = typer.Typer()
-    app.command("onboard")(partner_cmd.onboard)
-    app.add_typer(partner_cmd.customers_app, name="customers")
-    env = {"ONBOARD_CLI_SECRET": SECRET, "CSPGRAPH_CONFIG": str(config)}
+    app, env = onboard_cli(make_emulator, tmp_path)
     password_file = tmp_path / "pw"
     args = ["onboard", "--domain", "stopped.onmicrosoft.com", "--name", "Stopped Co", "--json",
             "--emulator-clock", "--initial-wait", "3s", "--retry-every", "2s", "--budget", "1s",
@@ -449,19 +443,7 @@ def test_the_new_admins_password_is_kept_when_the_onboarding_stops_before_its_en
 def test_an_existing_password_file_is_refused_before_anything_is_created(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    from cspgraph.cli import partner_cmd
-
-    emu = make_emulator(world())
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'emulator = "{emu.endpoints_file}"\ntoken_cache = "memory"\n'
-        'discovery_cache = "memory"\n\n[regions.NA]\npartner_tenant = "partner.com"\n'
-        f'client_id = "{CLIENT_ID}"\nclient_secret_env = "ONBOARD_CLI_SECRET"\n'
-    )
-    app = typer.Typer()
-    app.command("onboard")(partner_cmd.onboard)
-    app.add_typer(partner_cmd.customers_app, name="customers")
-    env = {"ONBOARD_CLI_SECRET": SECRET, "CSPGRAPH_CONFIG": str(config)}
+    app, env = onboard_cli(make_emulator, tmp_path)
     important = tmp_path / "important.txt"
     important.write_text("keep me\n")
     victim = tmp_path / "victim.txt"
