@@ -128,3 +128,20 @@ def test_the_consent_command_prints_json_and_exits_0_when_done(
     data = json.loads(result.stdout)
     assert data["done"] is True and data["partner_center"] == "created"
     assert data["attempts"][0]["ok"] is False and data["attempts"][-1]["ok"] is True
+
+
+async def test_app_roles_beyond_what_cspgraph_needs_are_reported_and_left_in_place(
+    emu: Emulator, gdap: GdapSession, clock: EmulatorClock
+) -> None:
+    customer = tenant_of(emu, FRESH_CUSTOMER).id
+    await consent_customer(gdap, customer, clock=clock)
+    tenant = tenant_of(emu, FRESH_CUSTOMER)
+    sp, graph = (tenant.service_principal_by_app_id(a) for a in (APP_ID, wellknown.GRAPH_APP_ID))
+    assert sp is not None and graph is not None
+    extra = next(r for r in graph["appRoles"] if r["value"] == "Group.Read.All")
+    body = {"principalId": sp["id"], "resourceId": graph["id"], "appRoleId": extra["id"]}
+    await gdap.graph.post(customer, f"/servicePrincipals/{graph['id']}/appRoleAssignedTo", body)
+    again = await consent_customer(gdap, customer, clock=clock)
+    assert again.drift == ["app roles beyond what cspgraph needs: Group.Read.All (left in place)"]
+    assert again.app_roles_added == [] and again.done
+    assert "Group.Read.All" in consent_in_world(emu, FRESH_CUSTOMER)[1]

@@ -225,6 +225,16 @@ class ConsentRun:
             )
             if str(a.get("resourceId", "")).lower() == graph_sp.lower()
         }
+        wanted_ids = {
+            (ids.get(n) or APPLICATION_ROLE_IDS.get(n) or "").lower() for n in self.needed
+        }
+        names = {role_id: value for value, role_id in ids.items()}
+        extra = sorted(names.get(r, r) for r in held - wanted_ids)
+        if extra:
+            # Reported, not removed: another tool of the partner's may rely on them.
+            result.drift.append(
+                f"app roles beyond what cspgraph needs: {', '.join(extra)} (left in place)"
+            )
         for name in self.needed:
             role_id = ids.get(name) or APPLICATION_ROLE_IDS.get(name)
             if role_id is None:
