@@ -264,9 +264,13 @@ def test_the_customers_commands(make_emulator: MakeEmulator, tmp_path: Path) -> 
     password = kept.read_text().strip()
     assert password and password not in made.output  # in the 0600 file only, not in the JSON
 
-    again = runner.invoke(app, [*create, "--json", "--password-file", str(kept)], env=env)
+    # A replay creates nothing and brings no password: its (new) password file is never made,
+    # and the first one is left as it was (an existing file is refused, never overwritten).
+    unused = tmp_path / "cli-admin-again.txt"
+    again = runner.invoke(app, [*create, "--json", "--password-file", str(unused)], env=env)
     assert again.exit_code == 0 and not json.loads(again.stdout)["created"]
     assert "password" not in again.output
+    assert not unused.exists() and kept.read_text().strip() == password
 
     password_file = tmp_path / "pw"
     other = ["customers", "create", "--domain", "cli2.onmicrosoft.com", "--name", "Two"]
