@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from cspgraph.fleet.store import Store, users
 from cspgraph.fleet.store_writer import StoreWriter
+from cspgraph.http.inflight import REQUEST_PRIORITY
 from tests.unit import pg_fixture
 from tests.unit.pg_fixture import user
 
@@ -131,3 +132,23 @@ def test_a_batch_is_all_or_nothing_and_does_not_nest(store: Store) -> None:
         with pytest.raises(RuntimeError, match="do not nest"), store.batch():
             pass
     assert user_ids(store) == {"u1"}
+
+
+async def test_queued_pages_of_deeper_chains_are_written_first(store: Store) -> None:
+    writer = StoreWriter(store)
+    order: list[int] = []
+    try:
+        gate = Gate()
+        first = writer.submit(gate)
+        assert await asyncio.to_thread(gate.entered.wait, 30)
+        futures = []
+        for depth in (1, 40, 2, 40, 0):
+            REQUEST_PRIORITY.set(depth)  # what a stream sets before it hands its page over
+            futures.append(writer.submit(order.append, depth))
+        REQUEST_PRIORITY.set(0)
+        gate.release.set()
+        assert await first == "gate"
+        await asyncio.gather(*futures)
+    finally:
+        writer.close()
+    assert order == [40, 40, 2, 1, 0]  # the deepest first, equal depths as they came

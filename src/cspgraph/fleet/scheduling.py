@@ -17,7 +17,8 @@ long after the small ones. Two rules keep the long chains off the end of the run
   setting: :class:`Admission` starts the next customer while the Graph client's in-flight window
   (:mod:`cspgraph.http.inflight`: budgets × latency, 429s, memory) has slots nobody uses or waits
   for, counting a customer still starting (lease, token) as the streams it will open. When
-  requests queue for the window, no customer starts: more would only wait. ``concurrency`` is an
+  requests queue for the window, or while the store writer's backlog is full, no customer
+  starts: more would only wait (in memory). ``concurrency`` is an
   upper bound on the customers in flight (``cspgraph sync --concurrency``), not the setting that
   matters. A Graph client without a window (a caller's own) gets the old rule: ``concurrency``
   customers at once.
@@ -39,6 +40,7 @@ from sqlalchemy import func, select
 from cspgraph.fleet.customers import CustomerRef
 from cspgraph.fleet.schema import OBJECT_TABLES, group_members
 from cspgraph.fleet.store import Store
+from cspgraph.fleet.store_writer import Backlog
 from cspgraph.http.inflight import InFlightWindow
 
 # The resources whose pulls are chains of pages (the others are one or two requests).
@@ -124,7 +126,13 @@ class Admission:
     ``streams``: the requests a customer opens at once when it starts pulling (its resources).
     """
 
-    def __init__(self, window: InFlightWindow | None, cap: int, streams: int) -> None:
+    def __init__(
+        self,
+        window: InFlightWindow | None,
+        cap: int,
+        streams: int,
+        backlog: Backlog | None = None,
+    ) -> None:
         if cap < 1:
             raise ValueError("concurrency must be at least 1")
         self.window = window
@@ -133,6 +141,7 @@ class Admission:
         self.active = 0  # customers in flight
         self.starting = 0  # of those, not pulling yet (lease, registration, token)
         self.peak = 0  # the most customers that were in flight at once
+        self.backlog = backlog
         self._done = asyncio.Event()
 
     def _room(self) -> bool:
@@ -144,8 +153,12 @@ class Admission:
 
     async def enter(self) -> None:
         """Wait until a customer may start, and count it in."""
-        while not self._room():
-            if self.window is not None and self.active < self.cap:
+        while not self._room() or (self.backlog is not None and self.backlog.full):
+            if self.backlog is not None and self.backlog.full:
+                # The writer is behind: a new customer's first pages would only wait in
+                # memory (measured: 686 MB at 5,000 customers on a loaded machine without this).
+                await self.backlog.room()
+            elif self.window is not None and self.active < self.cap:
                 await self.window.changed()
             else:
                 self._done.clear()

@@ -281,7 +281,7 @@ async def _fan_out(
     sizes = await writer.run(known_sizes, writer.store)
     queue = CustomerQueue(sizes)
     streams = len(settings.resources)
-    admission = Admission(client.window, concurrency, streams)
+    admission = Admission(client.window, concurrency, streams, writer.backlog)
     seen: set[str] = set()
 
     async def feed() -> None:

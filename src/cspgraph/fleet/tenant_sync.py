@@ -49,7 +49,13 @@ from cspgraph.fleet.leases import LeaseHeldError, TenantLeases
 from cspgraph.fleet.outcomes import CustomerStatus, TenantResult, clip, describe_failure, short
 from cspgraph.fleet.progress import SyncProgress
 from cspgraph.fleet.resources import ADMIN_ROLE_TEMPLATES, ADMIN_ROLES, PULLS, Pull
-from cspgraph.fleet.store import PullPosition, RoleMember, Store, member_changes_from_delta
+from cspgraph.fleet.store import (
+    MemberChanges,
+    PullPosition,
+    RoleMember,
+    Store,
+    member_changes_from_delta,
+)
 from cspgraph.fleet.store_writer import StoreWriter
 from cspgraph.graph.client import GraphClient, Page
 from cspgraph.http.errors import BadRequestError, CspGraphError, ErrorClass
@@ -57,6 +63,8 @@ from cspgraph.http.inflight import REQUEST_PRIORITY
 
 # Graph codes of an expired delta token (wire-facts §2.2).
 RESYNC_CODES = frozenset({"syncStateNotFound", "resyncRequired"})
+# A stream this many pages deep is a long chain: it never waits for the writer's backlog.
+LONG_CHAIN = 3
 # Intune's answer in a tenant without an Intune licence (CIPP's field experience).
 NOT_LICENSED_TEXT = "not applicable to target tenant"
 
@@ -252,20 +260,25 @@ class TenantSync:
                 position=position,
             )
             backlog = self.writer.backlog
-            backlog.add(len(items))
-            pending.add_done_callback(functools.partial(self._written, pull.resource, len(items)))
+            weight = len(items) + _links(changes)
+            backlog.add(weight)
+            pending.add_done_callback(
+                functools.partial(self._written, pull.resource, len(items), weight)
+            )
             self._count(pull.resource, len(items), sum(1 for o in items if "@removed" in o))
             position = PullPosition(page.next_link, start.run_id)
-            if backlog.full:
+            if backlog.full and depth < LONG_CHAIN:
                 # The writer is behind: fetch no further page until it catches up, so pages
-                # do not pile up in memory faster than they are written.
+                # do not pile up in memory faster than they are written. A long chain goes on
+                # (its pages are written first, and it holds two at most): it sets the run's
+                # end, the bulk of short pulls does not.
                 await backlog.room()
         if pending is not None:
             await pending
         return delta_link
 
-    def _written(self, resource: str, n: int, future: asyncio.Future[None]) -> None:
-        self.writer.backlog.done(n)
+    def _written(self, resource: str, n: int, weight: int, future: asyncio.Future[None]) -> None:
+        self.writer.backlog.done(weight)
         # Also marks a failed write's exception as retrieved (the stream raises it anyway).
         if not future.cancelled() and future.exception() is None:
             self.progress.page_written(self.tenant, resource, n)
@@ -303,6 +316,13 @@ class TenantSync:
             roles[template] = (name, members)
         await self.writer.run(self.store.replace_roles, self.tenant, roles)
         self.progress.page_written(self.tenant, ADMIN_ROLES, sum(len(m) for _, m in roles.values()))
+
+
+def _links(changes: dict[str, MemberChanges] | None) -> int:
+    """Membership links a groups page carries (they cost memory as objects do)."""
+    if not changes:
+        return 0
+    return sum(len(c.added) + len(c.removed) for c in changes.values())
 
 
 def role_member(item: dict[str, Any]) -> RoleMember:
