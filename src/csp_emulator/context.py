@@ -4,6 +4,7 @@ each host keeps between requests."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +33,11 @@ class Endpoints:
 
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        # Whole or not at all: whoever waits for the file (tests, scripts, `config init`) must
+        # never read it empty or half written, which a plain write_text allowed (seen under load).
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
+        os.replace(tmp, path)
         return path
 
     @property
