@@ -201,3 +201,33 @@ def test_the_assign_command_prints_json_and_refuses_a_relationship_it_cannot_fin
     assert data["relationship"]["name"] == ACTIVE_NAME
     assert {a["status"] for a in data["assignments"]} == {"active"}
     assert data["technicians_without_role"] == []
+
+
+def test_assign_by_customer_says_what_a_person_does_when_its_relationship_waits_or_ended(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    """Not "invite the customer first" (exit 2) for a customer who has a relationship: the one
+    waiting for approval is "send the link again", the one that ended "invite again", exit 3 as
+    with --relationship."""
+    world = gdap_world_for_ops()
+    for domain, name, status in (("waitco.com", "Fabrikam-Waitco", "approvalPending"),
+                                 ("endco.com", "Fabrikam-Endco", "expired")):  # fmt: skip
+        world["tenant"].append({"domain": domain, "partner": PARTNER, "dap": False})
+        world["gdap"].append(
+            {
+                "partner": PARTNER,
+                "customer": domain,
+                "display_name": name,
+                "roles": ["Directory Readers"],
+                "status": status,
+            }
+        )
+    config = signed_in(make_emulator(world), tmp_path)
+    waiting = gdap_cli(config, "assign", "--customer", "waitco.com", "--create-groups")
+    assert waiting.exit_code == 3, waiting.output
+    assert "Fabrikam-Waitco" in waiting.stderr and "has not approved it yet" in waiting.stderr
+    ended = gdap_cli(config, "assign", "--customer", "endco.com", "--create-groups")
+    assert ended.exit_code == 3, ended.output
+    assert "Fabrikam-Endco" in ended.stderr and "invite the customer again" in ended.stderr
+    none = gdap_cli(config, "assign", "--customer", "dapco.com", "--create-groups")
+    assert none.exit_code == 2 and "invite the customer first" in none.stderr

@@ -409,10 +409,20 @@ async def pick_relationship(gdap: GdapSession, wanted: str | None, tenant: str |
     if len(active) == 1:
         return active[0]
     if not active:
+        ours = [r for r in rels if not r.is_mlt]
+        if ours:
+            # Not "invite first": the customer has one waiting for approval or activation, or
+            # one that ended. The most hopeful goes on, and assigning it says what a person does
+            # next (send the link again, wait, invite again), exit 3 or 4 as with --relationship.
+            from cspgraph.gdap.api import PENDING_STATUSES
+
+            waiting = [r for r in ours if r.status in PENDING_STATUSES]
+            by_end = sorted(ours, key=lambda r: r.ends.timestamp() if r.ends else 0.0)
+            return (waiting or by_end)[-1]
         pending = ", ".join(f"{r.display_name} ({r.status})" for r in rels) or "none"
         raise common.UsageError(
-            f"--customer {tenant}: no active GDAP relationship (relationships: {pending}); "
-            "invite the customer first (cspgraph gdap invite)"
+            f"--customer {tenant}: no GDAP relationship of this partner (relationships: "
+            f"{pending}); invite the customer first (cspgraph gdap invite)"
         )
     names = ", ".join(r.display_name for r in active)
     raise common.UsageError(f"several active relationships ({names}): pick one with --relationship")
