@@ -59,6 +59,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cspgraph.gdap",),
     ("cspgraph.fleet",),
     ("cspgraph.distributed",),
+    ("cspgraph.dashboard",),
     ("cspgraph.cli",),
 )
 

@@ -270,6 +270,8 @@ CASES = [
     Case("notify", ["--db", "{db}", "--webhook", "http://example.com/x"], Exit.BAD_INPUT,
          "must use https"),
     Case("report", ["--db", "sqlite:///{root}/none.db"], Exit.BAD_INPUT, "no store at"),
+    Case("serve", ["--db", "sqlite:///{root}/none.db"], Exit.BAD_INPUT, "no store at"),
+    Case("serve", ["--db", "{config}", "--port", "0"], Exit.BAD_INPUT, "file is not a database"),
     Case("demo", ["--dir", "{config}/below-a-file"], Exit.BAD_INPUT, "cannot create it"),
     Case("gdap roles", [], Exit.DONE, ""),
     Case("gdap invite", ["--roles", "Global Administrator", "--auto-extend", "--name", "GA",
@@ -588,7 +590,7 @@ def command_paths(group: Any = None, prefix: tuple[str, ...] = ()) -> list[str]:
 # Commands that print nothing but their result's JSON when asked, and those covered above by
 # their own tests (onboard, demo and the emulator need a world clock, a run or a process; the
 # gdap commands a signed-in technician: tests/gdap; the worker prints no result, it runs until
-# stopped: tests/scale).
+# stopped: tests/scale; serve runs until Ctrl-C: tests/dashboard/test_serve_command.py).
 OWN_JSON_TESTS = {
     "worker",
     "onboard",
@@ -598,6 +600,7 @@ OWN_JSON_TESTS = {
     "gdap status",
     "gdap assign",
     "gdap consent",
+    "serve",
 }
 
 

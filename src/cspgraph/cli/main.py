@@ -23,6 +23,7 @@ from cspgraph.cli import (
     notify_cmd,
     partner_cmd,
     report_cmd,
+    serve_cmd,
     sync_cmd,
     worker_cmd,
 )
@@ -42,6 +43,7 @@ app.command("sync")(sync_cmd.sync)
 app.command("check")(check_cmd.check)
 app.command("export")(export_cmd.export)
 app.command("notify")(notify_cmd.notify)
+app.command("serve")(serve_cmd.serve)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(config_cmd.app, name="config")
 auth_cmd.register(app)  # token, login, whoami

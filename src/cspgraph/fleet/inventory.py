@@ -145,7 +145,8 @@ class UserRow:
     created_at: datetime | None
 
 
-def _user(row: Any) -> UserRow:
+def user_from_row(row: Any) -> UserRow:
+    """A row of :func:`user_columns` as a :class:`UserRow`."""
     raw = row.raw if isinstance(row.raw, dict) else {}
     licences = None if row.licenses is None else tuple(s for s in row.licenses.split(",") if s)
     return UserRow(
@@ -160,7 +161,7 @@ def _user(row: Any) -> UserRow:
     )
 
 
-def _user_columns() -> Select[Any]:
+def user_columns() -> Select[Any]:
     u = users.c
     return select(
         u.tenant_id, u.id, u.upn, u.display_name, u.account_enabled, u.user_type, u.licenses, u.raw
@@ -168,20 +169,20 @@ def _user_columns() -> Select[Any]:
 
 
 def guests(conn: Connection, tenant: str | None = None) -> list[UserRow]:
-    stmt = _user_columns().where(users.c.user_type == "Guest")
-    return [_user(r) for r in conn.execute(_for(stmt, users.c.tenant_id, tenant))]
+    stmt = user_columns().where(users.c.user_type == "Guest")
+    return [user_from_row(r) for r in conn.execute(_for(stmt, users.c.tenant_id, tenant))]
 
 
 def users_of(conn: Connection, tenant: str) -> list[UserRow]:
-    stmt = _user_columns().where(users.c.tenant_id == tenant).order_by(users.c.upn)
-    return [_user(r) for r in conn.execute(stmt)]
+    stmt = user_columns().where(users.c.tenant_id == tenant).order_by(users.c.upn)
+    return [user_from_row(r) for r in conn.execute(stmt)]
 
 
 def disabled_with_licences(conn: Connection, tenant: str | None = None) -> list[UserRow]:
     """Disabled accounts that still hold a licence (a paid seat nobody can use)."""
     u = users.c
-    stmt = _user_columns().where(u.account_enabled.is_(False), u.licenses != "")
-    return [_user(r) for r in conn.execute(_for(stmt, u.tenant_id, tenant))]
+    stmt = user_columns().where(u.account_enabled.is_(False), u.licenses != "")
+    return [user_from_row(r) for r in conn.execute(_for(stmt, u.tenant_id, tenant))]
 
 
 # --- managed devices ------------------------------------------------------------------------------
