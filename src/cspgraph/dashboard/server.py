@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import logging
 import socket
+import sys
 import threading
 from html import escape
 from http import HTTPStatus
@@ -82,6 +83,15 @@ class DashboardServer(ThreadingHTTPServer):
         self.address_family = family
         super().__init__((host, port), DashboardHandler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed outside the page (the browser went away mid-answer): one
+        line in the log, not socketserver's traceback on stderr."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            log.debug("dashboard: the client went away: %r", exc)
+        else:
+            log.warning("dashboard: a connection failed: %r", exc)
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
@@ -116,8 +126,11 @@ def serve(
     store: Store, host: str = "127.0.0.1", port: int = 0, token: str | None = None
 ) -> DashboardServer:
     """A dashboard server over ``store``, bound (port 0: any free port) but not yet serving:
-    call ``serve_forever()`` or ``serve_in_thread()``."""
-    return DashboardServer(Pages(store), host, port, token)
+    call ``serve_forever()`` or ``serve_in_thread()``. The checks start running at once, in the
+    background, so that needs action is ready by the time someone opens it."""
+    server = DashboardServer(Pages(store), host, port, token)
+    server.pages.checks.warm()
+    return server
 
 
 class DashboardHandler(BaseHTTPRequestHandler):
