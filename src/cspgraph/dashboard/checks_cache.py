@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cspgraph.dashboard.queries import store_version
-from cspgraph.fleet.checks import CheckResults, run_checks
+from cspgraph.fleet.checks import CheckResults, Finding, run_checks
 from cspgraph.fleet.needs_action import ActionItem, needs_action
 from cspgraph.fleet.store import Store
 
@@ -42,17 +42,21 @@ class Evaluated:
     seconds: float  # how long the checks took (shown under needs action)
     worst: dict[str, Any]  # tenant id -> its worst finding's severity
     version: tuple[Any, ...]  # the store's version the checks read
+    # tenant id -> its findings, worst first: a page of 50 customers looked each one up in
+    # 20,000 findings (1.35 s of a 1.48 s page at 5,000 customers, profiled).
+    by_tenant: dict[str, list[Finding]]
 
     @classmethod
     def of(cls, results: CheckResults, seconds: float, version: tuple[Any, ...]) -> Evaluated:
-        worst: dict[str, Any] = {}
+        by_tenant: dict[str, list[Finding]] = {}
         for finding in results.findings:  # worst first: the first one per customer is its worst
             if finding.tenant_id is not None:
-                worst.setdefault(finding.tenant_id, finding.severity)
-        return cls(results, needs_action(results), seconds, worst, version)
+                by_tenant.setdefault(finding.tenant_id, []).append(finding)
+        worst = {tenant: found[0].severity for tenant, found in by_tenant.items()}
+        return cls(results, needs_action(results), seconds, worst, version, by_tenant)
 
-    def findings_of(self, tenant_id: str) -> list[Any]:
-        return [f for f in self.results.findings if f.tenant_id == tenant_id]
+    def findings_of(self, tenant_id: str) -> list[Finding]:
+        return self.by_tenant.get(tenant_id, [])
 
 
 class ChecksCache:
