@@ -146,6 +146,11 @@ def test_a_weak_token_is_refused(db: str, start: Start, tmp_path: Path) -> None:
     proc = start("--db", db, "--host", "0.0.0.0", "--port", "0", "--token-file", str(weak))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == Exit.BAD_INPUT and "at least 16 characters" in err
+    quoted = tmp_path / "quoted"
+    quoted.write_text('long-enough-but-has-a-"quote"-in-it\n')
+    proc = start("--db", db, "--host", "0.0.0.0", "--port", "0", "--token-file", str(quoted))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == Exit.BAD_INPUT and "letters, digits and - . _ ~" in err
     env = start("--db", db, "--port", "0", env={"CSPGRAPH_DASHBOARD_TOKEN": "short"})
     _, err = env.communicate(timeout=60)
     assert env.returncode == Exit.BAD_INPUT and "CSPGRAPH_DASHBOARD_TOKEN" in err

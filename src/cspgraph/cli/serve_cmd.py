@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import string
 from pathlib import Path
 
 import typer
@@ -103,11 +104,15 @@ def _token(path: Path | None, *, required: bool) -> tuple[str | None, Path | Non
     return token, path
 
 
+# Characters that pass through a URL (?token=) and a cookie unchanged.
+TOKEN_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-._~")
+
+
 def _check(token: str, where: str) -> None:
-    if len(token) < MIN_TOKEN or any(c.isspace() or c in ";," for c in token):
+    if len(token) < MIN_TOKEN or not set(token) <= TOKEN_CHARACTERS:
         raise common.UsageError(
-            f"the access token in {where} must be at least {MIN_TOKEN} characters, without "
-            "spaces, commas or semicolons"
+            f"the access token in {where} must be at least {MIN_TOKEN} characters of letters, "
+            "digits and - . _ ~"
         )
 
 
