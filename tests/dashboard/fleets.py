@@ -23,15 +23,21 @@ EVERY_RESOURCE = {
 
 
 def record_run(
-    store: Store, run_id: str, ok: tuple[str, ...], failed: tuple[str, ...] = ()
+    store: Store,
+    run_id: str,
+    ok: tuple[str, ...],
+    failed: tuple[str, ...] = (),
+    *,
+    roles_unreadable: tuple[str, ...] = (),
 ) -> None:
-    """A finished run in which ``ok`` synced and ``failed`` did not, recorded as a sync does."""
+    """A finished run in which ``ok`` synced and ``failed`` did not, recorded as a sync does;
+    ``roles_unreadable``: customers whose roles this run could not read (their old rows stay)."""
     runs.begin_run(store, run_id, datetime.now(UTC))
     for tenant in ok:
         result = TenantResult(parse_reference(tenant), tenant, "EU", CustomerStatus.OK)
         result.modes = dict(EVERY_RESOURCE)
         with store.reading() as conn:
-            if not inventory.roles_synced(conn, tenant):  # as a sync without the permission
+            if tenant in roles_unreadable or not inventory.roles_synced(conn, tenant):
                 result.modes["directoryRoles"] = "skipped: the app lacks the role permission"
         runs.record_tenant(store, run_id, result)
     for tenant in failed:

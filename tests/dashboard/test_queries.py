@@ -9,7 +9,7 @@ from cspgraph.dashboard import queries
 from cspgraph.dashboard.queries import ListQuery, customer_detail, fleet_figures, list_customers
 from cspgraph.fleet import inventory
 from cspgraph.fleet.store import Store
-from tests.dashboard.fleets import SYNCED, known_fleet_with_runs
+from tests.dashboard.fleets import SYNCED, known_fleet_with_runs, record_run
 from tests.unit import pg_fixture
 from tests.unit.pg_fixture import ALPHA, BRAVO, ECHO
 
@@ -153,3 +153,14 @@ def test_a_customer_page_reads_its_objects_and_history(store: Store, tenant: str
         assert users == {"a1@example.com", "a2@example.com"}
     else:
         assert run.figures == {} and not detail.roles_known
+
+
+def test_admins_a_later_sync_could_not_read_are_unknown_not_the_old_ones(store: Store) -> None:
+    known_fleet_with_runs(store)
+    record_run(store, "run-2", SYNCED, roles_unreadable=(ALPHA,))
+    with store.reading() as conn:
+        detail = customer_detail(conn, ALPHA)
+        assert inventory.role_holders(conn, ALPHA)  # the first sync's rows are still there
+    assert detail is not None
+    assert not detail.roles_known and "directoryRoles" in detail.unreadable
+    assert detail.row.admins is None  # the list's figure: unknown too

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from cspgraph.fleet import inventory, security_state
 from cspgraph.fleet.history_schema import changes, coverage, customer_state, run_customers, runs
 from cspgraph.fleet.outcomes import CustomerStatus
+from cspgraph.fleet.resources import ADMIN_ROLES
 from cspgraph.fleet.schema import customers, managed_devices, organizations, users
 
 PER_PAGE = 50
@@ -415,7 +416,8 @@ def customer_detail(
         error_class=extra.error_class,
         unreadable=unreadable,
         admins=inventory.role_holders(conn, tenant_id),
-        roles_known=bool(inventory.roles_synced(conn, tenant_id)),
+        # Rows a sync that could not read the roles left behind are not today's holders.
+        roles_known=bool(inventory.roles_synced(conn, tenant_id)) and ADMIN_ROLES not in unreadable,
         licences=inventory.licences(conn, tenant_id),
         users=[inventory.user_from_row(r) for r in user_rows],
         users_total=users_total,
