@@ -214,6 +214,10 @@ class ConfigModel(_Model):
     # many times a transient failure of one is retried (docs/configuration.md).
     token_timeout: float = 30.0
     token_retries: int = 6
+    # A partner service account's sign-in (the Secure Application Model), Fernet-encrypted with
+    # its key in "<file>.key" (both 0600): GDAP customers the app cannot reach are synced with
+    # its delegated tokens (docs/gdap.md). None: no service account.
+    service_account_cache: str | None = None
     regions: dict[str, RegionConfig] = {}
 
     @field_validator("regions")
@@ -524,6 +528,11 @@ class Config:
     def token_cache_path(self) -> Path | None:
         value = self.model.token_cache
         return None if value == MEMORY else self.path(value)
+
+    @property
+    def service_account_cache_path(self) -> Path | None:
+        value = self.model.service_account_cache
+        return None if value is None else self.path(value)
 
     @property
     def discovery_cache_path(self) -> Path | None:

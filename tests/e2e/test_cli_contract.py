@@ -239,6 +239,18 @@ CASES = [
     Case("onboard", ["--domain", "y.onmicrosoft.com", "--config", "{config}"], Exit.BAD_INPUT,
          "needs --domain and --name"),
     Case("onboard", ["--status", "--state-dir", "{root}/no-onboarding"], Exit.DONE, ""),
+    Case("customers invite", ["--region", "NA", "--config", "{config}"], Exit.NEEDS_PERSON,
+         "cspgraph login"),  # App+User only: nobody signed in
+    Case("customers invite", ["--region", "NA", "--service-account", "--config", "{config}"],
+         Exit.BAD_INPUT, "no service account is configured"),
+    Case("service-account sign-in", ["--at", "partner.com", "--config", "{config}"],
+         Exit.BAD_INPUT, "no service account is configured"),
+    Case("service-account status", ["--config", "{config}"], Exit.BAD_INPUT,
+         "no service account is configured"),
+    Case("service-account sign-out", ["--config", "{config}"], Exit.BAD_INPUT,
+         "no service account is configured"),
+    Case("onboard", ["--existing", "y.onmicrosoft.com", "--domain", "y.onmicrosoft.com",
+                     "--config", "{config}"], Exit.BAD_INPUT, "choose one"),
     Case("sync", ["--customers", CUSTOMER, "--db", "{db}", "--config", "{config}"], Exit.DONE,
          ""),
     Case("sync", ["--customers", f"{CUSTOMER},nobody.example", "--db", "{db}", "--config",
@@ -601,6 +613,14 @@ OWN_JSON_TESTS = {
     "gdap assign",
     "gdap consent",
     "serve",
+}
+# The GDAP fleet's commands need a signed-in service account and a GDAP world:
+# tests/fleet_gdap (test_delegated.py, test_onboard_existing.py) hold their JSON.
+OWN_JSON_TESTS |= {
+    "customers invite",
+    "service-account sign-in",
+    "service-account status",
+    "service-account sign-out",
 }
 
 

@@ -403,6 +403,7 @@ async def _call(
     fresh: bool,
     allow_any_resource: bool,
     out: Output,
+    service_account: bool = False,
 ) -> None:
     from cspgraph.graph.client import GraphClient
     from cspgraph.http.errors import CspGraphError
@@ -411,10 +412,18 @@ async def _call(
     provider = TokenProvider(config, workers=2)
     tenant: str | None = None
     tokens: RememberingTokens | None = None
+    closing: list[Any] = []
     try:
         route = await provider.route(customer)
         tenant = route.tenant_id
         source: TokenSource = provider.agent(username=agent_user) if agent else provider
+        if service_account:  # a GDAP customer reached through the partner's service account
+            from cspgraph.identity.service_account import ServiceAccountTokens
+
+            path = config.service_account_cache_path
+            assert path is not None  # checked before the call
+            source = ServiceAccountTokens(provider, path)
+            closing.append(source)
         tokens = RememberingTokens(source, fresh=fresh)
         cloud = provider.cloud
         request = relocate(request, cloud.graph_resource, cloud.graph)
@@ -443,8 +452,11 @@ async def _call(
             audit(client.last_write_status, "ok", None)
     except CspGraphError as exc:
         token = tokens.last.get(tenant) if tokens is not None and tenant else None
-        raise _Failed(exc, tenant, denied_hint(exc, request, token, agent=agent)) from None
+        hint = denied_hint(exc, request, token, agent=agent or service_account)
+        raise _Failed(exc, tenant, hint) from None
     finally:
+        for opened in closing:
+            opened.close()
         await provider.aclose()
 
 
@@ -537,6 +549,12 @@ def call(
     agent_user: str | None = typer.Option(
         None, "--agent-user", metavar="UPN", help="Which signed-in agent, when several are."
     ),
+    service_account: bool = typer.Option(
+        False,
+        "--service-account",
+        help="Call as the partner's service account (delegated, within the roles its GDAP "
+        "groups hold in the customer): for gdap-delegated customers.",
+    ),
     select: list[str] | None = typer.Option(
         None, "--select", metavar="PROPS", help="$select: properties, comma-separated or repeated."
     ),
@@ -587,6 +605,12 @@ def call(
             except CspGraphError as refused:  # before discovery: the tenant is as named
                 common.report(refused, tenant=customer)
         settings = run.load_config(config)
+        if service_account and (agent or agent_user):
+            raise common.UsageError("--service-account and --agent: choose one")
+        if service_account and settings.service_account_cache_path is None:
+            raise common.UsageError(
+                "--service-account: no service account is configured (service_account_cache)"
+            )
         out = make_output(sys.stdout, compact=json_out)
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 
@@ -601,6 +625,7 @@ def call(
                     fresh=fresh,
                     allow_any_resource=allow_any_resource,
                     out=out,
+                    service_account=service_account,
                 )
             )
         except _Failed as failed:

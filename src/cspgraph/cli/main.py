@@ -20,10 +20,12 @@ from cspgraph.cli import (
     emulator_cmd,
     export_cmd,
     gdap_cmd,
+    invite_cmd,
     notify_cmd,
     partner_cmd,
     report_cmd,
     serve_cmd,
+    service_account_cmd,
     sync_cmd,
     worker_cmd,
 )
@@ -49,7 +51,9 @@ app.add_typer(config_cmd.app, name="config")
 auth_cmd.register(app)  # token, login, whoami
 app.command("call", cls=common.NamedArguments)(call_cmd.call)
 app.command("setup")(partner_cmd.setup)
+partner_cmd.customers_app.command("invite")(invite_cmd.invite)
 app.add_typer(partner_cmd.customers_app, name="customers")
+app.add_typer(service_account_cmd.app, name="service-account")
 app.command("onboard")(partner_cmd.onboard)
 app.add_typer(gdap_cmd.app, name="gdap")
 app.command("worker")(worker_cmd.worker)

@@ -433,7 +433,9 @@ def customers_create(
 
     with common.command(interrupted=AGAIN) as run:
         if domain is None or name is None:
-            raise common.UsageError("onboard needs --domain and --name (or --gdap, or --status)")
+            raise common.UsageError(
+                "onboard needs --domain and --name (or --existing, --gdap, or --status)"
+            )
         cfg = run.load_config(config)
         identity = cfg.region_identity(region)
         new = _new_customer(
@@ -475,6 +477,20 @@ def onboard(
     ),
     name: str | None = typer.Option(
         None, "--name", metavar="NAME", help="The company's name (required without --gdap)."
+    ),
+    existing: str | None = typer.Option(
+        None,
+        "--existing",
+        metavar="DOMAIN",
+        help="An existing tenant invited with `cspgraph customers invite`: wait for its "
+        "acceptance, then for its relationship as for a new customer.",
+    ),
+    accept_wait: str = typer.Option(
+        "0s",
+        "--accept-wait",
+        metavar="DURATION",
+        help="With --existing: how long to wait for the acceptance (default: look once, and "
+        "exit 3 while it has not come).",
     ),
     region: str | None = REGION,
     gdap: bool = typer.Option(
@@ -541,6 +557,16 @@ def onboard(
             json_out=json_out, config=config,
         )  # fmt: skip
         return
+    if existing is not None:
+        with common.command():  # refusals before anything: exit 2, never a traceback
+            if domain is not None:
+                raise common.UsageError("--existing and --domain: choose one")
+        _onboard_existing(
+            existing, region=region, accept_wait=accept_wait, initial_wait=initial_wait,
+            retry_every=retry_every, budget=budget, state_dir=state_dir,
+            emulator_clock=emulator_clock, json_out=json_out, config=config,
+        )  # fmt: skip
+        return
     from cspgraph.identity import TokenProvider
     from cspgraph.partner.onboarding import (
         Clock,
@@ -562,7 +588,9 @@ def onboard(
     err = common.console(stderr=True)
     with common.command(interrupted=AGAIN) as run:
         if domain is None or name is None:
-            raise common.UsageError("onboard needs --domain and --name (or --gdap, or --status)")
+            raise common.UsageError(
+                "onboard needs --domain and --name (or --existing, --gdap, or --status)"
+            )
         cfg = run.load_config(config)
         identity = cfg.region_identity(region)
         new = _new_customer(
@@ -614,6 +642,77 @@ def onboard(
         common.console().print(result.summary, soft_wrap=True)
     if result.admin_password is not None and result.admin_username not in shown:
         _show_once(f"password of {result.admin_username}", result.admin_password, password_file)
+
+
+def _onboard_existing(
+    domain: str,
+    *,
+    region: str | None,
+    accept_wait: str,
+    initial_wait: str,
+    retry_every: str,
+    budget: str,
+    state_dir: Path | None,
+    emulator_clock: bool,
+    json_out: bool,
+    config: Path | None,
+) -> None:
+    """`onboard --existing DOMAIN`: cspgraph.partner.onboarding_existing, as a command."""
+    from cspgraph.identity import TokenProvider
+    from cspgraph.partner.onboarding import (
+        Clock,
+        EmulatorClock,
+        OnboardingResult,
+        OnboardingSettings,
+        OnboardingStore,
+        SystemClock,
+    )
+    from cspgraph.partner.onboarding_existing import onboard_existing
+
+    settings = OnboardingSettings(
+        initial_wait=parse_duration(initial_wait),
+        retry_every=parse_duration(retry_every),
+        budget=parse_duration(budget),
+        progress_every=15.0 if emulator_clock else 1.0,
+    )
+    wait_for_acceptance = parse_duration(accept_wait)
+    err = common.console(stderr=True)
+    with common.command(interrupted=AGAIN) as run:
+        cfg = run.load_config(config)
+        identity = cfg.region_identity(region)
+        endpoints = cfg.emulator_endpoints()
+        if emulator_clock and endpoints is None:
+            raise common.UsageError("--emulator-clock needs a configuration with `emulator = …`")
+
+        async def go() -> OnboardingResult:
+            clock: Clock = SystemClock()
+            emulated: EmulatorClock | None = None
+            if emulator_clock and endpoints is not None:
+                clock = emulated = await EmulatorClock.of(endpoints)
+            try:
+                async with TokenProvider(cfg, workers=2) as provider:
+                    with _live(err, not common.wants_json(json_out)) as show:
+                        return await onboard_existing(
+                            provider,
+                            domain,
+                            region=identity.region,
+                            store=OnboardingStore(state_dir),
+                            clock=clock,
+                            settings=settings,
+                            accept_wait=wait_for_acceptance,
+                            on_progress=show,
+                        )
+            finally:
+                if emulated is not None:
+                    await emulated.aclose()
+
+        import asyncio  # imported where used: keeps `cspgraph --help` fast
+
+        result = asyncio.run(go())
+    if common.wants_json(json_out):
+        common.print_json(result.as_dict())
+    else:
+        common.console().print(result.summary, soft_wrap=True)
 
 
 @contextmanager

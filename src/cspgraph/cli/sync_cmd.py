@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -41,6 +41,20 @@ def sync(
         "--customers-file",
         metavar="FILE",
         help="Only the customers in this file, one per line (# comments).",
+    ),
+    customer_source: str = typer.Option(
+        "partner-center",
+        "--customer-source",
+        metavar="SOURCE",
+        help="Where the customer list comes from when no --customers are given: "
+        "partner-center, gdap (customers with an active GDAP relationship) or both (and the "
+        "gaps between the two are reported).",
+    ),
+    exclude_mlt: bool = typer.Option(
+        False,
+        "--exclude-mlt",
+        help="With --customer-source gdap/both: leave out the read-only MLT_ relationships of "
+        "Microsoft's transition tools.",
     ),
     db: str = common.DB_OPTION,
     full: bool = typer.Option(
@@ -140,6 +154,13 @@ def sync(
                         f"--customers-file {customers_file}: not UTF-8 text (undecodable byte "
                         f"at offset {exc.start}); save it as UTF-8"
                     ) from None
+        from cspgraph.fleet.customer_sources import CustomerSource
+
+        sources = [s.value for s in CustomerSource]
+        if customer_source not in sources:
+            raise common.UsageError(
+                f"--customer-source: {customer_source!r}; expected one of {sources}"
+            )
         wanted = [r.strip() for r in resources.split(",") if r.strip()] if resources else None
         unknown = sorted(set(wanted or ()) - set(ALL_RESOURCES))
         if unknown:
@@ -152,6 +173,9 @@ def sync(
             raise common.UsageError("--engine celery needs --broker (or CSPGRAPH_BROKER)")
         if engine == "celery" and wait:
             raise common.UsageError("--wait is the workers' way already (--engine celery)")
+        if engine == "celery" and customer_source != CustomerSource.PARTNER_CENTER:
+            raise common.UsageError("--customer-source: the workers list Partner Center only "
+                                    "(--engine celery); run it in process")  # fmt: skip
         settings = run.load_config(config)
         store = common.open_store(db)
 
@@ -161,7 +185,8 @@ def sync(
         tune_gc_for_bulk_work()  # start-up is over: what it built lives as long as the process
         go = functools.partial(
             sync_fleet, settings, store, customers=chosen, full=full, concurrency=concurrency,
-            page_size=page_size, resources=wanted, wait=wait,
+            page_size=page_size, resources=wanted, wait=wait, customer_source=customer_source,
+            exclude_mlt=exclude_mlt,
         )  # fmt: skip
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 
@@ -197,6 +222,7 @@ def sync(
                 )
             if pruned:
                 common.say(f"pruned {len(pruned)} customer(s) no longer listed: their data is gone")
+            _say_gdap(summary.gdap_unknown, summary.listing_gaps)
             shown = common.shown_db(db)
             common.say(f"store: {shown}   next: cspgraph report --db {shown}")
         if summary.left_alone:
@@ -237,3 +263,20 @@ async def _on_workers(
         settings, store, broker, customers=customers, full=full, page_size=page_size,
         resources=resources, queue=queue, progress=progress,
     )  # fmt: skip
+
+
+def _say_gdap(unknown: dict[str, str], gaps: dict[str, Any] | None) -> None:
+    """What a terminal reader should know about GDAP after a sync: regions whose relationships
+    are unknown, and the gaps between Partner Center's customers and the GDAP ones."""
+    for region, why in unknown.items():
+        common.say(f"GDAP relationships of region {region} unknown: {why}")
+    if not gaps:
+        return
+    for key, label in (
+        ("only_partner_center", "listed by Partner Center only"),
+        ("only_gdap", "listed by GDAP only"),
+    ):
+        for entry in gaps[key]:
+            common.say(f"{label}: {entry['name'] or entry['tenant_id']} ({entry['why']})")
+    if not gaps["complete"]:
+        common.say("a list was not read whole: these gaps may be incomplete")

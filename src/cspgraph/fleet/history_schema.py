@@ -152,6 +152,26 @@ notifications = Table(
 )
 
 # The store's schema version (one row); see cspgraph.fleet.migrations.
+# How cspgraph reaches each customer (cspgraph.fleet.access), as the last sync found it: the
+# access mode (dap, gdap-app, gdap-delegated, none; NULL: not known), why, Partner Center's word on
+# DAP (allowDelegatedAccess; NULL: not asked or no answer) and the GDAP relationship that matters
+# most (the one in effect that ends first, else the one on its way, waiting or ended last).
+customer_access = Table(
+    "customer_access",
+    metadata,
+    Column("tenant_id", String, primary_key=True),
+    Column("mode", String),
+    Column("reason", String),
+    Column("dap", Boolean),
+    Column("dap_checked_at", UtcDateTime),
+    Column("gdap_known", Boolean),  # the partner's relationships were read in that sync
+    Column("gdap_relationship", String),  # its displayName
+    Column("gdap_status", String),
+    Column("gdap_end", UtcDateTime),  # its endDateTime
+    Column("gdap_relationships", Integer),  # how many the partner has with this customer
+    Column("checked_at", UtcDateTime),
+)
+
 schema_version = Table(
     "schema_version",
     metadata,
@@ -169,5 +189,6 @@ HISTORY_TABLES = (
     changes,
     partner_apps,
     notifications,
+    customer_access,
     schema_version,
 )

@@ -58,6 +58,8 @@ class TenantResult:
     # The sync run that was syncing this customer when this run left it alone (its lease's
     # holder); the status is then ``running``, and nothing of the customer was written.
     held_by: str | None = None
+    # How the customer was reached (cspgraph.fleet.access.CustomerAccess), when the sync found out.
+    access: Any = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,7 @@ class TenantResult:
             "notes": list(self.notes),
             "seconds": round(self.seconds, 3),
             "held_by": self.held_by,
+            "access": self.access.as_dict() if self.access is not None else None,
         }
 
 
@@ -90,6 +93,11 @@ class SyncSummary:
     listing_errors: dict[str, str] = field(default_factory=dict)  # region -> why
     run_id: str | None = None  # the run as the store records it (cspgraph.fleet.runs)
     gone: list[str] = field(default_factory=list)  # tenants a complete listing no longer named
+    # Regions whose GDAP relationships could not be read (each with why): GDAP unknown there.
+    gdap_unknown: dict[str, str] = field(default_factory=dict)
+    # Listing Partner Center and GDAP together: who one names and the other does not
+    # (cspgraph.fleet.customer_sources.ListingGaps.as_dict); None otherwise.
+    listing_gaps: dict[str, Any] | None = None
 
     @property
     def requests(self) -> int:
@@ -114,6 +122,15 @@ class SyncSummary:
         counts: dict[str, int] = {}
         for t in self.tenants:
             counts[t.status.value] = counts.get(t.status.value, 0) + 1
+        return counts
+
+    def access_modes(self) -> dict[str, int]:
+        """Customers per access mode ("unknown" where it was not found out)."""
+        counts: dict[str, int] = {}
+        for t in self.tenants:
+            mode = t.access.mode if t.access is not None else None
+            key = mode.value if mode is not None else "unknown"
+            counts[key] = counts.get(key, 0) + 1
         return counts
 
     def totals(self) -> dict[str, Any]:
@@ -146,6 +163,9 @@ class SyncSummary:
             "graph": dict(self.graph),
             "listing_errors": dict(self.listing_errors),
             "gone": list(self.gone),
+            "gdap_unknown": dict(self.gdap_unknown),
+            "listing_gaps": self.listing_gaps,
+            "access_modes": self.access_modes(),
             "tenants": [t.as_dict() for t in self.tenants],
         }
 

@@ -167,6 +167,42 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def access_label(summary: CustomerSummary) -> str:
+    """The access mode as the report shows it ("unknown" until a sync found it out)."""
+    return summary.access_mode or "unknown"
+
+
+def gdap_days_left(summary: CustomerSummary, now: datetime) -> int | None:
+    if summary.gdap_end is None:
+        return None
+    return (summary.gdap_end - now).days
+
+
+def gdap_label(summary: CustomerSummary, now: datetime) -> str:
+    """The nearest GDAP end: "unknown" when the relationships could not be read, "—" without a
+    relationship, else its date with the days left (or how it ended)."""
+    if not summary.gdap_known:
+        return "unknown"
+    if summary.gdap_status is None:
+        return "—"
+    end = summary.gdap_end.date().isoformat() if summary.gdap_end else "no end date"
+    days = gdap_days_left(summary, now)
+    if summary.gdap_status in ("active", "expiring") and days is not None:
+        return f"{end} ({days} d)"
+    return f"{end} ({summary.gdap_status})"
+
+
+def gdap_data(summary: CustomerSummary, now: datetime) -> dict[str, Any] | None:
+    if not summary.gdap_known:
+        return None  # unknown, not "no relationship"
+    return {
+        "relationship": summary.gdap_relationship,
+        "status": summary.gdap_status,
+        "end": _iso(summary.gdap_end),
+        "days_left": gdap_days_left(summary, now),
+    }
+
+
 def customer_data(summary: CustomerSummary) -> dict[str, Any]:
     return {
         "tenant_id": summary.tenant_id,
@@ -198,6 +234,8 @@ def customer_data(summary: CustomerSummary) -> dict[str, Any]:
         "compliance": summary.compliance,
         "licences_bought": summary.licences_bought,
         "licences_unused": summary.licences_unused,
+        "access_mode": summary.access_mode,
+        "access_reason": summary.access_reason,
     }
 
 
@@ -240,6 +278,7 @@ def data_of(report: FleetReport) -> dict[str, Any]:
         "customers": [
             {
                 **customer_data(c),
+                "gdap": gdap_data(c, report.generated_at),
                 "worst_finding": (w.label if (w := report.worst(c.tenant_id)) else None),
                 "findings": len(report.findings_of(c.tenant_id)),
             }

@@ -23,8 +23,10 @@ from cspgraph.fleet.html import environment, render, stylesheet
 from cspgraph.fleet.outcomes import CustomerStatus
 from cspgraph.fleet.report import (
     FleetReport,
+    access_label,
     ago,
     compliant_share,
+    gdap_label,
     grouped_problems,
     load_report,
     status_label,
@@ -107,6 +109,8 @@ def html_page(report: FleetReport) -> str:
         worst_of=report.worst,
         findings_of=report.findings_of,
         top_counts=top_counts,
+        access_label=access_label,
+        gdap_label=gdap_label,
     )
 
 

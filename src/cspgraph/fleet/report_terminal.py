@@ -20,8 +20,10 @@ from cspgraph.fleet.outcomes import CustomerStatus
 from cspgraph.fleet.report import (
     FleetReport,
     Problem,
+    access_label,
     ago,
     compliant_share,
+    gdap_label,
     grouped_problems,
     load_report,
     status_label,
@@ -149,6 +151,8 @@ def _customers_table(report: FleetReport, width: int) -> Table:
     table.add_column("Status", no_wrap=True, min_width=6)
     names = ["Users", "Enabled", "Disabled", "Admins", "Groups", "Devices", "Managed"]
     if wide:
+        table.add_column("Access", no_wrap=True)
+        table.add_column("GDAP ends", no_wrap=True)
         table.add_column("Last sync", justify="right")
     else:
         names = ["Users", "Admins", "Devices", "Managed"]
@@ -180,6 +184,8 @@ def _customers_table(report: FleetReport, width: int) -> Table:
             else Text(status_label(c.status), STATUS_STYLES.get(c.status, "")),
         ]
         if wide:
+            row.append(access_label(c))
+            row.append(gdap_label(c, report.generated_at))
             row.append(ago(c.last_sync_at, report.generated_at))
         row += [counts[name] for name in names]
         noncompliant = "—" if no_intune else _count(c, c.noncompliant)

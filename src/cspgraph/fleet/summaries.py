@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Table, and_, case, func, literal, select, union
 from sqlalchemy.engine import Connection
 
-from cspgraph.fleet.history_schema import coverage, customer_state
+from cspgraph.fleet.history_schema import coverage, customer_access, customer_state
 from cspgraph.fleet.outcomes import CustomerStatus
 from cspgraph.fleet.schema import (
     customers,
@@ -64,6 +64,15 @@ class CustomerSummary:
     licences_bought: int | None = None  # None: licences not synced
     licences_assigned: int | None = None
     gone_since: datetime | None = None  # Partner Center no longer lists it
+    # How the customer is reached (cspgraph.fleet.access); None: not found out yet.
+    access_mode: str | None = None
+    access_reason: str | None = None
+    # Its GDAP relationship that matters most, as the last sync read it; gdap_known False: the
+    # partner's relationships could not be read (unknown, not "none").
+    gdap_known: bool = False
+    gdap_relationship: str | None = None
+    gdap_status: str | None = None
+    gdap_end: datetime | None = None
 
     @property
     def users_disabled(self) -> int:
@@ -233,6 +242,7 @@ def read_customer_summaries(conn: Connection) -> list[CustomerSummary]:
             )
         ).all()
     )
+    access = {row.tenant_id: row for row in conn.execute(select(customer_access))}
 
     summaries = []
     for row in rows:
@@ -268,10 +278,24 @@ def read_customer_summaries(conn: Connection) -> list[CustomerSummary]:
                 licences_bought=None if bought is None else int(bought),
                 licences_assigned=None if assigned is None else int(assigned),
                 gone_since=gone.get(t),
+                **_access_fields(access.get(t)),
             )
         )
     summaries.sort(key=attention_order)
     return summaries
+
+
+def _access_fields(row: Any) -> dict[str, Any]:
+    if row is None:
+        return {}
+    return {
+        "access_mode": row.mode,
+        "access_reason": row.reason,
+        "gdap_known": bool(row.gdap_known),
+        "gdap_relationship": row.gdap_relationship,
+        "gdap_status": row.gdap_status,
+        "gdap_end": row.gdap_end,
+    }
 
 
 def _admins_by_tenant(conn: Connection) -> dict[str, int]:

@@ -42,9 +42,22 @@ import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cspgraph.config import Config
 from cspgraph.fleet import partner_apps, runs
+from cspgraph.fleet.access import (
+    AccessResolver,
+    FleetTokens,
+    GdapRelationships,
+    read_gdap_relationships,
+)
+from cspgraph.fleet.customer_sources import (
+    CustomerSource,
+    from_sources,
+    gdap_customers,
+    listing_gaps,
+)
 from cspgraph.fleet.customers import (
     CustomerRef,
     ListingErrors,
@@ -64,6 +77,9 @@ from cspgraph.graph.client import GraphClient, GraphStats
 from cspgraph.graph.window import DEFAULT_MAX_IN_FLIGHT, budget_rate
 from cspgraph.http.inflight import InFlightWindow
 from cspgraph.identity import TokenProvider
+
+if TYPE_CHECKING:
+    from cspgraph.identity.service_account import ServiceAccountTokens
 
 __all__ = [
     "CustomerRef",
@@ -99,6 +115,9 @@ async def sync_fleet(
     wait: bool = False,
     leases: TenantLeases | None = None,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    detect_access: bool = True,
+    customer_source: CustomerSource | str = CustomerSource.PARTNER_CENTER,
+    exclude_mlt: bool = False,
 ) -> SyncSummary:
     """Sync every customer (or just ``customers``) into ``store``; see the module docstring.
 
@@ -113,21 +132,36 @@ async def sync_fleet(
     the most customers in flight at once and ``max_in_flight`` the most Graph requests (both
     upper bounds: how many are in flight follows the budgets, the observed latency and 429s,
     :mod:`cspgraph.fleet.scheduling`); with a ``graph`` of your own, its window if it has one
-    (else ``concurrency`` customers at once).
+    (else ``concurrency`` customers at once). ``detect_access``: find out and record how each
+    customer is reached (DAP, GDAP app, GDAP delegated, ...; :mod:`cspgraph.fleet.access`),
+    reading each region's GDAP relationships; without it, app-only tokens only, as before GDAP.
+    ``customer_source`` (when ``customers`` is None): ``partner-center``, ``gdap`` (the
+    customers with an active GDAP relationship, ``MLT_…`` relationships left out with
+    ``exclude_mlt``) or ``both``, whose gaps the summary reports
+    (:mod:`cspgraph.fleet.customer_sources`).
     """
+    chosen = CustomerSource(customer_source)
     async with contextlib.AsyncExitStack() as stack:
         if isinstance(source, TokenProvider):
             provider = source
         else:
             provider = TokenProvider(source, workers=TOKEN_WORKERS)
             stack.push_async_callback(provider.aclose)
+        tokens: FleetTokens | None = None
+        access: TenantAccess = provider
+        if detect_access and graph is None:
+            service = _service_account(provider)
+            if service is not None:
+                stack.callback(service.close)
+                tokens = FleetTokens(provider, service)
+                access = tokens
         if graph is None:
             cloud = provider.cloud
             # Requests in flight follow the budgets, the latency and 429s (the window), up to
             # as many connections as the pool may open.
             window = InFlightWindow(max_in_flight)
             client = GraphClient(
-                provider,
+                tokens or provider,
                 graph_url=cloud.graph,
                 ca_bundle=cloud.ca_bundle,
                 throttle_priority="Low",
@@ -137,11 +171,27 @@ async def sync_fleet(
             )
             window.rate = lambda: budget_rate(client.limiter)
             graph = await stack.enter_async_context(client)
+        ahead: GdapRelationships | None = None
+        if customers is None and chosen.gdap:
+            # The list itself comes from them: read before the customers (not among the run's
+            # requests, as Partner Center's listing is not).
+            ahead = await read_gdap_relationships(graph, provider)
+        resolver: AccessResolver | None = None
+        if detect_access:
+            resolver = AccessResolver(provider, store, graph, relationships=ahead, tokens=tokens)
+            stack.push_async_callback(resolver.aclose)
         errors = ListingErrors()
         listed: Iterable[CustomerRef] | AsyncIterable[CustomerRef]
         seen = ListedTenants()
+        names: dict[str, str | None] = {}
+        in_gdap = gdap_customers(ahead, exclude_mlt=exclude_mlt) if ahead is not None else []
         if customers is None:
-            listed = seen.watch(partner_center_customers(provider, errors=errors))
+            from_pc = (
+                seen.watch(partner_center_customers(provider, errors=errors))
+                if chosen.partner_center
+                else None
+            )
+            listed = from_sources(from_pc, in_gdap, names)
         else:
             listed = customers_from_list(customers)
         # When each region's app loses its credential (a check warns before it happens): read
@@ -153,7 +203,7 @@ async def sync_fleet(
         try:
             summary = await sync_customers(
                 graph,
-                provider,
+                access,
                 store,
                 listed,
                 full=full,
@@ -163,25 +213,66 @@ async def sync_fleet(
                 resources=resources,
                 wait=wait,
                 leases=leases,
+                resolver=resolver,
             )
         except BaseException:
             reading.cancel()
             raise
         summary.listing_errors.update(errors.by_region)
+        if resolver is not None:
+            summary.gdap_unknown.update(resolver.relationships.unknown)
+        elif ahead is not None:
+            summary.gdap_unknown.update(ahead.unknown)
+        gdap_ids = {(c.tenant_id or c.reference).lower() for c in in_gdap}
+        if customers is None and chosen is CustomerSource.BOTH and ahead is not None:
+            whole = seen.complete and not errors and not ahead.unknown
+            summary.listing_gaps = listing_gaps(names, in_gdap, complete=whole).as_dict()
         await partner_apps.keep(store, await reading)
-        await asyncio.to_thread(_after_listing, store, summary, seen if customers is None else None)
+        listing = None if customers is None else runs.NAMED
+        if listing is None:
+            listing = runs.PARTNER_CENTER if chosen.partner_center else GDAP_LISTED
+        gdap_whole = ahead is not None and not ahead.unknown
+        await asyncio.to_thread(
+            _after_listing, store, summary, listing, seen, gdap_ids if gdap_whole else None
+        )
         return summary
 
 
-def _after_listing(store: Store, summary: SyncSummary, seen: ListedTenants | None) -> None:
+def _service_account(provider: TokenProvider) -> ServiceAccountTokens | None:
+    """The partner service account of the configuration (the Secure Application Model), or
+    None when none is configured."""
+    path = provider.config.service_account_cache_path
+    if path is None:
+        return None
+    # Lazy: PyJWT, cryptography and the agent sign-in, only for a configured service account.
+    from cspgraph.identity.service_account import ServiceAccountTokens
+
+    return ServiceAccountTokens(provider, path)
+
+
+GDAP_LISTED = "gdap"  # runs.listed of a run that listed the active GDAP relationships only
+
+
+def _after_listing(
+    store: Store,
+    summary: SyncSummary,
+    listing: str,
+    seen: ListedTenants,
+    gdap_ids: set[str] | None,
+) -> None:
     """Record how the run found its customers; after a complete Partner Center listing, mark
-    the customers it no longer named as gone (their data stays until ``--prune``)."""
+    the customers it no longer named as gone (their data stays until ``--prune``). A customer
+    the GDAP list named too (``--customer-source both``) is not gone; a run that listed GDAP
+    customers only marks nothing gone (Partner Center was not asked)."""
     if summary.run_id is None:
         return
-    listed = runs.NAMED if seen is None else runs.PARTNER_CENTER
-    runs.note_listing(store, summary.run_id, listed, summary.listing_errors)
-    if seen is not None and seen.complete and not summary.listing_errors:
-        summary.gone = runs.mark_gone(store, seen.tenants)
+    runs.note_listing(store, summary.run_id, listing, summary.listing_errors)
+    if listing != runs.PARTNER_CENTER or not seen.complete or summary.listing_errors:
+        return
+    named = set(seen.tenants)
+    if gdap_ids is None and summary.listing_gaps is not None:
+        return  # GDAP customers were listed but not every region's: cannot tell who is gone
+    summary.gone = runs.mark_gone(store, named | (gdap_ids or set()))
 
 
 async def sync_customers(
@@ -198,6 +289,7 @@ async def sync_customers(
     writer_threads: int | None = None,
     wait: bool = False,
     leases: TenantLeases | None = None,
+    resolver: AccessResolver | None = None,
 ) -> SyncSummary:
     """:func:`sync_fleet` with the Graph client and the routing/tokens (``access``, e.g. a
     :class:`TokenProvider`) supplied by the caller, for any stream of customers.
@@ -234,8 +326,9 @@ async def sync_customers(
     try:
         with held.heartbeat():
             await _fan_out(
-                client, access, writer, observer, settings, customers, concurrency, results, held
-            )
+                client, access, writer, observer, settings, customers, concurrency, results, held,
+                resolver,
+            )  # fmt: skip
         outcome = runs.COMPLETED
     except Exception:
         outcome = runs.FAILED
@@ -272,6 +365,7 @@ async def _fan_out(
     concurrency: int,
     results: list[TenantResult],
     leases: TenantLeases,
+    resolver: AccessResolver | None = None,
 ) -> Admission:
     """Start customers, the largest first, as the Graph client's in-flight window has room
     (:mod:`cspgraph.fleet.scheduling`), at most ``concurrency`` at once.
@@ -306,8 +400,9 @@ async def _fan_out(
 
         try:
             result = await sync_tenant(
-                client, access, writer, observer, settings, customer, leases, on_pulling=pulling
-            )
+                client, access, writer, observer, settings, customer, leases, resolver,
+                on_pulling=pulling,
+            )  # fmt: skip
         finally:
             admission.leave(pulled)
         results.append(result)

@@ -33,6 +33,7 @@ a customer another run is syncing is left to it, or waited for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import time
@@ -44,6 +45,8 @@ from urllib.parse import urlsplit
 
 from cspgraph.customer_ref import domain_of, is_guid
 from cspgraph.discovery import Route
+from cspgraph.fleet.access import AccessResolver, gdap_note
+from cspgraph.fleet.access import record as record_access
 from cspgraph.fleet.customers import CustomerRef
 from cspgraph.fleet.leases import LeaseHeldError, TenantLeases
 from cspgraph.fleet.outcomes import CustomerStatus, TenantResult, clip, describe_failure, short
@@ -77,6 +80,11 @@ _run_numbers = itertools.count()
 
 def new_run_id() -> str:
     return f"{_RUN_PREFIX}{next(_run_numbers):012x}"
+
+
+# (resource, its failure, whether other resources worked) -> (the failure as explained, why the
+# resource is skipped or None), or None when the explanation has nothing to add.
+Explain = Callable[[str, BaseException, bool], tuple[BaseException, str | None] | None]
 
 
 class TenantAccess(Protocol):
@@ -117,7 +125,9 @@ class TenantSync:
         settings: SyncSettings,
         tenant_id: str,
         result: TenantResult,
+        explain: Explain | None = None,
     ) -> None:
+        self.explain = explain  # a failure read with how the customer is reached (GDAP roles)
         self.client = client
         self.writer = writer
         self.store = writer.store
@@ -147,7 +157,11 @@ class TenantSync:
         result = self.result
         real: dict[str, BaseException] = {}
         for name, exc in failures.items():
-            why = _unavailable(name, exc) if succeeded else None
+            explained = self.explain(name, exc, bool(succeeded)) if self.explain else None
+            if explained is not None:
+                exc, why = explained
+            else:
+                why = _unavailable(name, exc) if succeeded else None
             if why is None:
                 real[name] = exc
             else:
@@ -393,6 +407,7 @@ async def sync_tenant(
     settings: SyncSettings,
     customer: CustomerRef,
     leases: TenantLeases | None = None,
+    resolver: AccessResolver | None = None,
     *,
     on_pulling: Callable[[], None] | None = None,
 ) -> TenantResult:
@@ -403,7 +418,9 @@ async def sync_tenant(
     given back at the end; a customer another run holds is left alone (``running``, with the
     reason) or, with ``settings.wait``, waited for. None: no lease (the caller holds it).
     ``on_pulling``: called once the customer is placed, leased and has a token, as its pulls
-    start (the fleet's admission counts it as starting until then)."""
+    start (the fleet's admission counts it as starting until then). ``resolver``: finds out and
+    records how the customer is reached (its access mode); None: app-only tokens only, nothing
+    recorded about access."""
     result = TenantResult(customer=customer, tenant_id=customer.tenant_id, region=customer.region)
     progress.tenant_started(customer)
     clock = time.monotonic()
@@ -443,14 +460,34 @@ async def sync_tenant(
             if not registered:  # left alone, or a failure: nobody will use the token
                 token.cancel()
                 token.add_done_callback(_retrieved)
-        try:
-            await token
-        except CspGraphError as exc:
-            result.status, result.error_class, result.reason = describe_failure(exc)
+        if resolver is not None:
+            # How the customer is reached (DAP, GDAP app, ...). The token asked for above warmed
+            # the app's; the resolver asks again (from the cache) and classifies a refusal.
+            with contextlib.suppress(CspGraphError):
+                await token
+            name = customer.domain or domain_of(customer.reference) or route.tenant_id
+            found, failure = await resolver.resolve(route.tenant_id, route.region, name)
+            result.access = found
+            if (note := gdap_note(found)) is not None:
+                result.notes.append(note)
+            if failure is not None:
+                result.status, result.error_class, result.reason = describe_failure(failure)
+            else:
+                if on_pulling is not None:
+                    on_pulling()
+                await TenantSync(
+                    client, writer, progress, settings, route.tenant_id, result, found.explain
+                ).run()
+            await writer.run(record_access, store, found)
         else:
-            if on_pulling is not None:
-                on_pulling()
-            await TenantSync(client, writer, progress, settings, route.tenant_id, result).run()
+            try:
+                await token
+            except CspGraphError as exc:
+                result.status, result.error_class, result.reason = describe_failure(exc)
+            else:
+                if on_pulling is not None:
+                    on_pulling()
+                await TenantSync(client, writer, progress, settings, route.tenant_id, result).run()
         if leases is not None and leases.lost(route.tenant_id):
             _lease_lost(result)
             return result  # the run that holds the customer now records its status

@@ -311,3 +311,221 @@ def error_from_rule(
         reason=rule.reason,
         retry_after=retry_after,
     )
+
+
+# -- GDAP: the same failures, read with what is known about the customer's access -----------------
+#
+# A token refused with "the app is not in this tenant" means "wait" for a customer with DAP whose
+# relationship is young (the pre-consent arrives with it: the rules above), and "somebody must
+# act" for a customer without DAP: under GDAP the app is only ever there through its own consent
+# in that customer, which nothing brings but a person (or `cspgraph gdap consent`). Graph's 403
+# means "wait" on a young DAP relationship, and "a role is missing" for a delegated caller under
+# GDAP, whose roles are exactly what its groups' access assignments hold. So these failures are
+# classified again with the facts of the customer's access (:class:`AccessFacts`) by
+# :func:`classify_access_failure`; the reasons below name the next step.
+
+# The answers of a token request for an app that is not (yet) in the tenant: Entra's codes for an
+# app without a service principal or consent there (wire-facts §1.6, §8; the emulator's choice for
+# app-only requests in a GDAP customer is 700016, for a partner agent 90099, for the customer's
+# own user 65001).
+APP_NOT_IN_TENANT_CODES = frozenset({65001, 700016, 7000229, 90099, 650051})
+# A partner user who holds no role in the customer (no relationship in effect, or no active
+# access assignment of a group the user is in): the guest-not-found answer (wire-facts §8).
+NO_ROLE_IN_TENANT_CODES = frozenset({50020, 50177})
+
+# Relationship statuses (Graph docs: delegatedAdminRelationship).
+GDAP_IN_EFFECT = frozenset({"active", "expiring"})
+GDAP_ON_ITS_WAY = frozenset({"approved", "activating"})
+GDAP_WAITING = frozenset({"created", "approvalPending"})
+GDAP_ENDED = frozenset({"expired", "terminated", "terminating", "terminationRequested"})
+
+GDAP_RULES: dict[str, Rule] = {
+    "consent_missing": Rule(
+        ErrorClass.NEEDS_PERSON,
+        "the app is not consented in this customer (no DAP; GDAP needs the app's own consent): "
+        "run `cspgraph gdap consent --customer {customer}`",
+    ),
+    "consent_gone": Rule(
+        ErrorClass.NEEDS_PERSON,
+        "the app's consent in this customer is gone (it worked before): run `cspgraph gdap "
+        "consent --customer {customer}`",
+    ),
+    "relationship_activating": Rule(
+        ErrorClass.PROPAGATING,
+        "the GDAP relationship {name} was approved and is {status}: not there yet, try again "
+        "in a few minutes",
+    ),
+    "relationship_ended": Rule(
+        ErrorClass.NEEDS_PERSON,
+        "the GDAP relationship {name} is {status} (ended {end}): ask the customer to approve a "
+        "new one (`cspgraph gdap invite --customer {customer}`)",
+    ),
+    "approval_pending": Rule(
+        ErrorClass.NEEDS_PERSON,
+        "the GDAP relationship {name} awaits the customer's approval: send the approval link "
+        "again (`cspgraph gdap status --customer {customer}`)",
+    ),
+    "no_relationship": Rule(
+        ErrorClass.NEEDS_PERSON,
+        "no DAP and no GDAP relationship with this customer: invite it with `cspgraph gdap "
+        "invite --customer {customer}`",
+    ),
+    "assignment_pending": Rule(
+        ErrorClass.PROPAGATING,
+        "the access assignments of the GDAP relationship {name} are not active yet: not there "
+        "yet, try again in a few minutes",
+    ),
+    "no_role_for_account": Rule(
+        ErrorClass.NEEDS_PERSON,
+        "this account holds no role in the customer: none of its groups has an active access "
+        "assignment in the GDAP relationship {name} ({holders}); add it to one of those groups "
+        "(`cspgraph gdap assign`)",
+    ),
+    "role_missing": Rule(
+        ErrorClass.NEEDS_PERSON,
+        "{operation} needs the role {role} in this customer, which this account does not hold "
+        "through GDAP ({holders}): add it to a group holding {role}, or assign {role} to one "
+        "of its groups (`cspgraph gdap assign`)",
+    ),
+    "not_in_admin_agents": Rule(
+        ErrorClass.NEEDS_PERSON,
+        "this account is not in AdminAgents: Graph answers its list of GDAP relationships with "
+        "an empty list (not 0 relationships); add {account} to the partner tenant's AdminAgents "
+        "group",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RelationshipFact:
+    """One GDAP relationship of the partner with a customer, as :func:`classify_access_failure`
+    needs it: its name, status, end (ISO 8601, or None), and which partner groups hold which
+    roles through its active access assignments (role name → group names; empty when unknown)."""
+
+    name: str
+    status: str
+    end: str | None = None
+    holders: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    assignments_pending: bool = False
+
+
+@dataclass(frozen=True)
+class AccessFacts:
+    """What is known about how cspgraph reaches a customer; None where unknown.
+
+    ``customer``: how a command names it (domain or tenant id). ``dap``: Partner Center's
+    ``allowDelegatedAccess``. ``relationships``: the partner's GDAP relationships with it (None:
+    not read). ``reached_before``: a token of this kind worked here in an earlier run."""
+
+    customer: str
+    dap: bool | None = None
+    relationships: tuple[RelationshipFact, ...] | None = None
+    reached_before: bool = False
+    delegated: bool = False  # the failure is a partner user's (a service account), not the app's
+    # Partner Center lists it as the partner's customer (None: not asked). A reseller customer
+    # without DAP is reached through the app's consent or not at all; a tenant that is not the
+    # partner's customer may be one whose relationship just ended.
+    reseller: bool | None = None
+
+
+def _gdap_error(error: CspGraphError, key: str, **fields: str) -> CspGraphError:
+    rule = GDAP_RULES[key]
+    reason = rule.reason.format(**fields)
+    return ERROR_TYPES[rule.error_class](
+        error.message,
+        code=error.code,
+        status=error.status,
+        tenant=error.tenant,
+        request_id=error.request_id,
+        reason=reason,
+        retry_after=error.retry_after,
+    )
+
+
+def _holders_text(rel: RelationshipFact) -> str:
+    if not rel.holders:
+        return "which groups hold which roles is unknown"
+    return "; ".join(f"{role}: {', '.join(groups) or 'no group'}" for role, groups in rel.holders)
+
+
+def _nearest_in_effect(rels: tuple[RelationshipFact, ...]) -> RelationshipFact | None:
+    live = [r for r in rels if r.status in GDAP_IN_EFFECT]
+    return max(live, key=lambda r: r.end or "", default=None)
+
+
+def _latest(
+    rels: tuple[RelationshipFact, ...], statuses: frozenset[str]
+) -> RelationshipFact | None:
+    found = [r for r in rels if r.status in statuses]
+    return max(found, key=lambda r: r.end or "", default=None)
+
+
+def classify_access_failure(error: CspGraphError, facts: AccessFacts) -> CspGraphError:
+    """``error`` classified again with what is known of the customer's access (see above): the
+    same message, code and request id, with the GDAP class and the next step as its reason.
+    Failures these facts say nothing new about come back unchanged."""
+    code = aadsts_code(error.message) or aadsts_code(error.code)
+    if code in APP_NOT_IN_TENANT_CODES or code in NO_ROLE_IN_TENANT_CODES:
+        return _token_refused(error, facts, code in NO_ROLE_IN_TENANT_CODES)
+    return error
+
+
+def _token_refused(error: CspGraphError, facts: AccessFacts, no_role: bool) -> CspGraphError:
+    if facts.dap:
+        return error  # DAP: the pre-consent arrives with a young relationship (the rules above)
+    rels = facts.relationships
+    customer = facts.customer
+    if rels is None:
+        if facts.dap is False and facts.reseller and not no_role:
+            key = "consent_gone" if facts.reached_before else "consent_missing"
+            return _gdap_error(error, key, customer=customer)
+        return error  # nothing known beyond the code
+    live = _nearest_in_effect(rels)
+    if live is not None:
+        if no_role:
+            if live.assignments_pending:
+                return _gdap_error(error, "assignment_pending", name=live.name)
+            return _gdap_error(
+                error, "no_role_for_account", name=live.name, holders=_holders_text(live)
+            )
+        key = "consent_gone" if facts.reached_before else "consent_missing"
+        return _gdap_error(error, key, customer=customer)
+    coming = _latest(rels, GDAP_ON_ITS_WAY)
+    if coming is not None:
+        return _gdap_error(error, "relationship_activating", name=coming.name, status=coming.status)
+    waiting = _latest(rels, GDAP_WAITING)
+    if waiting is not None:
+        return _gdap_error(error, "approval_pending", name=waiting.name, customer=customer)
+    ended = _latest(rels, GDAP_ENDED)
+    if ended is not None:
+        return _gdap_error(
+            error,
+            "relationship_ended",
+            name=ended.name,
+            status=ended.status,
+            end=(ended.end or "on an unknown date")[:10],
+            customer=customer,
+        )
+    if facts.dap is False:
+        return _gdap_error(error, "no_relationship", customer=customer)
+    return error
+
+
+def role_missing_error(
+    error: CspGraphError, operation: str, role: str, rel: RelationshipFact | None
+) -> CspGraphError:
+    """Graph's 403 for a delegated caller in a GDAP customer: the role ``operation`` needs, and
+    which groups hold which roles there."""
+    holders = _holders_text(rel) if rel is not None else "no GDAP relationship in effect"
+    return _gdap_error(error, "role_missing", operation=operation, role=role, holders=holders)
+
+
+def not_in_admin_agents_error(account: str, *, tenant: str | None = None) -> NeedsPersonError:
+    """The empty 200 Graph answers a caller outside AdminAgents with, said as what it is."""
+    reason = GDAP_RULES["not_in_admin_agents"].reason.format(account=account)
+    return NeedsPersonError(
+        f"listing GDAP relationships: {reason}",
+        code="NotInAdminAgents",
+        tenant=tenant,
+        reason=reason,
+    )

@@ -544,6 +544,20 @@ class PartnerCenterClient:
             what=f"removing the consent of app {application_id} in customer {tenant}",
         )
 
+    async def relationship_request_url(self) -> str:
+        """``GET /v1/customers/relationshiprequests``: the link an existing tenant's Global
+        Administrator opens to accept this partner as its reseller (Partner Center docs:
+        "Retrieve a relationship request URL"; App+User credentials only)."""
+        data = await self._request(
+            "GET",
+            f"{self._base}/v1/customers/relationshiprequests",
+            what="reading the reseller invitation link",
+        )
+        url = data.get("url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url:
+            raise _unexpected("reading the reseller invitation link", "a relationship request")
+        return url
+
     # -- plumbing ----------------------------------------------------------------------------------
 
     def _follow(self, link: Mapping[str, Any]) -> tuple[str, dict[str, str]]:

@@ -73,7 +73,9 @@ WAITING = "waiting"
 TOKEN_ACQUIRED = "token_acquired"
 VERIFIED = "verified"
 DONE = "done"
-STATES = (CREATING, CREATED, WAITING, TOKEN_ACQUIRED, VERIFIED, DONE)
+# An existing tenant invited to become a customer (onboarding_existing.py): until it accepts.
+AWAITING_ACCEPTANCE = "awaiting_acceptance"
+STATES = (AWAITING_ACCEPTANCE, CREATING, CREATED, WAITING, TOKEN_ACQUIRED, VERIFIED, DONE)
 
 
 # -- time ------------------------------------------------------------------------------------------

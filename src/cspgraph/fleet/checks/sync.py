@@ -72,14 +72,20 @@ def failing(facts: Facts, check: Check) -> Iterable[Outcome]:
             severity = Severity.HIGH if long else Severity.MEDIUM
             fix = "Read the error; running the sync again resumes where it stopped."
         code = code_of(c)
-        fix = PARTNER_SIDE.get(code or "", fix)
+        group = f"{c.region or 'no region'}|{code or c.error_class or c.status}"
+        if status is CustomerStatus.NEEDS_PERSON and code == "AADSTS700016":
+            # The GDAP-aware table made Entra's "app not in the tenant" a person's job for this
+            # customer (its consent, its relationship): its own next step, not the region's.
+            group = c.tenant_id
+        else:
+            fix = PARTNER_SIDE.get(code or "", fix)
         streak = f" ({plural(runs_failing, 'run')} in a row since {day(since)})"
         yield check.finding(
             c.tenant_id,
             f"The sync {_LABEL.get(status, str(c.status))}{streak}: {_reason(c)}",
             severity=severity,
             fix=fix,
-            group=f"{c.region or 'no region'}|{code or c.error_class or c.status}",
+            group=group,
         )
 
 
