@@ -472,20 +472,31 @@ class AccessResolver:
             await client.close()
 
     async def resolve(
-        self, tenant_id: str, region: str | None, name: str
+        self,
+        tenant_id: str,
+        region: str | None,
+        name: str,
+        *,
+        answer: str | CspGraphError | None = None,
     ) -> tuple[CustomerAccess, CspGraphError | None]:
         """(how ``tenant_id`` is reached, the failure that leaves it unreached or None).
 
         ``name``: how commands name the customer (its domain, else its tenant id). The failure
-        is GDAP-aware (:func:`~cspgraph.http.errors.classify_access_failure`)."""
+        is GDAP-aware (:func:`~cspgraph.http.errors.classify_access_failure`). ``answer``: the
+        app-only token request's answer when the caller already asked (the token, or its
+        failure: not asked again, so the retry policy's count holds); None: asked here."""
         stored = await asyncio.to_thread(stored_access, self.store, tenant_id)
         rels = await self._relationships_of(tenant_id, region)
         refused: CspGraphError | None = None
         roles: list[str] | None = None
-        try:
-            roles = token_roles(await self.provider.get_token(tenant_id))
-        except CspGraphError as exc:
-            refused = exc
+        if isinstance(answer, CspGraphError):
+            refused = answer
+        else:
+            try:
+                token = answer if answer is not None else await self.provider.get_token(tenant_id)
+                roles = token_roles(token)
+            except CspGraphError as exc:
+                refused = exc
         dap, checked, reseller = await self._dap(
             tenant_id, region, stored, asked=refused is not None
         )

@@ -33,7 +33,6 @@ a customer another run is syncing is left to it, or waited for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import itertools
 import time
@@ -461,12 +460,17 @@ async def sync_tenant(
                 token.cancel()
                 token.add_done_callback(_retrieved)
         if resolver is not None:
-            # How the customer is reached (DAP, GDAP app, ...). The token asked for above warmed
-            # the app's; the resolver asks again (from the cache) and classifies a refusal.
-            with contextlib.suppress(CspGraphError):
-                await token
+            # How the customer is reached (DAP, GDAP app, ...), from the answer to the token
+            # asked for above (never asked twice) and what the partner knows of the customer.
+            answer: str | CspGraphError
+            try:
+                answer = await token
+            except CspGraphError as exc:
+                answer = exc
             name = customer.domain or domain_of(customer.reference) or route.tenant_id
-            found, failure = await resolver.resolve(route.tenant_id, route.region, name)
+            found, failure = await resolver.resolve(
+                route.tenant_id, route.region, name, answer=answer
+            )
             result.access = found
             if (note := gdap_note(found)) is not None:
                 result.notes.append(note)
