@@ -148,6 +148,7 @@ async def onboard_existing(
             settings=settings or OnboardingSettings(),
             discovery=provider.discovery,
             on_progress=on_progress,
+            on_created=None,  # nothing is created: an existing tenant has its own admins
             graph=graph,
             accept_wait=accept_wait,
             poll_every=poll_every,
