@@ -7,6 +7,7 @@ read use it. Tests that change the world (clock, settings, objects, faults) star
 
 from __future__ import annotations
 
+import signal
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,13 @@ from csp_emulator.world.model import World
 from csp_emulator.world.worldfile import demo_world, load_world_data
 
 EXAMPLE_WORLD = Path(__file__).parent / "data" / "example-world.toml"
+
+# A suite started in the background by a script (`make test &`, nohup) inherits SIGINT ignored,
+# and so would every child the Ctrl-C tests start: they then never see the Ctrl-C they are sent
+# (seen: five such tests failing in a backgrounded `.ci/run`). Python's own handler here means
+# each child starts with the default disposition, as it does under a terminal or CI.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
