@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -424,3 +424,22 @@ def silence_stdout() -> None:
     with contextlib.suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+
+
+@contextlib.asynccontextmanager
+async def world_clock(cfg: Config, emulator_clock: bool) -> AsyncIterator[Any]:
+    """The clock a command waits on: the emulator's world clock with `--emulator-clock` (waits
+    move the emulated world forward), else wall time."""
+    from cspgraph.partner.onboarding import EmulatorClock, SystemClock
+
+    if not emulator_clock:
+        yield SystemClock()
+        return
+    endpoints = cfg.emulator_endpoints()
+    if endpoints is None:
+        raise UsageError("--emulator-clock needs a configuration with `emulator = …`")
+    clock = await EmulatorClock.of(endpoints)
+    try:
+        yield clock
+    finally:
+        await clock.aclose()

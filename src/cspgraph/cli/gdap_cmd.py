@@ -376,7 +376,7 @@ def assign(
 
             async with (
                 TokenProvider(cfg, workers=2) as provider,
-                _clock(cfg, emulator_clock) as clock,
+                common.world_clock(cfg, emulator_clock) as clock,
                 _session(provider, region, agent_user) as gdap,
             ):
                 tenant = await tenant_of(provider, customer) if customer else None
@@ -426,29 +426,6 @@ async def pick_relationship(gdap: GdapSession, wanted: str | None, tenant: str |
         )
     names = ", ".join(r.display_name for r in active)
     raise common.UsageError(f"several active relationships ({names}): pick one with --relationship")
-
-
-def _clock(cfg: Config, emulator_clock: bool) -> Any:
-    """An async context giving the clock to wait on: the emulator's world clock when asked."""
-    import contextlib
-
-    from cspgraph.partner.onboarding import EmulatorClock, SystemClock
-
-    @contextlib.asynccontextmanager
-    async def opened() -> Any:
-        endpoints = cfg.emulator_endpoints()
-        if not emulator_clock:
-            yield SystemClock()
-            return
-        if endpoints is None:
-            raise common.UsageError("--emulator-clock needs a configuration with `emulator = …`")
-        clock = await EmulatorClock.of(endpoints)
-        try:
-            yield clock
-        finally:
-            await clock.aclose()
-
-    return opened()
 
 
 def _print_assign(result: Any) -> None:
@@ -516,7 +493,7 @@ def consent(
 
             async with (
                 TokenProvider(cfg, workers=2) as provider,
-                _clock(cfg, emulator_clock) as clock,
+                common.world_clock(cfg, emulator_clock) as clock,
                 _session(provider, region, agent_user) as gdap,
             ):
                 tenant = await tenant_of(provider, customer)
@@ -604,7 +581,7 @@ def onboard_gdap(
 
             async with (
                 TokenProvider(cfg, workers=2) as provider,
-                _clock(cfg, emulator_clock) as clock,
+                common.world_clock(cfg, emulator_clock) as clock,
                 _session(provider, region, None) as gdap,
             ):
                 return await do_onboard(

@@ -569,12 +569,9 @@ def onboard(
         return
     from cspgraph.identity import TokenProvider
     from cspgraph.partner.onboarding import (
-        Clock,
-        EmulatorClock,
         OnboardingResult,
         OnboardingSettings,
         OnboardingStore,
-        SystemClock,
         onboard,
     )
 
@@ -612,26 +609,21 @@ def onboard(
             shown.append(username)
 
         async def go() -> OnboardingResult:
-            clock: Clock = SystemClock()
-            emulated: EmulatorClock | None = None
-            if emulator_clock and endpoints is not None:
-                clock = emulated = await EmulatorClock.of(endpoints)
-            try:
-                async with TokenProvider(cfg, workers=2) as provider:
-                    with _live(err, not common.wants_json(json_out)) as show:
-                        return await onboard(
-                            provider,
-                            new,
-                            region=identity.region,
-                            store=OnboardingStore(state_dir),
-                            clock=clock,
-                            settings=settings,
-                            on_progress=show,
-                            on_created=keep_password,
-                        )
-            finally:
-                if emulated is not None:
-                    await emulated.aclose()
+            async with (
+                common.world_clock(cfg, emulator_clock) as clock,
+                TokenProvider(cfg, workers=2) as provider,
+            ):
+                with _live(err, not common.wants_json(json_out)) as show:
+                    return await onboard(
+                        provider,
+                        new,
+                        region=identity.region,
+                        store=OnboardingStore(state_dir),
+                        clock=clock,
+                        settings=settings,
+                        on_progress=show,
+                        on_created=keep_password,
+                    )
 
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 
@@ -660,12 +652,9 @@ def _onboard_existing(
     """`onboard --existing DOMAIN`: cspgraph.partner.onboarding_existing, as a command."""
     from cspgraph.identity import TokenProvider
     from cspgraph.partner.onboarding import (
-        Clock,
-        EmulatorClock,
         OnboardingResult,
         OnboardingSettings,
         OnboardingStore,
-        SystemClock,
     )
     from cspgraph.partner.onboarding_existing import onboard_existing
 
@@ -685,26 +674,21 @@ def _onboard_existing(
             raise common.UsageError("--emulator-clock needs a configuration with `emulator = …`")
 
         async def go() -> OnboardingResult:
-            clock: Clock = SystemClock()
-            emulated: EmulatorClock | None = None
-            if emulator_clock and endpoints is not None:
-                clock = emulated = await EmulatorClock.of(endpoints)
-            try:
-                async with TokenProvider(cfg, workers=2) as provider:
-                    with _live(err, not common.wants_json(json_out)) as show:
-                        return await onboard_existing(
-                            provider,
-                            domain,
-                            region=identity.region,
-                            store=OnboardingStore(state_dir),
-                            clock=clock,
-                            settings=settings,
-                            accept_wait=wait_for_acceptance,
-                            on_progress=show,
-                        )
-            finally:
-                if emulated is not None:
-                    await emulated.aclose()
+            async with (
+                common.world_clock(cfg, emulator_clock) as clock,
+                TokenProvider(cfg, workers=2) as provider,
+            ):
+                with _live(err, not common.wants_json(json_out)) as show:
+                    return await onboard_existing(
+                        provider,
+                        domain,
+                        region=identity.region,
+                        store=OnboardingStore(state_dir),
+                        clock=clock,
+                        settings=settings,
+                        accept_wait=wait_for_acceptance,
+                        on_progress=show,
+                    )
 
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 
