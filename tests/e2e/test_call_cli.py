@@ -192,7 +192,7 @@ def test_a_call_outside_directory_and_intune_is_refused_quoting_the_csp_rule(
     assert re.search(r"request-id=[0-9a-f-]{36}", line)
 
 
-def test_a_write_the_app_may_not_make_is_a_clean_403_that_names_the_missing_permission(
+def test_a_write_the_app_may_not_make_needs_a_person_and_names_the_missing_permission(
     call: Call, tmp_path: Path
 ) -> None:
     body = tmp_path / "user.json"
@@ -204,12 +204,16 @@ def test_a_write_the_app_may_not_make_is_a_clean_403_that_names_the_missing_perm
     assert "status=403" in line
     assert "Insufficient privileges" in line
     assert re.search(r"request-id=[0-9a-f-]{36}", line)
-    # The taxonomy reads a 403 as a relationship still propagating (exit 4); the hint says
-    # what the token carried, which tells a missing permission apart.
-    assert result.exit_code == 4
+    # The token carried application permissions, just not this one: no wait brings it, so
+    # somebody must grant it (exit 3), and the next line says which and how.
+    assert line.startswith("error: needs_person: ")
+    assert result.exit_code == 3
     hint = result.stderr.strip().splitlines()[1]
-    assert hint.startswith("hint: POST /users needs User.ReadWrite.All")
-    assert "User.Read.All" in hint
+    assert hint.startswith(
+        "hint: POST /users needs the application permission User.ReadWrite.All, which the "
+        "app-only token does not carry (it carries "
+    )
+    assert "User.Read.All" in hint and "consent again" in hint
 
 
 def test_post_patch_get_delete_when_the_app_may_write(

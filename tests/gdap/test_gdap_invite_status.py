@@ -20,7 +20,13 @@ from cspgraph.gdap.roles import (
 from cspgraph.gdap.session import GdapSession
 from tests.emulator.gdap_world import ACTIVE_NAME, GDAP_CUSTOMER
 from tests.emulator.graph_tokens import control_client, tenant_of
-from tests.gdap.conftest import FRESH_CUSTOMER, gdap_cli, signed_in
+from tests.gdap.conftest import (
+    FRESH_CUSTOMER,
+    MakeEmulator,
+    gdap_cli,
+    gdap_world_for_ops,
+    signed_in,
+)
 
 DAY = 86400
 
@@ -199,3 +205,21 @@ def test_a_consent_that_cannot_be_checked_is_unknown_not_missing(
     assert "transient" in entry["consent"]["detail"]
     # Unknown is not "missing": nothing to act on, exit 0.
     assert entry["needs_person"] == [] and result.exit_code == 0, result.output
+
+
+def test_status_without_the_delegated_gdap_permission_needs_a_person_and_names_it(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    world = gdap_world_for_ops()
+    app = world["tenant"][0]["app"][0]
+    app["delegated_permissions"] = [
+        p for p in app["delegated_permissions"] if not p.startswith("DelegatedAdminRelationship")
+    ]
+    emu = make_emulator(world)
+    result = gdap_cli(signed_in(emu, tmp_path), "status", "--no-consent")
+    # Not "propagating": the partner's own tenant has nothing on its way; a person adds it.
+    assert result.exit_code == 3, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: needs_person: listing GDAP relationships needs the delegated "
+                           "permission DelegatedAdminRelationship.Read.All")  # fmt: skip
+    assert "cspgraph login" in line and "code=Authorization_RequestDenied" in line

@@ -71,3 +71,47 @@ def test_an_approved_relationship_is_carried_to_done_and_leaves_the_in_flight_li
     # Done stays done: a further run changes nothing and says so.
     again = onboard(config, states, *args)
     assert again.exit_code == 0 and json.loads(again.stdout)["state"] == "done"
+
+
+def test_an_onboarding_stopped_while_assigning_prints_its_state_as_json_then_the_error(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    config = signed_in(emu, tmp_path)
+    states = tmp_path / "states"
+    # No --create-groups and no --group: the partner has no "cspgraph GDAP Directory Readers".
+    args = ("--gdap", "--domain", FRESH_CUSTOMER, "--name", "Freshco-no-groups",
+            "--roles", "Directory Readers", "--emulator-clock")  # fmt: skip
+    invited = json.loads(onboard(config, states, *args).stdout)
+    decide(emu, invited["relationship"]["id"], "approve")
+    stopped = onboard(config, states, *args)
+    assert stopped.exit_code == 3, stopped.output
+    state = json.loads(stopped.stdout)
+    assert state["state"] == "assigning"
+    assert state["error"]["class"] == "needs_person"
+    assert state["error"]["code"] == "GdapGroupMissing"
+    assert state["next_step"] == "run the same command again"
+    assert "code=GdapGroupMissing" in stopped.stderr  # the error line still ends the run
+
+
+def test_onboard_gdap_acts_as_the_technician_agent_user_names(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    signed_in(emu, tmp_path, "tech@partner.com")
+    config = signed_in(emu, tmp_path)  # agent@ too: two technicians in the token cache
+    states = tmp_path / "states"
+    args = ("--gdap", "--domain", FRESH_CUSTOMER, "--name", "Freshco-by-agent",
+            "--roles", "Directory Readers", "--emulator-clock")  # fmt: skip
+    which = onboard(config, states, *args)
+    assert which.exit_code == 3 and "code=AmbiguousAgent" in which.stderr, which.output
+    assert not (states / f"gdap-{FRESH_CUSTOMER}.json").exists()
+    chosen = onboard(config, states, *args, "--agent-user", "agent@partner.com")
+    assert chosen.exit_code == 3, chosen.output  # invited: waiting for the approval
+    assert json.loads(chosen.stdout)["state"] == "waiting_for_approval"
+
+
+def test_agent_user_without_gdap_is_a_usage_error(emu: Emulator, tmp_path: Path) -> None:
+    config = signed_in(emu, tmp_path)
+    refused = onboard(config, tmp_path / "states", "--domain", "new.example.com", "--name",
+                      "New", "--agent-user", "agent@partner.com")  # fmt: skip
+    assert refused.exit_code == 2, refused.output
+    assert "--agent-user goes with --gdap" in refused.stderr

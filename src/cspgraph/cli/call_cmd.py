@@ -360,37 +360,53 @@ async def _all_pages(client: GraphClient, tenant: str, request: CallRequest, out
     out.end_array()
 
 
-def denied_hint(
-    exc: CspGraphError, request: CallRequest, token: str | None, *, agent: bool
-) -> str | None:
-    """For a 403 to an app-only call: which permission the call needs and whether the token
-    carried it. A token with application permissions but not the needed one will not get it by
-    waiting; a token with none at all is what a relationship still propagating looks like."""
-    if exc.status != 403 or agent or token is None or exc.code == "CspScopeViolation":
-        return None
-    import jwt
+def explain_denial(
+    exc: CspGraphError, request: CallRequest, token: str | None, *, delegated: bool
+) -> tuple[CspGraphError, str | None]:
+    """A 403 read with the permissions the token carried: (the failure, a hint line or None).
 
+    A token that carries permissions, but not the one the call needs, will not get it by
+    waiting: that is needs-a-person, naming the permission (the one error table,
+    :func:`~cspgraph.http.errors.permission_missing_error`). A token with none at all is what a
+    relationship still on its way looks like: propagating, as the taxonomy says."""
+    if exc.status != 403 or token is None or exc.code == "CspScopeViolation":
+        return exc, None
     from cspgraph.graph import scope
-    from cspgraph.http.errors import CspGraphError
+    from cspgraph.http import token_claims
+    from cspgraph.http.errors import CspGraphError, permission_missing_error
 
     try:
-        needed = scope.permission_for(request.method, request.path)
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except (ValueError, CspGraphError, jwt.PyJWTError):
-        return None  # outside the CSP table (--allow-any-resource), or not a JWT
-    roles = sorted(str(r) for r in claims.get("roles") or [])
-    if scope.covers(roles, needed):
-        return None  # the token had it: the refusal is about something else
-    what = f"{request.method} {request.path.split('?')[0]}"
-    if not roles:
-        return (
+        needed = scope.permission_for(request.method, request.path, delegated=delegated)
+    except (ValueError, CspGraphError):
+        return exc, None  # outside the CSP table (--allow-any-resource)
+    granted = token_claims.scopes(token) if delegated else token_claims.roles(token)
+    if granted is not None and scope.covers(granted, needed):
+        return exc, None  # the token had it: the refusal is about something else (a role)
+    if not granted:
+        if delegated:
+            return exc, None
+        return exc, (
             "hint: the app-only token carries no application permissions at all: the partner "
             "relationship (pre-consent) has not reached this customer yet; retry in a few minutes"
         )
-    return (
-        f"hint: {what} needs {needed}; the app-only token carries only {', '.join(roles)}. "
-        "Grant it to the partner-managed app (and consent) — retrying will not help until then"
-    )
+    what = f"{request.method} {request.path.split('?')[0]}"
+    if delegated:
+        holder, kind = "the signed-in account's token", "delegated"
+        step = (
+            "add it to the partner-managed app's delegated API permissions, consent again, and "
+            "sign in again (`cspgraph login`)"
+        )
+    else:
+        holder, kind = "the app-only token", "application"
+        step = (
+            "grant it to the partner-managed app (its application API permissions) and consent "
+            "again in the customer (a GDAP customer: `cspgraph gdap consent`)"
+        )
+    explained = permission_missing_error(
+        exc, operation=what, permission=needed, kind=kind, holder=holder, granted=granted,
+        next_step=step,
+    )  # fmt: skip
+    return explained, f"hint: {explained.reason}"
 
 
 async def _call(
@@ -452,8 +468,8 @@ async def _call(
             audit(client.last_write_status, "ok", None)
     except CspGraphError as exc:
         token = tokens.last.get(tenant) if tokens is not None and tenant else None
-        hint = denied_hint(exc, request, token, agent=agent or service_account)
-        raise _Failed(exc, tenant, hint) from None
+        explained, hint = explain_denial(exc, request, token, delegated=agent or service_account)
+        raise _Failed(explained, tenant, hint) from None
     finally:
         for opened in closing:
             opened.close()

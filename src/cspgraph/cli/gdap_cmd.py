@@ -554,16 +554,20 @@ def onboard_gdap(
     retry_every: str,
     json_out: bool,
     config: Path | None,
+    agent_user: str | None = None,
 ) -> None:
     """`cspgraph onboard --gdap --domain DOMAIN`: resumable; exits 3 while the customer has not
-    approved (with the link) or must grant the app's roles (with the /adminconsent link)."""
+    approved (with the link) or must grant the app's roles (with the /adminconsent link). Every
+    stop prints the onboarding's JSON state when piped, a failure's too (then its error line)."""
     from cspgraph.gdap.onboarding import (
         GdapOnboardingResult,
         GdapOnboardingSettings,
         GdapOnboardingStore,
+        stopped_state,
     )
     from cspgraph.gdap.onboarding import onboard_gdap as do_onboard
     from cspgraph.gdap.roles import UnknownRoleError, resolve_roles
+    from cspgraph.http.errors import CspGraphError
 
     with common.command(interrupted=AGAIN) as run:
         if domain is None:
@@ -582,7 +586,7 @@ def onboard_gdap(
             async with (
                 TokenProvider(cfg, workers=2) as provider,
                 common.world_clock(cfg, emulator_clock) as clock,
-                _session(provider, region, None) as gdap,
+                _session(provider, region, agent_user) as gdap,
             ):
                 return await do_onboard(
                     gdap, domain, roles=role_ids, name=None if name is None else name,
@@ -593,7 +597,13 @@ def onboard_gdap(
 
         import asyncio
 
-        result = asyncio.run(go())
+        try:
+            result = asyncio.run(go())
+        except CspGraphError as exc:
+            stopped = stopped_state(state_dir, domain, exc) if common.wants_json(json_out) else None
+            if stopped is not None:
+                common.print_json(stopped)
+            raise
     if common.wants_json(json_out):
         common.print_json(result.as_dict())
     else:

@@ -508,6 +508,12 @@ def onboard(
     group: list[str] = typer.Option(
         [], "--group", metavar="ROLE=GROUP", help="With --gdap: give ROLE to this group."
     ),
+    agent_user: str | None = typer.Option(
+        None,
+        "--agent-user",
+        metavar="UPN",
+        help="With --gdap: the signed-in technician to act as, if several.",
+    ),
     status: bool = typer.Option(
         False, "--status", help="List every onboarding in flight (DAP and GDAP) and exit."
     ),
@@ -554,9 +560,14 @@ def onboard(
         gdap_cmd.onboard_gdap(
             domain, region=region, roles=roles, create_groups=create_groups, group=group,
             name=name, state_dir=state_dir, emulator_clock=emulator_clock, retry_every=retry_every,
-            json_out=json_out, config=config,
+            json_out=json_out, config=config, agent_user=agent_user,
         )  # fmt: skip
         return
+    if agent_user is not None:
+        with common.command():
+            raise common.UsageError(
+                "--agent-user goes with --gdap (DAP onboarding acts as the app)"
+            )
     if existing is not None:
         with common.command():  # refusals before anything: exit 2, never a traceback
             if domain is not None:

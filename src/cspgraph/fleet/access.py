@@ -26,9 +26,7 @@ relationships". Whatever could not be read is unknown, and shown so.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +39,7 @@ from sqlalchemy import select
 from cspgraph.fleet.history_schema import customer_access
 from cspgraph.fleet.outcomes import clip, short
 from cspgraph.graph.client import GraphClient
+from cspgraph.http import token_claims
 from cspgraph.http.errors import (
     GDAP_ENDED,
     GDAP_IN_EFFECT,
@@ -494,7 +493,7 @@ class AccessResolver:
         else:
             try:
                 token = answer if answer is not None else await self.provider.get_token(tenant_id)
-                roles = token_roles(token)
+                roles = token_claims.roles(token)
             except CspGraphError as exc:
                 refused = exc
         dap, checked, reseller = await self._dap(
@@ -658,19 +657,6 @@ class FleetTokens:
 
     def app_for(self, tenant: str) -> str | None:
         return self.provider.app_for(tenant)
-
-
-def token_roles(token: str) -> list[str] | None:
-    """The ``roles`` claim of an access token (None when absent or unreadable). Read without
-    checking the signature: only to tell a consent without application permissions, never to
-    trust anything."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        return None
-    roles = claims.get("roles") if isinstance(claims, dict) else None
-    return [str(r) for r in roles] if isinstance(roles, list) else None
 
 
 async def read_holders(

@@ -12,14 +12,27 @@ supported" in Graph's permission table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cspgraph.graph.client import GraphClient
+from cspgraph.graph.client import GraphClient, TokenSource
+from cspgraph.graph.scope import covers, permission_for
+from cspgraph.http import token_claims
+from cspgraph.http.errors import (
+    CspGraphError,
+    NeedsPersonError,
+    PropagatingError,
+    not_in_admin_agents_error,
+    permission_missing_error,
+)
 
 ROOT = "/tenantRelationships/delegatedAdminRelationships"
+# The technician's delegated permissions for reading and changing them (the CSP scope table).
+READ = permission_for("GET", ROOT, delegated=True)
+READ_WRITE = permission_for("POST", ROOT, delegated=True)
 # Where a customer's Global Administrator approves a relationship (wire-facts §5.1).
 ADMIN_PORTAL = "https://admin.microsoft.com"
 APPROVAL_PATH = "/AdminPortal/Home#/partners/invitation/granularAdminRelationships/"
@@ -138,26 +151,68 @@ def approval_link(relationship_id: str, admin_portal: str = ADMIN_PORTAL) -> str
 
 class GdapApi:
     """The GDAP resources of one partner tenant, over a Graph client whose tokens are a partner
-    technician's (``AgentTokenProvider``)."""
+    technician's (``AgentTokenProvider``; give it as ``tokens`` too, so a refusal can be
+    explained from the permissions the technician's token carried).
 
-    def __init__(self, graph: GraphClient, partner_tenant: str) -> None:
+    Graph's 403 here is never a relationship on its way (these are the partner's own tenant's
+    resources): it is the app's delegated permission missing (``DelegatedAdminRelationship.*``)
+    or a technician outside ``AdminAgents`` — both need a person, named as such."""
+
+    def __init__(
+        self, graph: GraphClient, partner_tenant: str, tokens: TokenSource | None = None
+    ) -> None:
         self.graph = graph
         self.partner = partner_tenant
+        self.tokens = tokens
+
+    @contextlib.asynccontextmanager
+    async def _explained(self, operation: str, *, write: bool = False) -> AsyncIterator[None]:
+        try:
+            yield
+        except PropagatingError as exc:
+            if exc.status != 403:
+                raise
+            raise await self._denied(exc, operation, READ_WRITE if write else READ) from None
+
+    async def _denied(self, exc: CspGraphError, operation: str, needed: str) -> CspGraphError:
+        token: str | None = None
+        if self.tokens is not None:
+            try:
+                token = await self.tokens.get_token(self.partner)
+            except CspGraphError:
+                token = None
+        granted = token_claims.scopes(token)
+        if granted is None or covers(granted, needed):
+            # The permission is there (or unknown): the technician is not in AdminAgents.
+            return not_in_admin_agents_error("the signed-in technician", tenant=self.partner)
+        explained = permission_missing_error(
+            exc, operation=operation, permission=needed, kind="delegated",
+            holder="the signed-in technician's token", granted=granted,
+            next_step=f"add the delegated permission {READ_WRITE} to the app's registration, "
+            "consent it in the partner tenant, then sign in again (`cspgraph login`)",
+        )  # fmt: skip
+        # The commands print the message: it carries the next step, not Graph's bare 403 text.
+        return NeedsPersonError(
+            explained.reason, code=exc.code, status=exc.status, tenant=self.partner,
+            request_id=exc.request_id, reason=explained.reason,
+        )  # fmt: skip
 
     # -- relationships ---------------------------------------------------------------------------
 
     async def relationships(self, *, customer: str | None = None) -> list[Relationship]:
         """Every relationship of the partner (``customer``: of that tenant id only)."""
-        filter_ = f"customer/tenantId eq '{customer}'" if customer else None
-        return [
-            Relationship.from_json(item)
-            async for item in self.graph.list(self.partner, ROOT, filter=filter_)
-        ]
+        async with self._explained("listing GDAP relationships"):
+            filter_ = f"customer/tenantId eq '{customer}'" if customer else None
+            return [
+                Relationship.from_json(item)
+                async for item in self.graph.list(self.partner, ROOT, filter=filter_)
+            ]
 
     async def relationship(self, relationship_id: str) -> Relationship:
-        return Relationship.from_json(
-            await self.graph.get(self.partner, f"{ROOT}/{relationship_id}")
-        )
+        async with self._explained("reading a GDAP relationship"):
+            return Relationship.from_json(
+                await self.graph.get(self.partner, f"{ROOT}/{relationship_id}")
+            )
 
     async def create(
         self,
@@ -168,18 +223,19 @@ class GdapApi:
         auto_extend: str,
         customer: tuple[str, str | None] | None,
     ) -> Relationship:
-        body: dict[str, Any] = {
-            "displayName": name,
-            "duration": duration,
-            "autoExtendDuration": auto_extend,
-            "accessDetails": unified_roles(roles),
-        }
-        if customer is not None:
-            body["customer"] = {"tenantId": customer[0], "displayName": customer[1] or ""}
-        created = await self.graph.post(self.partner, ROOT, body)
-        if created is None:
-            return await self._by_name_required(name)
-        return Relationship.from_json(created)
+        async with self._explained("creating a GDAP relationship", write=True):
+            body: dict[str, Any] = {
+                "displayName": name,
+                "duration": duration,
+                "autoExtendDuration": auto_extend,
+                "accessDetails": unified_roles(roles),
+            }
+            if customer is not None:
+                body["customer"] = {"tenantId": customer[0], "displayName": customer[1] or ""}
+            created = await self.graph.post(self.partner, ROOT, body)
+            if created is None:
+                return await self._by_name_required(name)
+            return Relationship.from_json(created)
 
     async def _by_name_required(self, name: str) -> Relationship:
         for rel in await self.relationships():
@@ -188,69 +244,80 @@ class GdapApi:
         raise LookupError(f"the relationship {name!r} was created but cannot be read back")
 
     async def lock_for_approval(self, relationship_id: str) -> dict[str, Any]:
-        answer = await self.graph.post(
-            self.partner, f"{ROOT}/{relationship_id}/requests", {"action": "lockForApproval"}
-        )
-        return answer or {}
+        async with self._explained("locking a GDAP relationship for approval", write=True):
+            answer = await self.graph.post(
+                self.partner, f"{ROOT}/{relationship_id}/requests", {"action": "lockForApproval"}
+            )
+            return answer or {}
 
     async def set_auto_extend(self, rel: Relationship, value: str) -> Relationship:
-        headers = {"If-Match": rel.etag} if rel.etag else None
-        await self.graph.patch(
-            self.partner, f"{ROOT}/{rel.id}", {"autoExtendDuration": value}, headers=headers
-        )
-        return await self.relationship(rel.id)
+        async with self._explained("changing a GDAP relationship's auto-extension", write=True):
+            headers = {"If-Match": rel.etag} if rel.etag else None
+            await self.graph.patch(
+                self.partner, f"{ROOT}/{rel.id}", {"autoExtendDuration": value}, headers=headers
+            )
+            return await self.relationship(rel.id)
 
     # -- access assignments ----------------------------------------------------------------------
 
     async def assignments(self, relationship_id: str) -> list[Assignment]:
-        return [
-            Assignment.from_json(item)
-            async for item in self.graph.list(
-                self.partner, f"{ROOT}/{relationship_id}/accessAssignments"
-            )
-        ]
+        async with self._explained("listing access assignments"):
+            return [
+                Assignment.from_json(item)
+                async for item in self.graph.list(
+                    self.partner, f"{ROOT}/{relationship_id}/accessAssignments"
+                )
+            ]
 
     async def assignment(self, relationship_id: str, assignment_id: str) -> Assignment:
-        data = await self.graph.get(
-            self.partner, f"{ROOT}/{relationship_id}/accessAssignments/{assignment_id}"
-        )
-        return Assignment.from_json(data)
+        async with self._explained("reading an access assignment"):
+            data = await self.graph.get(
+                self.partner, f"{ROOT}/{relationship_id}/accessAssignments/{assignment_id}"
+            )
+            return Assignment.from_json(data)
 
     async def create_assignment(
         self, relationship_id: str, group_id: str, roles: Sequence[str]
     ) -> Assignment:
-        body = {
-            "accessContainer": {
-                "accessContainerId": group_id,
-                "accessContainerType": "securityGroup",
-            },
-            "accessDetails": unified_roles(roles),
-        }
-        created = await self.graph.post(
-            self.partner, f"{ROOT}/{relationship_id}/accessAssignments", body
-        )
-        if created is None:
-            raise LookupError("Graph answered the access assignment's creation without the object")
-        return Assignment.from_json(created)
+        async with self._explained("creating an access assignment", write=True):
+            body = {
+                "accessContainer": {
+                    "accessContainerId": group_id,
+                    "accessContainerType": "securityGroup",
+                },
+                "accessDetails": unified_roles(roles),
+            }
+            created = await self.graph.post(
+                self.partner, f"{ROOT}/{relationship_id}/accessAssignments", body
+            )
+            if created is None:
+                raise LookupError(
+                    "Graph answered the access assignment's creation without the object"
+                )
+            return Assignment.from_json(created)
 
     async def update_assignment(
         self, relationship_id: str, assignment: Assignment, roles: Sequence[str]
     ) -> None:
         """Change an assignment's roles: Graph answers 202 and runs an operation (followed through
         :meth:`operations`), or 200 when nothing changes."""
-        headers = {"If-Match": assignment.etag} if assignment.etag else None
-        await self.graph.patch(
-            self.partner,
-            f"{ROOT}/{relationship_id}/accessAssignments/{assignment.id}",
-            {"accessDetails": unified_roles(roles)},
-            headers=headers,
-        )
+        async with self._explained("changing an access assignment", write=True):
+            headers = {"If-Match": assignment.etag} if assignment.etag else None
+            await self.graph.patch(
+                self.partner,
+                f"{ROOT}/{relationship_id}/accessAssignments/{assignment.id}",
+                {"accessDetails": unified_roles(roles)},
+                headers=headers,
+            )
 
     async def operations(self, relationship_id: str) -> list[dict[str, Any]]:
-        return [
-            item
-            async for item in self.graph.list(self.partner, f"{ROOT}/{relationship_id}/operations")
-        ]
+        async with self._explained("reading an access assignment's operations"):
+            return [
+                item
+                async for item in self.graph.list(
+                    self.partner, f"{ROOT}/{relationship_id}/operations"
+                )
+            ]
 
     # -- the partner's security groups -----------------------------------------------------------
 

@@ -9,14 +9,13 @@ unknown is never shown as no.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cspgraph.gdap.roles import sync_application_permissions
 from cspgraph.graph.scope import covers
+from cspgraph.http import token_claims
 from cspgraph.http.errors import CspGraphError
 
 # The token service's answers for an app that is not (yet) in the tenant.
@@ -45,18 +44,6 @@ class ConsentState:
         return self.state
 
 
-def token_roles(token: str) -> list[str]:
-    """The ``roles`` claim of an access token, read without checking the signature (the token
-    came from the token service just now; only Graph needs to trust it)."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        return []
-    roles = claims.get("roles") if isinstance(claims, dict) else None
-    return [str(r) for r in roles] if isinstance(roles, list) else []
-
-
 async def consent_state(
     tokens: AppTokens, tenant: str, needed: Sequence[str] | None = None
 ) -> ConsentState:
@@ -68,7 +55,7 @@ async def consent_state(
         if exc.code in NOT_CONSENTED:
             return ConsentState("no", wanted, f"{exc.code}: the app is not in the tenant")
         return ConsentState("unknown", (), f"{exc.code or exc.error_class}: {exc.reason}")
-    granted = token_roles(token)
+    granted = token_claims.roles(token) or []
     missing = tuple(p for p in wanted if not covers(granted, p))
     if missing:
         return ConsentState("partial", missing)

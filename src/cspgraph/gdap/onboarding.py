@@ -407,6 +407,25 @@ class _GdapOnboarding:
         record.users_seen = len(users.get("value") or [])
 
 
+def stopped_state(
+    directory: Path | None, domain: str, error: CspGraphError
+) -> dict[str, Any] | None:
+    """The JSON state of an onboarding a failure stopped (what a piped run prints before its
+    error line, as the stops that are not failures print theirs); None before any state file."""
+    store = GdapOnboardingStore(directory)
+    record = store.load(domain.lower())
+    if record is None:
+        return None
+    state = GdapOnboardingResult(record, True, store.path(record.domain)).as_dict()
+    state["error"] = {
+        "class": str(error.error_class),
+        "code": error.code,
+        "message": error.message,
+        "reason": error.reason,
+    }
+    return state
+
+
 def onboardings_in_flight(directory: Path | None = None) -> list[dict[str, Any]]:
     """Every onboarding not done, DAP and GDAP, from the state files: what it waits for and
     what a person does next."""

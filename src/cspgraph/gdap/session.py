@@ -70,7 +70,7 @@ class GdapSession:
         portal = endpoints.authority_host if endpoints is not None else ADMIN_PORTAL
         return cls(
             provider, identity.region, identity.partner_tenant, agent, graph,
-            GdapApi(graph, identity.partner_tenant), portal, provider.cloud.login,
+            GdapApi(graph, identity.partner_tenant, agent), portal, provider.cloud.login,
         )  # fmt: skip
 
     def partner_center(self, *, sleep: Sleep | None = None) -> PartnerCenterClient:

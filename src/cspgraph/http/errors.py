@@ -387,6 +387,11 @@ GDAP_RULES: dict[str, Rule] = {
         "through GDAP ({holders}): add it to a group holding {role}, or assign {role} to one "
         "of its groups (`cspgraph gdap assign`)",
     ),
+    "permission_missing": Rule(
+        ErrorClass.NEEDS_PERSON,
+        "{operation} needs the {kind} permission {permission}, which {holder} does not carry "
+        "({granted}): {next_step}; retrying will not help until then",
+    ),
     "not_in_admin_agents": Rule(
         ErrorClass.NEEDS_PERSON,
         "this account is not in AdminAgents: Graph answers its list of GDAP relationships with "
@@ -518,6 +523,26 @@ def role_missing_error(
     which groups hold which roles there."""
     holders = _holders_text(rel) if rel is not None else "no GDAP relationship in effect"
     return _gdap_error(error, "role_missing", operation=operation, role=role, holders=holders)
+
+
+def permission_missing_error(
+    error: CspGraphError,
+    *,
+    operation: str,
+    permission: str,
+    kind: str,
+    holder: str,
+    granted: list[str] | None,
+    next_step: str,
+) -> CspGraphError:
+    """Graph's 403 for a token that carries permissions, but not the one ``operation`` needs:
+    no wait brings it (the young relationship's 403 is a token with none at all), so somebody
+    must grant ``permission`` (``kind``: "application" or "delegated")."""
+    carried = f"it carries {', '.join(sorted(granted))}" if granted else "it carries none"
+    return _gdap_error(
+        error, "permission_missing", operation=operation, permission=permission, kind=kind,
+        holder=holder, granted=carried, next_step=next_step,
+    )  # fmt: skip
 
 
 def not_in_admin_agents_error(account: str, *, tenant: str | None = None) -> NeedsPersonError:
