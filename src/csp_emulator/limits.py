@@ -1,6 +1,7 @@
 """Microsoft Graph's throttling model: resource-unit costs, budgets per scope, and 429 answers.
 
-The budgets are the published ones (wire-facts §3), each multiplied by
+The budgets are the published ones (wire-facts §3), their windows multiplied by
+``settings.throttling.window_scale`` (1 unless a test compresses time), each multiplied by
 ``settings.throttling.scale`` (Graph's only: Partner Center's limit has its own
 ``partner_center_scale``, see ``partnercenter.rate_limit``) and never below 1:
 
@@ -167,7 +168,7 @@ class Throttle:
             headers["x-ms-resource-unit"] = str(cost)
         if not self.settings.enabled:
             return Verdict(True, None, headers)
-        scale = self.settings.scale
+        scale, stretch = self.settings.scale, self.settings.window_scale
         now = self.now()
         budgets = self._budgets(app_id, tenant, family, cost, write)
         worst_share = 0.0
@@ -180,10 +181,11 @@ class Throttle:
             window = self._windows.get(budget.key)
             if window is None:
                 window = self._windows[budget.key] = SlidingWindow()
-            used = window.usage(now, budget.window) + amount
+            seconds = budget.window * stretch
+            used = window.usage(now, seconds) + amount
             worst_share = max(worst_share, used / limit)
             if used > limit + _EPSILON:
-                refused.append((window.wait(now, budget.window, amount, limit), budget))
+                refused.append((window.wait(now, seconds, amount, limit), budget))
         if worst_share > 0.8:
             headers["x-ms-throttle-limit-percentage"] = f"{min(worst_share, 1.8):.1f}"
         if refused:

@@ -134,6 +134,17 @@ def test_window_recovers_exactly_when_retry_after_says() -> None:
     assert throttle.charge(APP, tenant, "identity", 2, False).allowed
 
 
+def test_window_scale_shortens_every_window_and_retry_after_with_it() -> None:
+    clock = FakeClock()
+    throttle = Throttle(ThrottleSettings(scale=0.01, window_scale=0.25), clock.now)
+    tenant = make_tenant()
+    spend(throttle, tenant, 5, 7)  # 35 RU, all of the tenant's budget, now per 2.5 s
+    refused = throttle.charge(APP, tenant, "identity", 5, False)
+    assert refused.headers["Retry-After"] == "2.858"  # the next window, once 5 of 35 RU fade
+    clock.advance(5)  # two (short) windows on, nothing carries
+    spend(throttle, tenant, 5, 7)
+
+
 def test_usage_fades_over_the_next_window_and_is_gone_after_it() -> None:
     throttle, clock = make_throttle(scale=0.01)  # 35 RU per 10 s
     tenant = make_tenant()

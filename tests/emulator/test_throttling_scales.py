@@ -4,6 +4,7 @@ by name, in the world file and in the control API."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,6 +131,7 @@ def test_partner_center_scale_is_changed_at_run_time(make_emulator: MakeEmulator
             "enabled": True,
             "scale": 0.5,
             "partner_center_scale": 0.004,
+            "window_scale": 1.0,
         }
         # A key left out keeps its value.
         again = control.put("/settings", json={"throttling": {"scale": 0.25}}).json()
@@ -138,7 +140,7 @@ def test_partner_center_scale_is_changed_at_run_time(make_emulator: MakeEmulator
         assert [c.pc_customers().status_code for _ in range(3)] == [200, 200, 429]
 
 
-@pytest.mark.parametrize("key", ["scale", "partner_center_scale"])
+@pytest.mark.parametrize("key", ["scale", "partner_center_scale", "window_scale"])
 @pytest.mark.parametrize(
     ("value", "why"),
     [
@@ -172,6 +174,7 @@ def test_world_file_names_a_misspelt_throttling_key() -> None:
         ({"partner_center_scale": True}, f"throttling.partner_center_scale {POSITIVE}"),
         ({"scale": 0}, f"throttling.scale {POSITIVE}"),
         ({"scale": None}, f"throttling.scale {POSITIVE}"),
+        ({"window_scale": 0}, f"throttling.window_scale {POSITIVE}"),
         ({"enabled": "no"}, "throttling.enabled must be true or false"),
         ({"pc_scale": 0.5}, "partner_center_scale"),  # the message lists the keys it takes
     ],
@@ -180,11 +183,11 @@ def test_control_api_refuses_bad_scales_and_changes_nothing(
     emulator: Emulator, throttling: dict[str, Any], named: str
 ) -> None:
     before = emulator.world.settings.throttling
-    snapshot = (before.enabled, before.scale, before.partner_center_scale)
+    snapshot = dataclasses.astuple(before)
     body = {"throttling": {"scale": 0.5, **throttling}}  # a good value beside the bad one
     with httpx.Client(verify=tls(emulator), base_url=emulator.endpoints.control) as control:
         refused = control.put("/_emulator/settings", json=body)
     assert refused.status_code == 400
     assert named in refused.json()["error"]
     after = emulator.world.settings.throttling
-    assert (after.enabled, after.scale, after.partner_center_scale) == snapshot
+    assert dataclasses.astuple(after) == snapshot

@@ -2,7 +2,11 @@
 client, sending identity reads (1 RU each) round-robin over many tenants as fast as its limiter
 lets it, and printing what it saw (JSON on stdout).
 
-    python -m tests.scale.load CONFIG REQUESTS SCALE PART PARTS (shared REDIS NS | own) TENANT...
+    python -m tests.scale.load CONFIG REQUESTS SCALE WINDOWS PART PARTS (shared REDIS NS | own) \
+        TENANT...
+
+SCALE multiplies Graph's budgets and WINDOWS their windows, as the emulator's throttling
+``scale`` and ``window_scale`` do (the limiter must know the budgets it paces to).
 
 Request i goes to tenant i mod len(TENANT); of REQUESTS in all, this process sends those with
 i mod PARTS == PART, so that N processes together send the same sequence one process would, each
@@ -13,6 +17,7 @@ tenants that PARTS divides) each tenant is one process's.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -20,25 +25,37 @@ from typing import Any
 from cspgraph.config import load_config
 from cspgraph.distributed.redis_limiter import RedisLimiter
 from cspgraph.graph.client import GraphClient
-from cspgraph.graph.limits import GraphLimiter, Limiter, RequestCost
+from cspgraph.graph.limits import Budget, GraphBudgets, GraphLimiter, Limiter, RequestCost
 from cspgraph.graph.wire import app_of
 from cspgraph.identity import TokenProvider
 
 
+def budgets(window_scale: float) -> GraphBudgets:
+    """Graph's published budgets over windows ``window_scale`` times as long."""
+    published = GraphBudgets()
+    changed: dict[str, Any] = {"identity_window": published.identity_window * window_scale}
+    for field in dataclasses.fields(published):
+        value = getattr(published, field.name)
+        if isinstance(value, Budget):
+            changed[field.name] = Budget(value.amount, value.window * window_scale)
+    return dataclasses.replace(published, **changed)
+
+
 async def main(argv: list[str]) -> dict[str, Any]:
     config, requests, scale = load_config(argv[0]), int(argv[1]), float(argv[2])
-    part, parts = int(argv[3]), int(argv[4])
-    mode = argv[5]
-    rest = argv[6:]
+    published = budgets(float(argv[3]))
+    part, parts = int(argv[4]), int(argv[5])
+    mode = argv[6]
+    rest = argv[7:]
     async with TokenProvider(config) as provider:
         limiter: Limiter
         if mode == "shared":
             redis, namespace, tenants = rest[0], rest[1], rest[2:]
-            limiter = RedisLimiter(redis, namespace=namespace, scale=scale,
+            limiter = RedisLimiter(redis, namespace=namespace, scale=scale, budgets=published,
                                    app_of=app_of(provider))  # fmt: skip
         else:
             tenants = rest
-            limiter = GraphLimiter(scale=scale, app_of=app_of(provider))
+            limiter = GraphLimiter(scale=scale, budgets=published, app_of=app_of(provider))
         scopes: dict[str, int] = {}
         record = limiter.record_throttled
 

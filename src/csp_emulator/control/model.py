@@ -112,7 +112,9 @@ def apply_settings(world: World, body: dict[str, Any]) -> None:
     if isinstance(size, int):
         s.page_size = size
     if throttling is not None:
-        s.throttling.enabled, s.throttling.scale, s.throttling.partner_center_scale = throttling
+        # In place: the Graph throttle holds this very object.
+        for name, value in dataclasses.asdict(throttling).items():
+            setattr(s.throttling, name, value)
     if delta is not None:
         s.delta = delta
     if latency_settings is not None:
@@ -122,20 +124,22 @@ def apply_settings(world: World, body: dict[str, Any]) -> None:
         setattr(s, key, seconds)
 
 
-def _throttling(throttling: Any, current: ThrottleSettings) -> tuple[bool, float, float]:
-    """The throttling settings a control-API body asks for: (enabled, scale, PC scale)."""
-    keys = {"enabled", "scale", "partner_center_scale"}
+def _throttling(throttling: Any, current: ThrottleSettings) -> ThrottleSettings:
+    """The throttling settings a control-API body asks for; keys left out keep their values."""
+    keys = {"enabled", "scale", "partner_center_scale", "window_scale"}
     if not isinstance(throttling, dict) or set(throttling) - keys:
         raise ValueError(
             "throttling takes {'enabled': bool, 'scale': number (Graph's budgets), "
-            "'partner_center_scale': number (Partner Center's limit)}"
+            "'partner_center_scale': number (Partner Center's limit), "
+            "'window_scale': number (Graph's budget windows)}"
         )
     enabled = throttling.get("enabled", current.enabled)
     if not isinstance(enabled, bool):
         raise ValueError(f"throttling.enabled must be true or false, not {enabled!r}")
     scale = _scale(throttling, "scale", current.scale)
     pc_scale = _scale(throttling, "partner_center_scale", current.partner_center_scale)
-    return enabled, scale, pc_scale
+    window_scale = _scale(throttling, "window_scale", current.window_scale)
+    return ThrottleSettings(enabled, scale, pc_scale, window_scale)
 
 
 # Whole-number delta paging settings and their ranges (world file: [settings.delta]).

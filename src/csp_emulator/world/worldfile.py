@@ -74,6 +74,7 @@ class ThrottlingModel(_Model):
     # Graph's budgets; Partner Center's customer-endpoint limit has its own factor.
     scale: float = Field(1.0, gt=0, allow_inf_nan=False, strict=True)
     partner_center_scale: float = Field(1.0, gt=0, allow_inf_nan=False, strict=True)
+    window_scale: float = Field(1.0, gt=0, allow_inf_nan=False, strict=True)
 
 
 class FaultModel(_Model):
@@ -389,6 +390,7 @@ def _build(model: WorldModel, base_dir: Path) -> World:
             enabled=s.throttling.enabled,
             scale=s.throttling.scale,
             partner_center_scale=s.throttling.partner_center_scale,
+            window_scale=s.throttling.window_scale,
         ),
         faults=[
             Fault(
