@@ -1,13 +1,13 @@
 """``python -m bench.scale``: the fleet sync on 1, 2 and 4 Celery worker processes (docs/scale.md).
 
-One generated fleet (bench.fleet, seed 11) in the emulator (its own process, the bench's
-counters), Graph's latency as the ``realistic`` preset draws it, Graph's budgets on at their
-published sizes (× ``--throttle-scale``). For each number of workers: a fresh PostgreSQL database,
-a queue and a budget namespace of its own, N ``cspgraph worker`` processes (each
-``--concurrency`` customers at once) sharing the budget in Redis, and ``enqueue_sync`` of every
-customer; the wall time runs from the enqueue to the last customer recorded. Each run must end
-with every customer ``ok``. Printed: a Markdown table (with the load average, since this machine
-is shared) and the JSON in bench/results/scale-latest.json.
+One generated fleet (bench.fleet, seed 11) in the emulator (its own process, the bench's counters),
+Graph's latency as the ``realistic`` preset draws it, Graph's budgets on at their published sizes
+(× ``--throttle-scale``). For each number of workers: a fresh PostgreSQL database, a queue and a
+budget namespace of its own (deleted after the run, as is the database), N ``cspgraph worker``
+processes (each ``--concurrency`` customers at once) sharing the budget in Redis, and
+``enqueue_sync`` of every customer; the wall time runs from the enqueue to the last customer
+recorded. Each run must end with every customer ``ok``. Printed: a Markdown table (with the load
+average, since this machine is shared) and the JSON in bench/results/scale-latest.json.
 
     python -m bench.scale --customers 100 --workers 1,2,4 --concurrency 8
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import resource
@@ -29,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kombu import Connection
+import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -39,6 +38,8 @@ from bench.emulator import EmulatorProcess, load_average
 from bench.fleet import fleet_world_data
 from cspgraph.config import load_config
 from cspgraph.distributed.engine import enqueue_sync
+from cspgraph.distributed.queues import consumers, delete_queue
+from cspgraph.distributed.redis_limiter import drop_namespace
 from cspgraph.fleet.store import Store
 
 RESULTS = Path(__file__).parent / "results"
@@ -56,19 +57,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--throttle-scale", type=float, default=1.0, help="Graph's budgets x this")
     p.add_argument("--page-size", type=int, default=999)
     return p.parse_args(argv)
-
-
-def consumers(queue: str) -> int:
-    with Connection(BROKER) as connection:
-        channel = connection.channel()
-        try:
-            _, _, count = channel.queue_declare(queue, passive=True)
-        except Exception:  # not declared yet
-            return 0
-        finally:
-            with contextlib.suppress(Exception):  # closed by a failed passive declare
-                channel.close()
-    return int(count)
 
 
 def database() -> tuple[str, str]:
@@ -109,7 +97,7 @@ def run(
                 )
             )  # fmt: skip
         deadline = time.monotonic() + 120
-        while consumers(queue) < workers:
+        while consumers(BROKER, queue) < workers:
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"workers did not start; see {work}")
             time.sleep(0.2)
@@ -135,6 +123,13 @@ def run(
                 p.kill()
                 p.wait()
         drop(name)
+        # Nothing of the run is left on the services: its queue (and exchange), its budgets.
+        delete_queue(BROKER, queue)
+        budgets = redis.Redis.from_url(REDIS)
+        try:
+            drop_namespace(budgets, namespace)
+        finally:
+            budgets.close()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     statuses = summary.by_status()
     graph_statuses = counters.get("statuses", {}).get("graph", {})

@@ -3,7 +3,6 @@ for the workers, and `cspgraph worker` processes (started and always stopped her
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -14,12 +13,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import tomli_w
-from kombu import Connection
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from cspgraph.config import Config
+from cspgraph.distributed.queues import consumers, delete_queue
+from cspgraph.distributed.redis_limiter import drop_namespace
 from tests.fleet_helpers import SECRET_ENV
 from tests.scale.services import BROKER_URL, REDIS_URL, require, unique
 from tests.unit.pg_fixture import SERVER_URL, _reachable, _start_local_cluster
@@ -64,27 +65,28 @@ def queue(broker: str) -> Iterator[str]:
     deleted afterwards."""
     name = unique("cspgraph-test")
     yield name
-    with Connection(broker) as connection:
-        channel = connection.channel()
-        try:
-            channel.queue_delete(name)
-        finally:
-            channel.close()
+    delete_queue(broker, name)
+    assert consumers(broker, name) == 0
 
 
-def consumers(broker: str, queue: str) -> int:
-    """How many workers consume ``queue`` now (0 while it does not exist yet)."""
-    with Connection(broker) as connection:
-        channel = connection.channel()
-        try:
-            _, _, count = channel.queue_declare(queue, passive=True)
-        except Exception:  # not declared yet: no worker has started on it
-            return 0
-        finally:
-            # A passive declare of a missing queue has closed the channel itself.
-            with contextlib.suppress(Exception):
-                channel.close()
-    return int(count)
+@pytest.fixture
+def budget_namespace(redis_url: str) -> Iterator[Callable[[str], str]]:
+    """Budget namespaces of this test's own (``budget_namespace("one")``), whose keys are all
+    deleted afterwards: Redis keeps nothing of a test."""
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        made.append(unique(prefix))
+        return made[-1]
+
+    yield make
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for namespace in made:
+            drop_namespace(client, namespace)
+            assert not list(client.scan_iter(match=f"{namespace}:*"))
+    finally:
+        client.close()
 
 
 def write_config(config: Config, where: Path) -> Path:

@@ -128,7 +128,7 @@ def replay(
                 for _ in range(3):
                     assert shared.reserve(tenant, probe) == local.reserve(tenant, probe)
     finally:
-        shared.forget()
+        shared.drop()
 
 
 @settings(
@@ -220,7 +220,7 @@ def test_a_reservation_by_one_worker_makes_the_next_worker_wait(redis_client: re
         assert alone.reserve("t2", cost) == 0.0
     finally:
         for limiter in (first, alone):
-            limiter.forget()
+            limiter.drop()
 
 
 def test_a_429_seen_by_one_worker_pauses_the_other(redis_client: redis.Redis) -> None:
@@ -240,7 +240,7 @@ def test_a_429_seen_by_one_worker_pauses_the_other(redis_client: redis.Redis) ->
         seen.record_throttled("t9", cost, delay=3.0, throttle_scope="Tenant/ReadWrite")
         assert other.budget("t9") == pytest.approx(before / 2)
     finally:
-        seen.forget()
+        seen.drop()
 
 
 def test_without_a_clock_the_shared_limiter_reads_the_redis_server_s(
@@ -254,4 +254,27 @@ def test_without_a_clock_the_shared_limiter_reads_the_redis_server_s(
         assert waits[:2] == [0.0, 0.0]
         assert 0.0 < waits[2] < waits[3] < waits[4]
     finally:
+        limiter.drop()
+
+
+def test_dropping_a_namespace_leaves_no_key_of_it_and_forgetting_starts_afresh(
+    redis_client: redis.Redis,
+) -> None:
+    namespace, clock = unique("drop"), FakeClock(1000.0)
+    kept = RedisLimiter(client=redis_client, namespace=unique("kept"), scale=1e-4, clock=clock)
+    limiter = RedisLimiter(client=redis_client, namespace=namespace, scale=1e-4, clock=clock)
+    cost = RequestCost(Family.IDENTITY, 1, 0)
+    try:
+        for tenant in ("t1", "t2"):
+            limiter.reserve(tenant, cost)
+        kept.reserve("t1", cost)
+        limiter.record_throttled("t1", cost, delay=3.0, throttle_scope="Tenant/ReadWrite")
+        assert limiter.budget("t1") < limiter.budget("t2")  # learnt: the 429 halved it
         limiter.forget()
+        assert limiter.budget("t1") == limiter.budget("t2")  # back at the published size
+        assert limiter.drop() > 0
+        assert list(redis_client.scan_iter(match=f"{namespace}:*")) == []
+        # Another namespace's budgets are untouched.
+        assert list(redis_client.scan_iter(match=f"{kept.namespace}:*"))
+    finally:
+        kept.drop()

@@ -19,12 +19,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import MakeEmulator
 from tests.fleet_helpers import SECRET_ENV, Control, config_for, fleet_world
 from tests.scale.conftest import write_config
-from tests.scale.services import unique
 
 REPO = Path(__file__).resolve().parents[2]
 SCALE = 0.002  # the app's identity budget: 150,000 x 0.002 = 300 RU per window
@@ -77,7 +77,10 @@ def run_workers(
 
 
 def test_two_workers_sharing_the_budget_get_no_more_429s_than_one_where_separate_limiters_overrun(
-    make_emulator: MakeEmulator, tmp_path: Path, redis_url: str
+    make_emulator: MakeEmulator,
+    tmp_path: Path,
+    redis_url: str,
+    budget_namespace: Callable[[str], str],
 ) -> None:
     sizes = {"users": 1, "groups": 0, "devices": 0, "managed_devices": 0}
     # Graph's app budgets are per app: every tenant here is reached through the NA partner's.
@@ -88,8 +91,10 @@ def test_two_workers_sharing_the_budget_get_no_more_429s_than_one_where_separate
     config = write_config(config_for(emu, tmp_path), tmp_path)
 
     control.call("PUT", "settings", {"throttling": {"scale": SCALE, "window_scale": WINDOWS}})
-    alone = run_workers(control, config, 1, ["shared", redis_url, unique("one")], tenants)
-    together = run_workers(control, config, 2, ["shared", redis_url, unique("two")], tenants)
+    alone = run_workers(control, config, 1, ["shared", redis_url, budget_namespace("one")], tenants)
+    together = run_workers(
+        control, config, 2, ["shared", redis_url, budget_namespace("two")], tenants
+    )
     separate = run_workers(control, config, 2, ["own"], tenants)
     print(f"429s: one worker {alone}, two sharing {together}, two separate {separate}")
     # Noise: a request's cost is settled only when its answer arrives, a few at the window edge.

@@ -41,7 +41,7 @@ from cspgraph.graph.limits import (
 )
 from cspgraph.graph.scope import Family
 
-__all__ = ["DEFAULT_NAMESPACE", "RedisLimiter"]
+__all__ = ["DEFAULT_NAMESPACE", "RedisLimiter", "drop_namespace"]
 
 DEFAULT_NAMESPACE = "cspgraph"
 # A tenant or app untouched this long is forgotten (and starts again at the published sizes):
@@ -89,7 +89,7 @@ class RedisLimiter:
         self._redis = client
         self._clock = clock
         self._app_of = app_of
-        self._prefix = f"{namespace}:limiter:"
+        self._prefix = f"{namespace}:limiter:"  # drop_namespace deletes what starts so
         self._script: Any = client.register_script(_SCRIPT)
         s = scale
         self._config: list[str | float] = [
@@ -176,11 +176,21 @@ class RedisLimiter:
         return float(self._call("budget", tenant, (family.value,)))
 
     def forget(self) -> None:
-        """Delete every budget of this namespace (tests; a partner starting afresh)."""
-        keys = list(self._redis.scan_iter(match=f"{self._prefix}*", count=1000))
-        if keys:
-            self._redis.delete(*keys)
+        """Start every budget of this namespace afresh, at the published sizes (a partner whose
+        app registrations changed)."""
+        self.drop()
         self._call("init", "", ())
+
+    def drop(self) -> int:
+        """Delete every budget of this namespace and leave nothing behind (the end of a test or
+        a benchmark run); the number of keys deleted."""
+        return drop_namespace(self._redis, self.namespace)
+
+
+def drop_namespace(client: redis.Redis, namespace: str) -> int:
+    """Delete what limiters of ``namespace`` keep in Redis; the number of keys deleted."""
+    keys = list(client.scan_iter(match=f"{namespace}:limiter:*", count=1000))
+    return int(client.delete(*keys)) if keys else 0
 
 
 def _arg(value: str | float) -> str:
