@@ -19,8 +19,14 @@ Why nothing is lost and nothing applied twice:
   were one transaction. A page is written only where its pull's checkpoint stands, so even a
   duplicate delivery cannot write a page twice.
 * Results are rows keyed by (run, customer): ``run_customers`` (as a local run records) and
-  ``run_tasks`` (which worker, how many attempts, the Graph requests of the finishing attempt);
+  ``run_tasks`` (which worker, how many attempts, the Graph requests and 429s of every attempt);
   a second attempt updates them, it does not add rows.
+
+What a run spent: an attempt adds its Graph requests and 429s to its ``run_tasks`` row every
+:data:`COUNT_EVERY` seconds while it runs and once more when it finishes, as increments, so the
+requests of an attempt that died (they spent budget all the same) stay counted up to its last
+increment, at most :data:`COUNT_EVERY` seconds before it died, and two attempts that overlap
+(a duplicate delivery) never overwrite each other's.
 """
 
 from __future__ import annotations
@@ -82,6 +88,9 @@ DEFAULT_QUEUE = "cspgraph.sync"
 # live worker's customer would be started twice (harmless, the lease makes it wait, but wasted).
 # RabbitMQ needs none: it redelivers when the dead worker's connection closes.
 VISIBILITY_TIMEOUT = 4 * 3600
+# How often a running attempt adds its requests to the store: what a SIGKILL can leave uncounted.
+# One small UPDATE per customer in flight per second, against the pages it writes meanwhile.
+COUNT_EVERY = 1.0
 
 
 def make_app(broker: str, queue: str = DEFAULT_QUEUE) -> Celery:
@@ -182,11 +191,18 @@ class _WorkerRuntime:
             limiter=self.limiter,
             throttle_priority="Low",
         ) as client:
-            result = await sync_tenant(
-                client, self.provider, writer, NullProgress(), settings, customer, self.leases
-            )
+            spent = _Spent(store, run_id, key, client.stats)
+            done = asyncio.Event()
+            counting = asyncio.create_task(spent.count_every(writer, COUNT_EVERY, done))
+            try:
+                result = await sync_tenant(
+                    client, self.provider, writer, NullProgress(), settings, customer, self.leases
+                )
+            finally:
+                done.set()
+                await counting
         await writer.run(runs.record_tenant, store, run_id, result)
-        await writer.run(finish_attempt, store, run_id, key, result, client.stats)
+        await writer.run(finish_attempt, store, run_id, key, result, spent.unsaved())
         return result.status.value
 
     def close(self) -> None:
@@ -293,21 +309,67 @@ def start_attempt(store: Store, run_id: str, key: str, worker: str) -> None:
         )
 
 
-def finish_attempt(
-    store: Store, run_id: str, key: str, result: TenantResult, stats: GraphStats
-) -> None:
+class _Spent:
+    """One attempt's Graph requests and 429s, added to its run_tasks row as they grow."""
+
+    def __init__(self, store: Store, run_id: str, key: str, stats: GraphStats) -> None:
+        self._store, self._run_id, self._key, self._stats = store, run_id, key, stats
+        self._saved = (0, 0)
+
+    def unsaved(self) -> tuple[int, int]:
+        """Requests and 429s since the last time they were saved; from now on they count as
+        saved (the caller saves them)."""
+        now = (self._stats.requests, self._stats.throttled)
+        delta = (now[0] - self._saved[0], now[1] - self._saved[1])
+        self._saved = now
+        return delta
+
+    async def count_every(self, writer: StoreWriter, seconds: float, done: asyncio.Event) -> None:
+        """Save what was spent every ``seconds`` until ``done`` (never cancelled mid-write, so
+        nothing taken from :meth:`unsaved` is lost)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), seconds)
+            if done.is_set():
+                return
+            delta = self.unsaved()
+            if delta != (0, 0):
+                await writer.run(add_spent, self._store, self._run_id, self._key, delta)
+
+
+# Increments, so that overlapping attempts of one customer never overwrite each other's counts.
+_ADD_SPENT_SQL = (
+    "UPDATE run_tasks SET requests = COALESCE(requests, 0) + ?,"
+    " throttled = COALESCE(throttled, 0) + ? WHERE run_id = ? AND customer = ?"
+)
+_FINISH_SQL = (
+    "UPDATE run_tasks SET tenant_id = ?, finished_at = ?, status = ?,"
+    " requests = COALESCE(requests, 0) + ?, throttled = COALESCE(throttled, 0) + ?"
+    " WHERE run_id = ? AND customer = ?"
+)
+
+
+def add_spent(store: Store, run_id: str, key: str, delta: tuple[int, int]) -> None:
+    """Add an attempt's requests and 429s since it last did to the customer's run_tasks row."""
     with store.write_transaction() as cursor:
         cursor.execute(
-            store.driver_sql(
-                "UPDATE run_tasks SET tenant_id = ?, finished_at = ?, status = ?, requests = ?,"
-                " throttled = ? WHERE run_id = ? AND customer = ?"
-            ),
+            store.driver_sql(_ADD_SPENT_SQL),
+            (*delta, run_id, key),
+        )
+
+
+def finish_attempt(
+    store: Store, run_id: str, key: str, result: TenantResult, delta: tuple[int, int]
+) -> None:
+    """The attempt's outcome, and what it spent since it last added that."""
+    with store.write_transaction() as cursor:
+        cursor.execute(
+            store.driver_sql(_FINISH_SQL),
             (
                 result.tenant_id,
                 store.driver_time(_now()),
                 result.status.value,
-                stats.requests,
-                stats.throttled,
+                *delta,
                 run_id,
                 key,
             ),
