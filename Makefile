@@ -27,9 +27,14 @@ demo: $(STAMP)
 	@echo "==> cspgraph demo: the emulator, set-up, onboarding, a fleet sync and its report"
 	$(BIN)/cspgraph demo
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (one per core up to 4; `TEST_WORKERS=0`
+# runs it in one process). --dist loadgroup keeps the tests that share a module's fixture, or
+# name an xdist_group, on one worker (DESIGN.md, "The test suite in parallel").
+TEST_WORKERS ?= $$($(PYTHON) -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')
+
 test: $(STAMP) browser lint typecheck
-	@echo "==> the test suite (pytest)"
-	$(BIN)/pytest
+	@echo "==> the test suite (pytest, $(TEST_WORKERS) workers)"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The agent sign-in and HTML report tests drive Debian's Chromium through Playwright (Playwright's
 # own browser download needs a network this project does not assume).
