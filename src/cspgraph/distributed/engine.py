@@ -51,6 +51,12 @@ from sqlalchemy import select
 from cspgraph.config import Config
 from cspgraph.distributed.redis_limiter import DEFAULT_NAMESPACE, RedisLimiter
 from cspgraph.fleet import runs
+from cspgraph.fleet.access import (
+    AccessResolver,
+    FleetTokens,
+    read_gdap_relationships,
+    recorded_access,
+)
 from cspgraph.fleet.customers import (
     CustomerRef,
     ListingErrors,
@@ -64,6 +70,7 @@ from cspgraph.fleet.progress import NullProgress
 from cspgraph.fleet.resources import ALL_RESOURCES, MAX_PAGE_SIZE
 from cspgraph.fleet.store import Store
 from cspgraph.fleet.store_writer import StoreWriter
+from cspgraph.fleet.sync import service_account
 from cspgraph.fleet.tenant_sync import SyncSettings, sync_tenant
 from cspgraph.graph.client import GraphClient, GraphStats
 from cspgraph.graph.limits import GraphLimiter, Limiter
@@ -91,6 +98,9 @@ VISIBILITY_TIMEOUT = 4 * 3600
 # How often a running attempt adds its requests to the store: what a SIGKILL can leave uncounted.
 # One small UPDATE per customer in flight per second, against the pages it writes meanwhile.
 COUNT_EVERY = 1.0
+# How many runs' access resolvers a worker keeps (each holds its run's GDAP relationships, read
+# once per region and run, as a local sync reads them): the runs a worker serves at once.
+RESOLVERS_KEPT = 4
 
 
 def make_app(broker: str, queue: str = DEFAULT_QUEUE) -> Celery:
@@ -166,6 +176,34 @@ class _WorkerRuntime:
             )
         else:
             self.limiter = GraphLimiter(scale=settings.budget_scale, app_of=app_of(self.provider))
+        # The partner service account (gdap-delegated customers), as a local sync has it.
+        self.service = service_account(self.provider)
+        # Each run's way of finding out how its customers are reached (made on the loop).
+        self._resolvers: dict[str, tuple[FleetTokens, AccessResolver]] = {}
+        self._relationships: GraphClient | None = None
+
+    async def _access_of(self, run_id: str) -> tuple[FleetTokens, AccessResolver]:
+        """The run's tokens and access resolver: per run, so a worker serving for weeks reads
+        each run's GDAP relationships afresh and a customer found delegated in one run is
+        found out again in the next."""
+        found = self._resolvers.get(run_id)
+        if found is not None:
+            return found
+        if self._relationships is None:
+            cloud = self.provider.cloud
+            # The reads of the partners' relationships (one per region and run): over the
+            # worker's limiter, outside any customer's counters.
+            self._relationships = GraphClient(
+                self.provider, graph_url=cloud.graph, ca_bundle=cloud.ca_bundle,
+                limiter=self.limiter, throttle_priority="Low",
+            )  # fmt: skip
+        tokens = FleetTokens(self.provider, self.service)
+        resolver = AccessResolver(self.provider, self.store, self._relationships, tokens=tokens)
+        self._resolvers[run_id] = found = (tokens, resolver)
+        while len(self._resolvers) > RESOLVERS_KEPT:  # the oldest run's first
+            _, oldest = self._resolvers.pop(next(iter(self._resolvers)))
+            await oldest.aclose()
+        return found
 
     def sync(
         self, run_id: str, key: str, customer: CustomerRef, settings: SyncSettings, worker: str
@@ -181,11 +219,12 @@ class _WorkerRuntime:
         store, writer = self.store, self.writer
         await writer.run(start_attempt, store, run_id, key, worker)
         cloud = self.provider.cloud
+        tokens, resolver = await self._access_of(run_id)
         # A client per customer, over the worker's tokens and limiter: its counters are this
         # customer's alone (the run's requests and 429s are their sum). One TLS handshake more
         # per customer, against the dozens of requests a customer takes.
         async with GraphClient(
-            self.provider,
+            tokens,
             graph_url=cloud.graph,
             ca_bundle=cloud.ca_bundle,
             limiter=self.limiter,
@@ -196,8 +235,9 @@ class _WorkerRuntime:
             counting = asyncio.create_task(spent.count_every(writer, COUNT_EVERY, done))
             try:
                 result = await sync_tenant(
-                    client, self.provider, writer, NullProgress(), settings, customer, self.leases
-                )
+                    client, tokens, writer, NullProgress(), settings, customer, self.leases,
+                    resolver,
+                )  # fmt: skip
             finally:
                 done.set()
                 await counting
@@ -205,10 +245,19 @@ class _WorkerRuntime:
         await writer.run(finish_attempt, store, run_id, key, result, spent.unsaved())
         return result.status.value
 
+    async def _aclose(self) -> None:
+        for _, resolver in self._resolvers.values():
+            await resolver.aclose()
+        if self._relationships is not None:
+            await self._relationships.close()
+        await self.provider.aclose()
+
     def close(self) -> None:
         self._stack.close()
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self.provider.aclose(), self.loop).result(30)
+            asyncio.run_coroutine_threadsafe(self._aclose(), self.loop).result(30)
+        if self.service is not None:
+            self.service.close()
         self.writer.close()
         with contextlib.suppress(Exception):  # they expire on their own
             self.leases.release_all()
@@ -402,8 +451,11 @@ def task_rows(store: Store, run_id: str) -> list[TaskRow]:
     return [TaskRow(r[0], r[1], r[2], r[3], r[4] is not None, r[5], r[6], r[7]) for r in rows]
 
 
-def _results(store: Store, run_id: str, sent: dict[str, CustomerRef]) -> list[TenantResult]:
-    """Each customer's outcome as the workers recorded it."""
+def _results(
+    store: Store, run_id: str, sent: dict[str, CustomerRef], since: datetime
+) -> list[TenantResult]:
+    """Each customer's outcome as the workers recorded it (``since``: the run's start; how each
+    customer was reached counts from then on)."""
     rc = run_customers.c
     with store.engine.connect() as conn:
         recorded = {
@@ -415,8 +467,10 @@ def _results(store: Store, run_id: str, sent: dict[str, CustomerRef]) -> list[Te
                 ).where(rc.run_id == run_id)
             )
         }  # fmt: skip
+    rows = task_rows(store, run_id)
+    access = recorded_access(store, (r.tenant_id for r in rows if r.tenant_id), since)
     results = []
-    for row in task_rows(store, run_id):
+    for row in rows:
         customer = sent.get(row.customer, CustomerRef(reference=row.customer))
         result = TenantResult(customer=customer, tenant_id=row.tenant_id, region=customer.region)
         result.status = CustomerStatus(row.status or CustomerStatus.FAILED.value)
@@ -428,6 +482,8 @@ def _results(store: Store, run_id: str, sent: dict[str, CustomerRef]) -> list[Te
             result.modes = dict(detail.modes or {})
             result.received = dict(detail.received or {})
             result.seconds = detail.seconds or 0.0
+        if row.tenant_id is not None:
+            result.access = access.get(row.tenant_id)
         results.append(result)
     return results
 
@@ -466,12 +522,15 @@ async def enqueue_sync(
     errors = ListingErrors()
     seen = runs.ListedTenants()
     listed: list[CustomerRef] = []
-    if customers is None:
-        async with TokenProvider(config) as provider:
+    async with TokenProvider(config) as provider:
+        if customers is None:
             async for customer in seen.watch(partner_center_customers(provider, errors=errors)):
                 listed.append(customer)
-    else:
-        listed = customers_from_list(customers)
+        else:
+            listed = customers_from_list(customers)
+        # Whose GDAP relationships the workers cannot read, and why (the same app everywhere:
+        # what the enqueuer is told is what each worker is), said as a local sync says it.
+        gdap_unknown = await _gdap_unknown(provider)
     unique: dict[str, CustomerRef] = {}
     for customer in listed:
         key = (customer.tenant_id or customer.reference).strip().lower()
@@ -498,7 +557,7 @@ async def enqueue_sync(
                 f"run {run_id}: {done} of {len(sent)} customers finished after {give_up_after} s"
             )
         await asyncio.sleep(poll)
-    results = await asyncio.to_thread(_results, store, run_id, sent)
+    results = await asyncio.to_thread(_results, store, run_id, sent, started_at)
     graph = {
         "requests": sum(row.requests or 0 for row in rows),
         "throttled": sum(row.throttled or 0 for row in rows),
@@ -515,7 +574,16 @@ async def enqueue_sync(
         listing_errors=dict(errors.by_region),
         run_id=run_id,
         gone=gone,
+        gdap_unknown=gdap_unknown,
     )
+
+
+async def _gdap_unknown(provider: TokenProvider) -> dict[str, str]:
+    """Each region whose GDAP relationships cannot be read, with why (one request per region)."""
+    cloud = provider.cloud
+    async with GraphClient(provider, graph_url=cloud.graph, ca_bundle=cloud.ca_bundle) as graph:
+        found = await read_gdap_relationships(graph, provider)
+    return dict(found.unknown)
 
 
 def region_turns(customers: dict[str, CustomerRef]) -> dict[str, CustomerRef]:

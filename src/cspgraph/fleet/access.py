@@ -390,6 +390,60 @@ def stored_access(store: Store, tenant_id: str) -> StoredAccess | None:
     return None if row is None else StoredAccess(row.mode, row.dap, row.dap_checked_at)
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedAccess:
+    """How a customer was reached, read back from the store (``customer_access``): a Celery
+    run's outcome, whose :class:`CustomerAccess` stayed with the worker that found it out. Says
+    what :meth:`CustomerAccess.as_dict` says."""
+
+    mode: AccessMode | None
+    reason: str | None
+    dap: bool | None
+    relationships: int | None  # None: the partner's relationships were not read
+    nearest_name: str | None
+    nearest_status: str | None
+    nearest_end: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        nearest = None
+        if self.nearest_name is not None or self.nearest_status is not None:
+            end = self.nearest_end.isoformat() if self.nearest_end else None
+            nearest = {"name": self.nearest_name, "status": self.nearest_status, "end": end}
+        return {
+            "mode": self.mode.value if self.mode else None,
+            "reason": self.reason,
+            "dap": self.dap,
+            "gdap": None
+            if self.relationships is None
+            else {"relationships": self.relationships, "nearest": nearest},
+        }
+
+
+def recorded_access(
+    store: Store, tenant_ids: Iterable[str], since: datetime
+) -> dict[str, RecordedAccess]:
+    """Each of ``tenant_ids``' access as recorded at or after ``since`` (older records are
+    another run's finding, not this one's: left out, so they read as unknown)."""
+    wanted = set(tenant_ids)
+    c = customer_access.c
+    found: dict[str, RecordedAccess] = {}
+    with store.reading() as conn:
+        rows = conn.execute(select(customer_access).where(c.checked_at >= since))
+        for row in rows:
+            if row.tenant_id not in wanted:
+                continue
+            found[row.tenant_id] = RecordedAccess(
+                mode=AccessMode(row.mode) if row.mode else None,
+                reason=row.reason,
+                dap=row.dap,
+                relationships=row.gdap_relationships if row.gdap_known else None,
+                nearest_name=row.gdap_relationship,
+                nearest_status=row.gdap_status,
+                nearest_end=row.gdap_end,
+            )
+    return found
+
+
 def record(store: Store, access: CustomerAccess) -> None:
     """Store how the customer was reached (one row per customer, replaced)."""
     best = access.nearest

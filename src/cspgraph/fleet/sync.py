@@ -150,7 +150,7 @@ async def sync_fleet(
         tokens: FleetTokens | None = None
         access: TenantAccess = provider
         if detect_access and graph is None:
-            service = _service_account(provider)
+            service = service_account(provider)
             if service is not None:
                 stack.callback(service.close)
                 tokens = FleetTokens(provider, service)
@@ -238,7 +238,7 @@ async def sync_fleet(
         return summary
 
 
-def _service_account(provider: TokenProvider) -> ServiceAccountTokens | None:
+def service_account(provider: TokenProvider) -> ServiceAccountTokens | None:
     """The partner service account of the configuration (the Secure Application Model), or
     None when none is configured."""
     path = provider.config.service_account_cache_path
