@@ -19,7 +19,8 @@ from sqlalchemy import (
 )
 
 from cspgraph.fleet import migrations
-from cspgraph.fleet.history_schema import HISTORY_TABLES, schema_version
+from cspgraph.fleet.checks import gdap, run_checks
+from cspgraph.fleet.history_schema import HISTORY_TABLES, customer_access, schema_version
 from cspgraph.fleet.schema import RawJson, UtcDateTime, users
 from cspgraph.fleet.store import Store
 from tests.unit import pg_fixture
@@ -182,3 +183,34 @@ def test_two_openings_of_an_old_store_at_once_take_turns(store_backend_url: str)
     assert errors == []
     with Store.open(url) as store:
         assert "licenses" in columns(store, "users")
+
+
+def test_a_version_1_store_gains_what_the_gdap_checks_read_and_they_read_it_as_unknown(
+    store_backend_url: str,
+) -> None:
+    url = store_backend_url
+    with Store.open(url) as store:
+        store.upsert_customer(T, domain="old.example", display_name="Old", region="NA")
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the store as version 1 left it
+        for column in ("gdap_auto_extend", "gdap_created"):
+            conn.exec_driver_sql(f"ALTER TABLE customer_access DROP COLUMN {column}")
+        conn.exec_driver_sql("UPDATE schema_version SET version = 1")
+        conn.execute(
+            customer_access.insert().values(
+                tenant_id=T, mode="gdap-app", gdap_known=True, gdap_relationship="old-one",
+                gdap_status="active", gdap_end=datetime(2026, 1, 20, tzinfo=UTC),
+                gdap_relationships=1,
+            )
+        )  # fmt: skip
+    engine.dispose()
+    with Store.open(url) as store:
+        assert {"gdap_auto_extend", "gdap_created"} <= columns(store, "customer_access")
+        with store.reading() as conn:
+            assert conn.execute(select(schema_version.c.version)).scalar_one() == 2
+        results = run_checks(
+            store, now=datetime(2026, 1, 10, tzinfo=UTC), checks=gdap.CHECKS, tenants=[T]
+        )
+    [ending] = results.findings
+    assert ending.check_id == "gdap.expiring"
+    assert "whether it auto-extends is unknown" in ending.summary

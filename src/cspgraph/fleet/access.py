@@ -125,6 +125,8 @@ class GdapRelationship:
     end: datetime | None
     roles: tuple[str, ...]  # role template ids
     region: str | None = None  # the configured region whose partner tenant has it
+    auto_extend: bool | None = None  # autoExtendDuration P180D; None: not said
+    created: datetime | None = None  # createdDateTime (how long an approval has waited)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GdapRelationship:
@@ -142,6 +144,8 @@ class GdapRelationship:
                 for r in details.get("unifiedRoles") or []
                 if isinstance(r, dict) and r.get("roleDefinitionId")
             ),
+            auto_extend=_auto_extends(data.get("autoExtendDuration")),
+            created=parse_time(data.get("createdDateTime")),
         )
 
     @property
@@ -158,6 +162,13 @@ class GdapRelationship:
             status=self.status,
             end=self.end.isoformat() if self.end else None,
         )
+
+
+def _auto_extends(value: Any) -> bool | None:
+    """Graph's autoExtendDuration: P180D extends, PT0S and P0D do not (the only values)."""
+    if value in ("PT0S", "P0D"):
+        return False
+    return True if isinstance(value, str) and value.startswith("P") else None
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -459,6 +470,8 @@ def record(store: Store, access: CustomerAccess) -> None:
         best.status if best else None,
         store.driver_time(best.end if best else None),
         None if access.relationships is None else len(access.relationships),
+        best.auto_extend if best else None,
+        store.driver_time(best.created if best else None),
         store.driver_time(now),
     )
     with store.write_transaction() as cursor:
@@ -470,7 +483,8 @@ def record(store: Store, access: CustomerAccess) -> None:
             store.driver_sql(
                 "INSERT INTO customer_access (tenant_id, mode, reason, dap, dap_checked_at, "
                 "gdap_known, gdap_relationship, gdap_status, gdap_end, gdap_relationships, "
-                "checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "gdap_auto_extend, gdap_created, checked_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             values,
         )

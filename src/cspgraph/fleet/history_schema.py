@@ -169,6 +169,8 @@ customer_access = Table(
     Column("gdap_status", String),
     Column("gdap_end", UtcDateTime),  # its endDateTime
     Column("gdap_relationships", Integer),  # how many the partner has with this customer
+    Column("gdap_auto_extend", Boolean),  # it extends itself at its end (NULL: not said)
+    Column("gdap_created", UtcDateTime),  # its createdDateTime
     Column("checked_at", UtcDateTime),
 )
 

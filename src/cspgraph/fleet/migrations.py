@@ -10,6 +10,9 @@ step after another, inside the transaction that opens it, so a crash leaves it a
    position of every users and managed devices pull is forgotten: the next sync pulls them whole
    and fills the columns, instead of deltas that would leave the old rows without licences for
    ever. Until then those columns are NULL, which the report shows as unknown.
+2. Whether a customer's GDAP relationship extends itself and when it was created
+   (``customer_access.gdap_auto_extend`` and ``gdap_created``), for the GDAP checks. NULL until
+   the next sync reads the relationships again (the checks then say so).
 
 The version lives in ``schema_version``. Two processes opening an old store at once take turns:
 SQLite's writer lock (the store opens with BEGIN IMMEDIATE) or a PostgreSQL advisory lock.
@@ -57,7 +60,12 @@ def _step_1_licences_and_history(conn: Connection) -> None:
     conn.exec_driver_sql("DELETE FROM checkpoints WHERE resource IN ('users', 'managedDevices')")
 
 
-STEPS: tuple[Step, ...] = (_step_1_licences_and_history,)
+def _step_2_gdap_expiry(conn: Connection) -> None:
+    access = history_schema.customer_access.c
+    _add_columns(conn, access.gdap_auto_extend, access.gdap_created)
+
+
+STEPS: tuple[Step, ...] = (_step_1_licences_and_history, _step_2_gdap_expiry)
 SCHEMA_VERSION = len(STEPS)
 
 

@@ -7,9 +7,9 @@ store once (one snapshot) and runs them all. Checks never call Graph: they judge
 syncs stored, and say "unknown" (:class:`~cspgraph.fleet.checks.model.Unknown`) where the store
 cannot tell.
 
-Not yet a check: GDAP relationships about to expire. The client does not sync GDAP
-relationships yet (the emulator serves them; the client side is a later issue); the check will be
-a module here reading them once they are stored.
+Not yet a check: GDAP access assignments in error. A sync reads a relationship's assignments only
+for customers reached through the service account, and the store keeps none of them;
+`cspgraph gdap status` reads and judges them live.
 """
 
 from __future__ import annotations
@@ -20,7 +20,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cspgraph.fleet import security_state
-from cspgraph.fleet.checks import admins, changes, credentials, devices, licences, sync, users
+from cspgraph.fleet.checks import (
+    admins,
+    changes,
+    credentials,
+    devices,
+    gdap,
+    licences,
+    sync,
+    users,
+)
 from cspgraph.fleet.checks.facts import CustomerFacts, Facts
 from cspgraph.fleet.checks.model import Check, Finding, FoundObject, Severity, Unknown
 from cspgraph.fleet.store import Store
@@ -37,13 +46,14 @@ __all__ = [
     "run_checks",
 ]
 
-MODULES = (sync, credentials, admins, changes, devices, users, licences)
+MODULES = (sync, credentials, gdap, admins, changes, devices, users, licences)
 CHECKS: tuple[Check, ...] = tuple(check for module in MODULES for check in module.CHECKS)
 BY_ID: dict[str, Check] = {check.id: check for check in CHECKS}
 # What the issue asked for that cannot be checked yet, and why (shown by `cspgraph check --list`).
 GAPS: dict[str, str] = {
-    "gdap.expiring": "GDAP relationships about to expire: the sync does not store GDAP "
-    "relationships yet; this check comes with them.",
+    "gdap.assignment_error": "GDAP access assignments in error: the store keeps no "
+    "assignments (a sync reads them only for customers reached through the service account); "
+    "`cspgraph gdap status` reads and judges them live.",
 }
 
 
