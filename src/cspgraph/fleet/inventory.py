@@ -8,7 +8,8 @@ fleet of thousands of customers. Unknown stays unknown: a value the store does n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -122,6 +123,28 @@ def role_holders(conn: Connection, tenant: str | None = None) -> list[RoleHolder
     order = {template: i for i, template in enumerate(ADMIN_ROLE_TEMPLATES)}
     out.sort(key=lambda h: (h.tenant_id, order[h.role_template_id], (h.name or "").casefold()))
     return out
+
+
+def global_admins(holders: Iterable[RoleHolder]) -> dict[str, RoleHolder]:
+    """THE definition of a customer's Global Administrators, which the report, the dashboard and
+    the checks all count: the users holding the role directly or through a role-assignable group,
+    each once (by id, however many ways they hold it), leaving out disabled accounts (the
+    ``admins.disabled`` check names those) and apps (a service principal with the role is listed
+    among the privileged holders, not counted as a person who administers the tenant)."""
+    found: dict[str, RoleHolder] = {}
+    for h in holders:
+        if h.is_global_admin and h.kind == "user" and h.enabled is not False:
+            found.setdefault(h.holder_id, h)  # role_holders lists direct holdings first
+    return found
+
+
+def global_admin_counts(conn: Connection, tenant: str | None = None) -> dict[str, int]:
+    """How many Global Administrators (:func:`global_admins`) each customer whose directory
+    roles the store holds has; a customer whose roles were never synced is absent (unknown)."""
+    by_tenant: dict[str, list[RoleHolder]] = defaultdict(list)
+    for holder in role_holders(conn, tenant):
+        by_tenant[holder.tenant_id].append(holder)
+    return {t: len(global_admins(by_tenant[t])) for t in roles_synced(conn, tenant)}
 
 
 def roles_synced(conn: Connection, tenant: str | None = None) -> set[str]:

@@ -11,26 +11,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, case, func, literal, select, union
+from sqlalchemy import Table, case, func, literal, select
 from sqlalchemy.engine import Connection
 
+from cspgraph.fleet import inventory
 from cspgraph.fleet.history_schema import coverage, customer_access, customer_state
 from cspgraph.fleet.outcomes import CustomerStatus
+from cspgraph.fleet.resources import GLOBAL_ADMIN_TEMPLATE
 from cspgraph.fleet.schema import (
     customers,
     devices,
-    directory_roles,
-    group_members,
     groups,
     managed_devices,
     organizations,
-    role_members,
     subscribed_skus,
     users,
 )
 
-# Entra built-in role template id, the same in every tenant (public Entra docs).
-GLOBAL_ADMIN_ROLE_TEMPLATE = "62e90394-69f5-4237-9190-012177145e10"
+GLOBAL_ADMIN_ROLE_TEMPLATE = GLOBAL_ADMIN_TEMPLATE  # the name the store has exported
 # The key of customers never synced in FleetTotals.sync_health (a status of none).
 NEVER_SYNCED = "never"
 
@@ -51,7 +49,8 @@ class CustomerSummary:
     users: int = 0
     users_enabled: int = 0
     guests: int = 0
-    admins: int | None = None  # None: directory roles were never synced for this customer
+    # inventory.global_admins, counted; None: directory roles unknown for this customer
+    admins: int | None = None
     groups: int = 0
     devices: int = 0
     managed_devices: int = 0
@@ -203,7 +202,7 @@ def read_customer_summaries(conn: Connection) -> list[CustomerSummary]:
     org_names = dict(
         conn.execute(select(organizations.c.tenant_id, organizations.c.display_name)).all()
     )
-    admins_by = _admins_by_tenant(conn)
+    admins_by = inventory.global_admin_counts(conn)
     managed: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
     md = managed_devices.c
     stmt = select(md.tenant_id, md.operating_system, md.compliance_state, func.count())
@@ -296,34 +295,6 @@ def _access_fields(row: Any) -> dict[str, Any]:
         "gdap_status": row.gdap_status,
         "gdap_end": row.gdap_end,
     }
-
-
-def _admins_by_tenant(conn: Connection) -> dict[str, int]:
-    """Users holding Global Administrator, directly or through a role-assignable group (such
-    groups cannot nest, so one level of expansion is complete). Tenants whose roles were
-    synced but that have no such user get 0; tenants without synced roles are absent."""
-    rm, gm = role_members.c, group_members.c
-    is_ga = rm.role_template_id == GLOBAL_ADMIN_ROLE_TEMPLATE
-    holders = union(
-        select(rm.tenant_id, rm.member_id.label("user_id")).where(is_ga),
-        select(rm.tenant_id, gm.member_id.label("user_id"))
-        .join(group_members, and_(gm.tenant_id == rm.tenant_id, gm.group_id == rm.member_id))
-        .where(is_ga),
-    ).subquery()
-    counted = (
-        select(holders.c.tenant_id, func.count(holders.c.user_id.distinct()))
-        .join(
-            users,
-            and_(users.c.tenant_id == holders.c.tenant_id, users.c.id == holders.c.user_id),
-        )
-        .group_by(holders.c.tenant_id)
-    )
-    result: dict[str, int] = {
-        t: 0 for t in conn.execute(select(directory_roles.c.tenant_id).distinct()).scalars()
-    }
-    for tenant, n in conn.execute(counted):
-        result[tenant] = n
-    return result
 
 
 def read_os_mix(conn: Connection) -> dict[str, int]:

@@ -34,10 +34,6 @@ def _holders(
     return by_tenant, unknowns
 
 
-def _global_admins(holders: list[inventory.RoleHolder]) -> dict[str, inventory.RoleHolder]:
-    return {h.holder_id: h for h in holders if h.is_global_admin and h.enabled is not False}
-
-
 def _admin(h: inventory.RoleHolder) -> FoundObject:
     return FoundObject(h.holder_id, h.label, h.role)
 
@@ -46,7 +42,7 @@ def no_global_admin(facts: Facts, check: Check) -> Iterable[Outcome]:
     by_tenant, unknowns = _holders(facts, check)
     yield from unknowns
     for tenant, holders in by_tenant.items():
-        if not _global_admins(holders):
+        if not inventory.global_admins(holders):
             disabled = [h for h in holders if h.is_global_admin]
             summary = "No enabled Global Administrator"
             if disabled:
@@ -58,7 +54,7 @@ def too_many_global_admins(facts: Facts, check: Check) -> Iterable[Outcome]:
     by_tenant, unknowns = _holders(facts, check)
     yield from unknowns
     for tenant, holders in by_tenant.items():
-        admins = _global_admins(holders)
+        admins = inventory.global_admins(holders)
         if len(admins) > MAX_GLOBAL_ADMINS:
             yield check.finding(
                 tenant,
