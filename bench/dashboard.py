@@ -8,7 +8,7 @@ Administrators, licences and organisation, one recorded run with each customer's
 a few failing, never-synced and gone customers. Then serves it with ``cspgraph.dashboard`` on a
 loopback port and times whole HTTP requests (socket to last byte) of the pages people use:
 searches (also while the checks run), filters, sorts, a far page, a customer's page, needs
-action; and how long the checks take over the whole store.
+action; how long the checks take over the whole store, and each check alone.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sqlalchemy import func, insert, select
 
 from bench.fleet import customer_sizes
 from cspgraph.dashboard.server import serve
+from cspgraph.fleet.checks import CHECKS, run_checks
 from cspgraph.fleet.history_schema import customer_state, run_customers, runs
 from cspgraph.fleet.resources import GLOBAL_ADMIN_TEMPLATE
 from cspgraph.fleet.schema import (
@@ -215,6 +216,23 @@ def measure(store: Store, repeats: int) -> list[dict[str, Any]]:
         server.server_close()
 
 
+def time_checks(store: Store) -> list[dict[str, Any]]:
+    """Each check alone over the whole store (after the facts every run reads), in seconds."""
+    rows = []
+    started = time.perf_counter()
+    run_checks(store, checks=())
+    facts = time.perf_counter() - started
+    rows.append({"check": "(the facts every run reads first)", "seconds": facts, "found": 0})
+    for check in CHECKS:
+        started = time.perf_counter()
+        results = run_checks(store, checks=(check,))
+        seconds = time.perf_counter() - started - facts
+        objects = sum(len(f.objects) for f in results.findings)
+        rows.append({"check": check.id, "seconds": seconds, "found": len(results.findings),
+                     "objects": objects})  # fmt: skip
+    return rows
+
+
 def largest(store: Store) -> int:
     with store.reading() as conn:
         tenant = conn.execute(
@@ -239,11 +257,17 @@ def main(argv: list[str] | None = None) -> None:
             print(f"built {args.customers:,} customers in {time.perf_counter() - started:.1f} s: "
                   + ", ".join(f"{k} {v:,}" for k, v in made.items()))  # fmt: skip
             results = measure(store, args.repeats)
+            checks = time_checks(store)
         print(f"load average during the run: {os.getloadavg()[0]:.1f} (2 cores)")
         print(f"\n{'page':<40} {'median ms':>10} {'max ms':>9} {'n':>3}  path")
         for r in results:
             print(f"{r['page']:<40} {r['median_ms']:>10.1f} {r['max_ms']:>9.1f} {r['n']:>3}  "
                   f"{r['path']}")  # fmt: skip
+        head = f"{'check, alone over the store':<40} {'seconds':>10} {'findings':>9} {'objects':>8}"
+        print(f"\n{head}")
+        for c in checks:
+            print(f"{c['check']:<40} {c['seconds']:>10.2f} {c['found']:>9,} "
+                  f"{c.get('objects', 0):>8,}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def role_holders(conn: Connection, tenant: str | None = None) -> list[RoleHolder
             rm.member_type, rm.display_name, u.upn, u.display_name.label("user_name"),
             u.account_enabled, g.id.label("group_id"), g.display_name.label("group_name"),
         )
-        .join(directory_roles, and_(
+        .outerjoin(directory_roles, and_(
             dr.tenant_id == rm.tenant_id, dr.role_template_id == rm.role_template_id))
         .outerjoin(users, and_(u.tenant_id == rm.tenant_id, u.id == rm.member_id))
         .outerjoin(groups, and_(g.tenant_id == rm.tenant_id, g.id == rm.member_id))
@@ -83,7 +83,7 @@ def role_holders(conn: Connection, tenant: str | None = None) -> list[RoleHolder
             gm.member_id, u.upn, u.display_name.label("user_name"), u.account_enabled,
             g.display_name.label("group_name"),
         )
-        .join(directory_roles, and_(
+        .outerjoin(directory_roles, and_(
             dr.tenant_id == rm.tenant_id, dr.role_template_id == rm.role_template_id))
         .join(group_members, and_(gm.tenant_id == rm.tenant_id, gm.group_id == rm.member_id))
         .join(groups, and_(g.tenant_id == rm.tenant_id, g.id == rm.member_id))
@@ -140,11 +140,14 @@ def global_admins(holders: Iterable[RoleHolder]) -> dict[str, RoleHolder]:
 
 def global_admin_counts(conn: Connection, tenant: str | None = None) -> dict[str, int]:
     """How many Global Administrators (:func:`global_admins`) each customer whose directory
-    roles the store holds has; a customer whose roles were never synced is absent (unknown)."""
+    roles the store holds has; a customer whose roles were never synced is absent (unknown).
+    Read from the whole fleet's role holders at once (one query each way, 5,000 customers)."""
     by_tenant: dict[str, list[RoleHolder]] = defaultdict(list)
     for holder in role_holders(conn, tenant):
         by_tenant[holder.tenant_id].append(holder)
-    return {t: len(global_admins(by_tenant[t])) for t in roles_synced(conn, tenant)}
+    # A store made before directory_roles was kept has role members only: they are known too.
+    known = roles_synced(conn, tenant) | set(by_tenant)
+    return {t: len(global_admins(by_tenant[t])) for t in known}
 
 
 def roles_synced(conn: Connection, tenant: str | None = None) -> set[str]:
