@@ -276,6 +276,16 @@ def test_the_notify_command_keeps_the_webhook_secret(
     assert missing.exit_code == 2 and "set $CSPGRAPH_WEBHOOK" in missing.stderr
 
 
+def test_a_bad_webhook_url_is_named_by_where_it_came_from(planted: Planted, tmp_path: Path) -> None:
+    url = planted.copy_of(tmp_path / "fleet.db")
+    from_env = invoke("notify", "--db", url, env={"CSPGRAPH_WEBHOOK": "http://example.com/hook"})
+    assert from_env.exit_code == 2
+    assert "$CSPGRAPH_WEBHOOK: a webhook URL is a secret and must use https" in from_env.stderr
+    assert "--webhook" not in from_env.stderr
+    given = invoke("notify", "--db", url, "--webhook", "https://hooks.example.com/x", env={})
+    assert given.exit_code == 2 and "--webhook: cannot tell whether" in given.stderr
+
+
 def test_webhook_urls_are_checked_before_anything_is_sent() -> None:
     with pytest.raises(BadRequestError, match="must use https"):
         channel("http://example.com/hook")

@@ -52,7 +52,7 @@ def notify(
             threshold = Severity.parse(min_severity)
         except ValueError as exc:
             raise common.UsageError(f"--min-severity: {exc}") from None
-        ch = channel(url, kind)
+        ch = channel(url, kind, source="--webhook" if webhook else f"${webhook_env}")
         with common.existing_store(db) as store:
             outcome = send(store, ch, min_severity=threshold, dry_run=dry_run)
         data = {

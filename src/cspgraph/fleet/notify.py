@@ -69,15 +69,17 @@ class Channel:
         return f"{self.kind} webhook at {urlsplit(self.url).hostname}"
 
 
-def channel(url: str, kind: str | None = None) -> Channel:
-    """The channel of a webhook URL; ``kind`` is needed when the host does not tell."""
+def channel(url: str, kind: str | None = None, *, source: str = "the webhook URL") -> Channel:
+    """The channel of a webhook URL; ``kind`` is needed when the host does not tell.
+    ``source``: where the URL came from, as errors name it (``--webhook``,
+    ``$CSPGRAPH_WEBHOOK``)."""
     parts = urlsplit(url.strip())
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("https", "http") or not host:
-        raise BadRequestError("--webhook: expected the https:// URL of a Teams or Slack webhook")
+        raise BadRequestError(f"{source}: expected the https:// URL of a Teams or Slack webhook")
     if parts.scheme == "http" and not _loopback(host):
         raise BadRequestError(
-            "--webhook: a webhook URL is a secret and must use https (http only on loopback)"
+            f"{source}: a webhook URL is a secret and must use https (http only on loopback)"
         )
     found: str | None = kind.lower() if kind else None
     if found is None:
@@ -87,7 +89,7 @@ def channel(url: str, kind: str | None = None) -> Channel:
             found = "teams"
         else:
             raise BadRequestError(
-                f"--webhook: cannot tell whether {host} is Teams or Slack; add --kind teams|slack"
+                f"{source}: cannot tell whether {host} is Teams or Slack; add --kind teams|slack"
             )
     if found not in ("teams", "slack"):
         raise BadRequestError(f"--kind {kind}: expected teams or slack")
