@@ -31,6 +31,13 @@ from tests.fleet_helpers import (
 # The old fixed setting: 16 customers and at most 30 connections, so at most 30 in flight.
 OLD_CONNECTION_CAP = 30
 GRAPH_LATENCY = 0.3
+# The 429 test's world and latency: once Graph refuses a quarter of the answers, the client
+# keeps only a few requests in flight for the rest of the run (the limiter pauses each refused
+# tenant for its backoff, the window halves itself), so the run lasts far longer than a clean
+# one: 40 customers at 0.3 s took ~40 s, 20 at 0.1 s take ~8 s. The claim is the same; the
+# window's own halving is tested on a fake clock in tests/unit/test_inflight_window.py.
+THROTTLED_CUSTOMERS = 20
+THROTTLED_LATENCY = 0.1
 SMALL = {"users": 6, "groups": 2, "devices": 2, "managed_devices": 2}
 
 
@@ -40,9 +47,9 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
         yield store
 
 
-def slow_graph(control: Control) -> None:
-    """Every Graph answer held GRAPH_LATENCY seconds, exactly."""
-    flat = {"base": GRAPH_LATENCY, "per_object": 0.0, "jitter": 0.0, "tail_share": 0.0}
+def slow_graph(control: Control, seconds: float = GRAPH_LATENCY) -> None:
+    """Every Graph answer held ``seconds``, exactly."""
+    flat = {"base": seconds, "per_object": 0.0, "jitter": 0.0, "tail_share": 0.0}
     control.call("PUT", "settings", {"latency": {"graph": flat}})
     control.call("DELETE", "latency/log")
 
@@ -97,9 +104,9 @@ async def test_requests_in_flight_grow_past_the_old_fixed_cap_when_graph_is_slow
 async def test_requests_in_flight_shrink_when_graph_answers_429(
     make_emulator: Callable[..., Emulator], tmp_path: Path
 ) -> None:
-    emu = make_emulator(fleet_world(40, sizes=SMALL))
+    emu = make_emulator(fleet_world(THROTTLED_CUSTOMERS, sizes=SMALL))
     control = Control(emu)
-    slow_graph(control)
+    slow_graph(control, THROTTLED_LATENCY)
     with Store.open(f"sqlite:///{tmp_path / 'clean.db'}") as clean:
         assert (await run_sync(config_for(emu, tmp_path), clean)).ok
     clean_peak = most_at_once(graph_waits(control))
@@ -116,7 +123,7 @@ async def test_requests_in_flight_shrink_when_graph_answers_429(
     refused = [r for r in records if r["status"] == 429]
     # What the client sent once it had seen the first 429 (and everything it had sent before
     # was answered): at most half of what the same sync kept in flight without them.
-    seen_at = min(r["at"] + r["seconds"] for r in refused) + GRAPH_LATENCY
+    seen_at = min(r["at"] + r["seconds"] for r in refused) + THROTTLED_LATENCY
     after = [r for r in records if r["at"] >= seen_at]
     assert after, "the run went on after the first 429"
     assert most_at_once(after) * 2 <= clean_peak, (most_at_once(after), clean_peak)
