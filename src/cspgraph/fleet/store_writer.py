@@ -35,6 +35,8 @@ DB_ATTEMPTS = 4
 # of SQLite writing, enough to keep the thread busy; measured at 200 customers under load, 50,000
 # not counting links let the backlog reach 325 MB of peak RSS.
 MAX_BACKLOG = 20_000
+# The priority of :meth:`StoreWriter.run_first` calls: above any stream's depth.
+STARTING = math.inf
 
 
 class Backlog:
@@ -107,6 +109,22 @@ class StoreWriter:
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        """Queue a call at the current :data:`REQUEST_PRIORITY` (a stream's depth)."""
+        return self._submit(REQUEST_PRIORITY.get(), fn, args, kwargs)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self.submit(fn, *args, **kwargs)
+
+    async def run_first(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a call ahead of every queued page: a customer's start-up trips (its lease, its
+        registration, where its pulls start) gate every request it will send, and are tiny.
+        Behind the pages of a busy writer, a first run's customers started up to 2.5 s after
+        their token (bench, 200 customers, load 9 on 2 cores)."""
+        return await self._submit(STARTING, fn, args, kwargs)
+
+    def _submit(
+        self, priority: float, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
@@ -117,11 +135,8 @@ class StoreWriter:
                     thread.start()
                 self._started = True
             call = _Call(functools.partial(fn, *args, **kwargs), future, loop)
-            self._queue.put((-REQUEST_PRIORITY.get(), next(self._order), call))
+            self._queue.put((-priority, next(self._order), call))
         return future
-
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await self.submit(fn, *args, **kwargs)
 
     def close(self) -> None:
         """Wait for the writes in flight and queued (the store must not close under them), then
