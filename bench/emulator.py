@@ -30,7 +30,15 @@ def partners() -> dict[str, dict[str, str]]:
 
 
 class EmulatorProcess:
-    def __init__(self, workdir: Path, world: dict[str, Any], name: str = "emulator") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        world: dict[str, Any],
+        name: str = "emulator",
+        serve_args: tuple[str, ...] = (),
+    ) -> None:
+        """``serve_args``: more options for ``bench.serve`` (``--graph-http2``)."""
+        self.serve_args = serve_args
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.world_file = self.dir / "world.json"
@@ -60,6 +68,7 @@ class EmulatorProcess:
                 str(self.manifest_file),
                 "--state-dir",
                 str(self.dir / "state"),
+                *self.serve_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

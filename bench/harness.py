@@ -190,6 +190,7 @@ class Bench:
             # Token acquisition inside the work, for runners that acquire their own (the raw
             # client's tokens are handed to it).
             "token_cpu_s": reported.get("token_cpu"),
+            "http_versions": reported.get("http_versions"),
             "peak_rss_mb": round(child.max_rss_mb, 1),
             "items": items,
             "expected": expected,

@@ -182,6 +182,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--endpoints-file", type=Path, required=True)
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument(
+        "--graph-http2",
+        action="store_true",
+        help="serve the Graph host with hypercorn (HTTP/2 by ALPN, HTTP/1.1 otherwise) instead "
+        "of uvicorn (bench.http2)",
+    )
     args = parser.parse_args(argv)
 
     from csp_emulator import server
@@ -214,6 +220,10 @@ def main(argv: list[str] | None = None) -> None:
         factory, state_dir=args.state_dir, endpoints_file=args.endpoints_file
     )
     holder["emulator"] = emulator
+    if args.graph_http2:
+        from bench.h2_server import serve_graph_with_hypercorn
+
+        serve_graph_with_hypercorn(emulator)
     print(f"bench emulator: {len(world.tenants)} tenants", file=sys.stderr, flush=True)
     emulator.run_forever()
 

@@ -16,6 +16,7 @@ imported: a baseline must not borrow the client under test).
 
 from __future__ import annotations
 
+import collections
 import json
 import resource
 import sys
@@ -114,6 +115,8 @@ class Tally:
     throttled: int = 0
     retries: int = 0
     errors: list[str] = field(default_factory=list)
+    # Answers by HTTP version ("HTTP/1.1", "HTTP/2"), where the client says (httpx).
+    http_versions: collections.Counter[str] = field(default_factory=collections.Counter)
     started_cpu: float = 0.0
     started_wall: float = 0.0
 

@@ -5,9 +5,9 @@ connections; each page is handed to orjson only to find ``value``'s length and t
 the group ids the list plan needs for ``/members``). Nothing is kept. 429 and 5xx are retried
 after ``Retry-After``, so a throttled run still returns everything.
 
-``python -m bench.runners.raw JOB [aiohttp|httpx]``: the HTTP library is a choice (aiohttp by
-default), so that the two candidates for cspgraph's client are measured on the same pages; only the
-chosen one is imported.
+``python -m bench.runners.raw JOB [aiohttp|httpx|httpx2]``: the HTTP library is a choice (aiohttp
+by default), so that the two candidates for cspgraph's client are measured on the same pages; only
+the chosen one is imported. ``httpx2`` is httpx on HTTP/2 (bench.http2).
 """
 
 from __future__ import annotations
@@ -137,37 +137,48 @@ async def run_aiohttp(job: Job, tally: Tally) -> None:
         await pull_fleet(job, fetch, tally)
 
 
-async def run_httpx(job: Job, tally: Tally) -> None:
+async def run_httpx(job: Job, tally: Tally, *, http2: bool = False) -> None:
     import ssl
 
     import httpx
 
     context = ssl.create_default_context(cafile=job.ca_bundle)
-    n = job.concurrency
+    n = job.concurrency or None  # 0: no limit on connections (the realistic regime)
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
     timeout = httpx.Timeout(60.0, pool=None)  # waiting for a free connection is not an error here
-    async with httpx.AsyncClient(verify=context, limits=limits, timeout=timeout) as client:
+    async with httpx.AsyncClient(
+        verify=context, limits=limits, timeout=timeout, http2=http2
+    ) as client:
         # httpcore's pool scans its whole queue of waiting requests on every event
         # (_assign_requests_to_connections), so 1,000 requests queued on 16 connections cost 14x
         # the CPU (measured); a competent httpx user keeps the queue in a semaphore instead.
-        gate = asyncio.Semaphore(n)
+        gate = asyncio.Semaphore(n or 1_000_000)
 
         async def fetch(url: str, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
             async with gate:
                 response = await client.get(url, headers=headers)
+            tally.http_versions[response.http_version] += 1
             return response.status_code, response.headers.get("Retry-After"), response.content
 
         await pull_fleet(job, fetch, tally)
 
 
+async def run_httpx2(job: Job, tally: Tally) -> None:
+    """httpx with HTTP/2 (h2 offered by ALPN; the server decides): bench.http2."""
+    await run_httpx(job, tally, http2=True)
+
+
 def main() -> None:
     job = Job.load(sys.argv[1])
     library = sys.argv[2] if len(sys.argv) > 2 else "aiohttp"
-    run = {"aiohttp": run_aiohttp, "httpx": run_httpx}[library]
+    run = {"aiohttp": run_aiohttp, "httpx": run_httpx, "httpx2": run_httpx2}[library]
     tally = Tally()
     asyncio.run(run(job, tally))  # each run marks the end of its start-up (imports, client)
     name = f"raw-{job.plan}" if library == "aiohttp" else f"raw-{library}-{job.plan}"
-    tally.emit(name, tenants=len(job.customers), concurrency=job.concurrency, library=library)
+    extra = {"http_versions": dict(tally.http_versions)} if tally.http_versions else {}
+    tally.emit(
+        name, tenants=len(job.customers), concurrency=job.concurrency, library=library, **extra
+    )
 
 
 if __name__ == "__main__":
