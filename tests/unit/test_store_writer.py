@@ -152,3 +152,23 @@ async def test_queued_pages_of_deeper_chains_are_written_first(store: Store) -> 
     finally:
         writer.close()
     assert order == [40, 40, 2, 1, 0]  # the deepest first, equal depths as they came
+
+
+async def test_a_customers_start_up_trips_are_run_before_every_queued_page(store: Store) -> None:
+    writer = StoreWriter(store)
+    order: list[str] = []
+    try:
+        gate = Gate()
+        first = writer.submit(gate)
+        assert await asyncio.to_thread(gate.entered.wait, 30)
+        REQUEST_PRIORITY.set(250)  # a deep chain's page queued first
+        page = writer.submit(order.append, "page")
+        REQUEST_PRIORITY.set(0)
+        lease = asyncio.ensure_future(writer.run_first(order.append, "lease"))
+        await asyncio.sleep(0)  # the lease is queued behind the gate too
+        gate.release.set()
+        assert await first == "gate"
+        await asyncio.gather(page, lease)
+    finally:
+        writer.close()
+    assert order == ["lease", "page"]
