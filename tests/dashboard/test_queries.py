@@ -67,6 +67,25 @@ def test_search_matches_name_domain_or_tenant_id_case_insensitively(store: Store
     assert listed(store, search="nobody at all").rows == []
 
 
+def test_a_customer_without_a_name_is_named_searched_and_sorted_by_its_organization(
+    store: Store,
+) -> None:
+    known_fleet_with_runs(store)
+    unnamed = "0000aaaa-0000-0000-0000-00000000beef"
+    store.upsert_customer(unnamed, domain="zz-org.example", display_name=None, region="EU")
+    store.write_page(
+        unnamed, "organization", [{"id": unnamed, "displayName": "Aardvark Org"}], [],
+        next_link=None, delta_link=None, full_pull=True,
+    )  # fmt: skip
+    found = listed(store, search="aardvark")
+    assert (names(found), found.total) == (["Aardvark Org"], 1)
+    assert names(listed(store, sort="name"))[0] == "Aardvark Org"
+    # Neither a name nor an organization: its domain.
+    bare = "0000aaaa-0000-0000-0000-00000000f00d"
+    store.upsert_customer(bare, domain="bare.example", display_name=None, region="EU")
+    assert names(listed(store, search="bare.ex")) == ["bare.example"]
+
+
 def test_filters_by_status_never_synced_and_region(store: Store) -> None:
     extra = known_fleet_with_runs(store, extra=2)
     assert names(listed(store, status="failed")) == ["Bravo GmbH"]
@@ -165,3 +184,16 @@ def test_admins_a_later_sync_could_not_read_are_unknown_not_the_old_ones(store: 
     assert detail is not None
     assert not detail.roles_known and "directoryRoles" in detail.unreadable
     assert detail.row.admins is None  # the list's figure: unknown too
+
+
+def test_a_pages_transaction_runs_without_jit_on_postgresql_and_only_that_one(
+    store: Store,
+) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("JIT compilation is PostgreSQL's")
+    with store.reading() as conn:
+        before = conn.exec_driver_sql("SHOW jit").scalar()
+        queries.interactive(conn)
+        assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
+    with store.reading() as conn:  # the setting was the transaction's own
+        assert conn.exec_driver_sql("SHOW jit").scalar() == before

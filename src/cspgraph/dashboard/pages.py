@@ -18,10 +18,11 @@ path                   page
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
 
 from jinja2 import PackageLoader
@@ -34,6 +35,9 @@ from cspgraph.fleet.html import environment, render, stylesheet
 from cspgraph.fleet.report import top_counts
 from cspgraph.fleet.report_html import change_words
 from cspgraph.fleet.store import Store
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 ACTIONS_PER_PAGE = 25
 CHANGES_SHOWN = 50
@@ -78,6 +82,13 @@ class Pages:
             style=Markup(stylesheet()),  # noqa: S704 - the stylesheet shipped with cspgraph
         )
 
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A page's read transaction, set up for short queries (queries.interactive)."""
+        with self.store.reading() as conn:
+            queries.interactive(conn)
+            yield conn
+
     def get(self, path: str, params: Mapping[str, str]) -> Page:
         if path in ("/", ""):
             return self.overview(params)
@@ -110,7 +121,7 @@ class Pages:
         counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
         for finding in evaluated.results.findings:
             counts[finding.severity.label] += 1
-        with self.store.reading() as conn:
+        with self._reading() as conn:
             figures = queries.fleet_figures(conn)
         return self._render(
             "dashboard_overview.html",
@@ -137,12 +148,12 @@ class Pages:
         query = queries.ListQuery.from_params(dict(params))
         # Never waits for the checks: the list must answer at once (checks_cache.py).
         evaluated = self.checks.peek()
-        with self.store.reading() as conn:
+        with self._reading() as conn:
             found = queries.list_customers(conn, query)
             known_regions = queries.regions(conn)
         if found.rows == [] and query.page > found.pages:
             query = queries.ListQuery.from_params({**params, "page": str(found.pages)})
-            with self.store.reading() as conn:
+            with self._reading() as conn:
                 found = queries.list_customers(conn, query)
         return self._render(
             "dashboard_customers.html",
@@ -164,7 +175,7 @@ class Pages:
 
     def customer(self, tenant_id: str, params: Mapping[str, str]) -> Page:
         users_page, devices_page = _page_number(params, "users"), _page_number(params, "devices")
-        with self.store.reading() as conn:
+        with self._reading() as conn:
             detail = queries.customer_detail(
                 conn, tenant_id, users_page=users_page, devices_page=devices_page
             )

@@ -58,12 +58,17 @@ def _figure(name: str) -> ColumnElement[Any]:
     return value
 
 
-_ORG_NAME = (
-    select(func.min(organizations.c.display_name))
-    .where(organizations.c.tenant_id == customers.c.tenant_id)
-    .scalar_subquery()
+# The tenant's organization (a singleton whose id is the tenant id), joined rather than looked up
+# per row: a correlated subquery in the name made PostgreSQL's planner cost a search of 5,000
+# customers at 164,000, above its JIT threshold, and compiling the query cost more than running
+# it (docs/benchmarks.md, "Dashboard search at 5,000 customers").
+_ORG = organizations.alias("org")
+_WITH_ORG = customers.outerjoin(
+    _ORG, and_(_ORG.c.tenant_id == customers.c.tenant_id, _ORG.c.id == customers.c.tenant_id)
 )
-NAME = func.coalesce(customers.c.display_name, _ORG_NAME, customers.c.domain, customers.c.tenant_id)
+NAME = func.coalesce(
+    customers.c.display_name, _ORG.c.display_name, customers.c.domain, customers.c.tenant_id
+)
 _UNUSED = _figure("licences_bought") - _figure("licences_assigned")
 SORTS: dict[str, ColumnElement[Any]] = {
     "attention": _STATUS_RANK,
@@ -180,7 +185,7 @@ def _listing() -> Any:
             _figure("licences_bought").label("licences_bought"),
             _figure("licences_assigned").label("licences_assigned"),
         )
-        .select_from(customers)
+        .select_from(_WITH_ORG)
         .outerjoin(customer_state, s.tenant_id == c.tenant_id)
         .outerjoin(
             run_customers,
@@ -219,7 +224,7 @@ def _filters(query: ListQuery) -> list[ColumnElement[bool]]:
 def list_customers(conn: Connection, query: ListQuery) -> CustomerPage:
     """One page of customers matching ``query``, sorted by the database."""
     where = _filters(query)
-    count_stmt = select(func.count()).select_from(customers)
+    count_stmt = select(func.count()).select_from(_WITH_ORG if query.search else customers)
     if query.status == GONE:
         count_stmt = count_stmt.outerjoin(
             customer_state, customer_state.c.tenant_id == customers.c.tenant_id
@@ -227,14 +232,21 @@ def list_customers(conn: Connection, query: ListQuery) -> CustomerPage:
     total = conn.execute(count_stmt.where(*where)).scalar_one()
     key = SORTS[query.sort]
     ordered = key.desc() if query.descending else key.asc()
-    stmt = (
+    # Unknown last whichever the direction: "the most users" never starts with a dash.
+    order = (ordered.nulls_last(), func.lower(NAME), customers.c.tenant_id)
+    # The page's tenants first, sorted on the key alone; then their rows. PostgreSQL computes a
+    # query's whole select list before it sorts, and each figure is parsed out of a JSON text:
+    # 5,000 customers x 7 figures for a page of 50 (docs/benchmarks.md).
+    page = (
         _listing()
+        .with_only_columns(customers.c.tenant_id)
         .where(*where)
-        # Unknown last whichever the direction: "the most users" never starts with a dash.
-        .order_by(ordered.nulls_last(), func.lower(NAME), customers.c.tenant_id)
+        .order_by(*order)
         .limit(query.per_page)
         .offset((query.page - 1) * query.per_page)
+        .subquery("page")
     )
+    stmt = _listing().join(page, page.c.tenant_id == customers.c.tenant_id).order_by(*order)
     rows = [CustomerRow(**row._mapping) for row in conn.execute(stmt)]
     return CustomerPage(rows, total, query)
 
@@ -309,6 +321,14 @@ def fleet_figures(conn: Connection) -> FleetFigures:
         last_run_at=last.started_at if last else None,
         last_run_outcome=last.outcome if last else None,
     )
+
+
+def interactive(conn: Connection) -> None:
+    """Set up a read transaction for a page's short queries: on PostgreSQL without JIT
+    compilation, which costs 30-80 ms a query on a loaded machine and is never won back by
+    queries that run in 5-30 ms (measured in docs/benchmarks.md). Local to the transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL jit = off")
 
 
 def store_version(conn: Connection) -> tuple[Any, ...]:
@@ -453,6 +473,7 @@ __all__ = [
     "ListQuery",
     "customer_detail",
     "fleet_figures",
+    "interactive",
     "list_customers",
     "regions",
     "store_version",

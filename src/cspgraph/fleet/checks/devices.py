@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import and_
+
 from cspgraph.fleet import inventory
 from cspgraph.fleet.checks import os_support
 from cspgraph.fleet.checks.facts import Facts
@@ -16,16 +18,12 @@ from cspgraph.fleet.schema import managed_devices
 
 STALE_DAYS = 30
 MANAGED = "managedDevices"
+# Versions per IN (...) list: well under SQLite's limit of bound parameters per statement.
+IN_LIST = 500
 
 
-def _matching(
-    facts: Facts,
-    check: Check,
-    where: Any,
-    keep: Callable[[inventory.DeviceRow], str | None],
-) -> tuple[dict[str, list[FoundObject]], list[Outcome]]:
-    """Devices matching ``where`` (SQL) and ``keep`` (which returns the object's detail, or
-    None to leave it out), per customer; unknowns where Intune is not readable."""
+def _intune_known(facts: Facts, check: Check) -> tuple[set[str], list[Outcome]]:
+    """The checkable customers whose Intune the store knows; the others as unknowns."""
     known = set()
     unknowns: list[Outcome] = []
     for customer in facts.checkable():
@@ -34,25 +32,33 @@ def _matching(
             known.add(customer.tenant_id)
         else:
             unknowns.append(check.unknown(customer.tenant_id, why))
-    found: dict[str, list[FoundObject]] = defaultdict(list)
+    return known, unknowns
+
+
+def _collect(
+    facts: Facts,
+    known: set[str],
+    where: Any,
+    detail: Callable[[inventory.DeviceRow], str],
+    into: dict[str, list[FoundObject]],
+) -> None:
+    """The devices the database finds for ``where``, per customer whose Intune is known."""
     for device in inventory.managed_devices_of(facts.conn, where=where):
-        if device.tenant_id not in known:
-            continue
-        detail = keep(device)
-        if detail is not None:
-            found[device.tenant_id].append(FoundObject(device.id, device.name, detail))
-    return found, unknowns
+        if device.tenant_id in known:
+            into[device.tenant_id].append(FoundObject(device.id, device.name, detail(device)))
 
 
 def _per_customer(
     facts: Facts,
     check: Check,
     where: Any,
-    keep: Callable[[inventory.DeviceRow], str | None],
+    detail: Callable[[inventory.DeviceRow], str],
     summary: Callable[[int], str],
 ) -> Iterable[Outcome]:
-    found, unknowns = _matching(facts, check, where, keep)
+    known, unknowns = _intune_known(facts, check)
     yield from unknowns
+    found: dict[str, list[FoundObject]] = defaultdict(list)
+    _collect(facts, known, where, detail, found)
     for tenant, objects in found.items():
         yield check.finding(tenant, summary(len(objects)), objects)
 
@@ -95,27 +101,38 @@ def unencrypted(facts: Facts, check: Check) -> Iterable[Outcome]:
 
 def unsupported_os(facts: Facts, check: Check) -> Iterable[Outcome]:
     """HIGH where some device is out of support in every edition, MEDIUM where only Home and
-    Pro editions are (Enterprise and Education are serviced a year longer)."""
+    Pro editions are (Enterprise and Education are serviced a year longer).
+
+    The table is asked once per distinct (system, version) the fleet has, and the database
+    then returns only the devices on a version out of support."""
     table = os_support.table()
     today = facts.now.date()
-    verdicts: dict[tuple[str | None, str | None], os_support.Verdict | None] = {}
-    everywhere: set[str] = set()
-
-    def keep(d: inventory.DeviceRow) -> str | None:
-        key = (d.operating_system, d.os_version)
-        if key not in verdicts:
-            verdicts[key] = table.verdict(d.operating_system, d.os_version, today)
-        found = verdicts[key]
-        if found is None:
-            return None
-        if found.everywhere:
-            everywhere.add(d.tenant_id)
-        return found.text
-
-    md = managed_devices.c
-    where = md.operating_system.in_(["Windows", "iOS", "iPadOS", "Android"])
-    found, unknowns = _matching(facts, check, where, keep)
+    out: dict[tuple[str, str], os_support.Verdict] = {}
+    for os_name, version in inventory.os_versions(facts.conn, os_support.OPERATING_SYSTEMS):
+        verdict = table.verdict(os_name, version, today)
+        if verdict is not None:
+            out[os_name, version] = verdict
+    known, unknowns = _intune_known(facts, check)
     yield from unknowns
+    found: dict[str, list[FoundObject]] = defaultdict(list)
+    by_os: dict[str, list[str]] = defaultdict(list)
+    for os_name, version in out:
+        by_os[os_name].append(version)
+    md = managed_devices.c
+    everywhere: set[str] = set()
+    texts = {key: verdict.text for key, verdict in out.items()}  # one per version, not device
+
+    def detail(d: inventory.DeviceRow) -> str:
+        key = (d.operating_system or "", d.os_version or "")
+        if out[key].everywhere:
+            everywhere.add(d.tenant_id)
+        return texts[key]
+
+    for os_name, versions in by_os.items():
+        for at in range(0, len(versions), IN_LIST):
+            chunk = versions[at : at + IN_LIST]
+            where = and_(md.operating_system == os_name, md.os_version.in_(chunk))
+            _collect(facts, known, where, detail, found)
     for tenant, objects in found.items():
         yield check.finding(
             tenant,

@@ -12,6 +12,8 @@ from importlib.resources import files
 from typing import Any
 
 _NUMBERS = re.compile(r"\d+")
+# The systems the table covers, as Intune names them (managedDevice.operatingSystem).
+OPERATING_SYSTEMS = ("Windows", "iOS", "iPadOS", "Android")
 
 
 @dataclass(frozen=True, slots=True)
