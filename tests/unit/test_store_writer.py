@@ -4,7 +4,9 @@ atomicity, and a failing call fails alone. Runs on SQLite and PostgreSQL like th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -134,41 +136,41 @@ def test_a_batch_is_all_or_nothing_and_does_not_nest(store: Store) -> None:
     assert user_ids(store) == {"u1"}
 
 
-async def test_queued_pages_of_deeper_chains_are_written_first(store: Store) -> None:
+@contextlib.asynccontextmanager
+async def writer_held(store: Store) -> AsyncIterator[StoreWriter]:
+    """A writer whose thread is held in a first call while the block queues calls; they run
+    when the block ends (in the writer's order), and the writer is closed after them."""
     writer = StoreWriter(store)
-    order: list[int] = []
     try:
         gate = Gate()
         first = writer.submit(gate)
         assert await asyncio.to_thread(gate.entered.wait, 30)
+        yield writer
+        await asyncio.sleep(0)  # calls submitted from tasks the block started are queued too
+        gate.release.set()
+        assert await first == "gate"
+    finally:
+        writer.close()
+
+
+async def test_queued_pages_of_deeper_chains_are_written_first(store: Store) -> None:
+    order: list[int] = []
+    async with writer_held(store) as writer:
         futures = []
         for depth in (1, 40, 2, 40, 0):
             REQUEST_PRIORITY.set(depth)  # what a stream sets before it hands its page over
             futures.append(writer.submit(order.append, depth))
         REQUEST_PRIORITY.set(0)
-        gate.release.set()
-        assert await first == "gate"
-        await asyncio.gather(*futures)
-    finally:
-        writer.close()
+    await asyncio.gather(*futures)
     assert order == [40, 40, 2, 1, 0]  # the deepest first, equal depths as they came
 
 
 async def test_a_customers_start_up_trips_are_run_before_every_queued_page(store: Store) -> None:
-    writer = StoreWriter(store)
     order: list[str] = []
-    try:
-        gate = Gate()
-        first = writer.submit(gate)
-        assert await asyncio.to_thread(gate.entered.wait, 30)
+    async with writer_held(store) as writer:
         REQUEST_PRIORITY.set(250)  # a deep chain's page queued first
         page = writer.submit(order.append, "page")
         REQUEST_PRIORITY.set(0)
         lease = asyncio.ensure_future(writer.run_first(order.append, "lease"))
-        await asyncio.sleep(0)  # the lease is queued behind the gate too
-        gate.release.set()
-        assert await first == "gate"
-        await asyncio.gather(page, lease)
-    finally:
-        writer.close()
+    await asyncio.gather(page, lease)
     assert order == ["lease", "page"]
