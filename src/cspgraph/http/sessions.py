@@ -25,6 +25,7 @@ import contextlib
 import functools
 import os
 import ssl
+from asyncio import sslproto
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -86,8 +87,6 @@ def aiohttp_session(
 def small_tls_read_buffers() -> None:
     """asyncio's TLS read buffer down to :data:`TLS_READ_BUFFER` (never up). asyncio has no
     setting per connection, so this holds for every asyncio TLS connection of the process."""
-    from asyncio import sslproto
-
     if getattr(sslproto.SSLProtocol, "max_size", 0) > TLS_READ_BUFFER:
         sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
