@@ -102,8 +102,8 @@ def test_a_new_gdap_customer_is_onboarded_end_to_end_and_synced(
     states = tmp_path / "onboarding"
     onboard = [
         "onboard", "--gdap", "--domain", NEWCO, "--roles", "cspgraph", "--create-groups",
-        "--group", "Global Reader=GDAP Readers",
         "--group", "Cloud Application Administrator=GDAP App Admins",
+        "--group", "Privileged Role Administrator=GDAP App Admins",
         "--emulator-clock", "--state-dir", str(states),
     ]  # fmt: skip
 
@@ -154,7 +154,7 @@ def test_a_new_gdap_customer_is_onboarded_end_to_end_and_synced(
 
     # The access assignments are active, with the new group for the role nobody held.
     groups = {g["displayName"] for g in tenant_of(emu, PARTNER).objects["groups"].values()}
-    assert "cspgraph GDAP Privileged Role Administrator" in groups
+    assert "cspgraph GDAP Global Reader" in groups
     (rel,) = [r for r in emu.world.gdap.relationships.values()
               if r.display_name == f"cspgraph-{NEWCO}"]  # fmt: skip
     now = emu.world.clock.now()

@@ -12,7 +12,7 @@ import httpx
 import jwt
 import pytest
 
-from csp_emulator import wellknown
+from csp_emulator import roles, wellknown
 from csp_emulator.server import Emulator
 from tests.conftest import MakeEmulator, tls
 from tests.emulator.gdap_world import (
@@ -140,7 +140,7 @@ def test_app_roles_through_app_role_assigned_to_arrive_after_the_consent_delay(
     graph_sp = customer.service_principal_by_app_id(wellknown.GRAPH_APP_ID)
     app_sp = customer.service_principal_by_app_id(APP_ID)
     assert graph_sp is not None and app_sp is not None
-    # The agent holds Cloud Application Administrator in the customer through GDAP.
+    # The agent holds Privileged Role Administrator in the customer through GDAP.
     with graph_client(emu, token_of(emu, GDAP_CUSTOMER, "agent@partner.com")) as graph:
         for name in ("User.Read.All", "Group.Read.All"):
             answer = graph.post(
@@ -158,6 +158,41 @@ def test_app_roles_through_app_role_assigned_to_arrive_after_the_consent_delay(
         assert graph.get("/v1.0/users").status_code == 200
     with graph_client(emu, before) as graph:
         assert graph.get("/v1.0/users").status_code == 403
+
+
+def test_a_cloud_application_administrator_may_not_grant_microsoft_graphs_app_roles(
+    make_emulator: MakeEmulator,
+) -> None:
+    # Entra: Cloud Application Administrator grants any API's permissions but Microsoft
+    # Graph's app roles; those take Privileged Role Administrator (or Global Administrator).
+    world = gdap_world()
+    world["tenant"][1]["consent"] = []
+    relationship = world["gdap"][0]
+    for held in (relationship["roles"], *(a["roles"] for a in relationship["assignment"])):
+        if "Privileged Role Administrator" in held:
+            held.remove("Privileged Role Administrator")
+    emu = make_emulator(world)
+    with partner_center(emu, pc_token(emu)) as pc:
+        assert pc.post(consents_url(emu), json=consent_body()).status_code == 201
+    emu.advance(61)
+    customer = tenant_of(emu, GDAP_CUSTOMER)
+    graph_sp = customer.service_principal_by_app_id(wellknown.GRAPH_APP_ID)
+    app_sp = customer.service_principal_by_app_id(APP_ID)
+    assert graph_sp is not None and app_sp is not None
+    token = token_of(emu, GDAP_CUSTOMER, "agent@partner.com")
+    assert roles.CLOUD_APPLICATION_ADMINISTRATOR in claims(token)["wids"]
+    with graph_client(emu, token) as graph:
+        refused = graph.post(
+            f"/v1.0/servicePrincipals/{graph_sp['id']}/appRoleAssignedTo",
+            json={"principalId": app_sp["id"], "resourceId": graph_sp["id"],
+                  "appRoleId": wellknown.APPLICATION_PERMISSIONS["User.Read.All"].id},
+        )  # fmt: skip
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "Authorization_RequestDenied"
+    assert not [
+        a for a in customer.objects["appRoleAssignments"].values()
+        if a.get("principalId") == app_sp["id"]
+    ]  # fmt: skip
 
 
 def test_consent_callers_need_admin_agents_and_a_consenting_gdap_role(emu: Emulator) -> None:

@@ -103,6 +103,7 @@ def test_nested_groups_count_and_directory_readers_read_but_cannot_create(emu: E
     assert set(claims(token)["wids"]) == {
         roles.DIRECTORY_READERS,
         roles.CLOUD_APPLICATION_ADMINISTRATOR,
+        roles.PRIVILEGED_ROLE_ADMINISTRATOR,
     }
     with graph_client(emu, token) as graph:
         users = graph.get("/v1.0/users")

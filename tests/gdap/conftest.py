@@ -14,6 +14,7 @@ from typer.testing import CliRunner, Result
 from csp_emulator.server import Emulator
 from cspgraph.cli.main import app
 from cspgraph.config import Config, config_from_data
+from cspgraph.gdap.roles import sync_application_permissions
 from cspgraph.gdap.session import GdapSession
 from cspgraph.identity import TokenProvider
 from tests.client.test_agent_login import fill_sign_in
@@ -76,15 +77,26 @@ def sign_in_agent(
         pending.wait(timeout=30)
 
 
-def gdap_world_for_ops(**settings: Any) -> dict[str, Any]:
+def gdap_world_for_ops(*, grant_app_roles: bool = True, **settings: Any) -> dict[str, Any]:
     """The GDAP test world; its technician agent@ may also create the partner's security groups
-    (Groups Administrator in the partner tenant), as `gdap assign --create-groups` needs."""
+    (Groups Administrator in the partner tenant), as `gdap assign --create-groups` needs.
+    Without ``grant_app_roles`` the Freshco relationship lacks Privileged Role Administrator, so
+    agent@ may not grant Microsoft Graph's app roles there, and the app's registration asks for
+    every application permission the sync needs (what a customer's /adminconsent grants)."""
     world = gdap_world(**{"refresh_token_lifetime": "1000d", **settings})
+    app_admin_roles = ["Cloud Application Administrator", "Privileged Role Administrator"]
+    if not grant_app_roles:
+        app_admin_roles = app_admin_roles[:1]
+        app = world["tenant"][0]["app"][0]
+        app["application_permissions"] = sorted(
+            {*app["application_permissions"], *sync_application_permissions()}
+        )
     agent = next(u for u in world["tenant"][0]["user"] if u["upn"] == AGENT)
     agent["roles"] = ["Groups Administrator"]
     # A GDAP customer the app has never been consented in, reached through an active
-    # relationship whose assignments give agent@ Directory Readers and Cloud Application
-    # Administrator.
+    # relationship whose assignments give agent@ Directory Readers, Cloud Application
+    # Administrator (Partner Center's consent) and Privileged Role Administrator (Graph's app
+    # roles).
     world["tenant"].append(
         {"domain": FRESH_CUSTOMER, "partner": PARTNER, "dap": False,
          "generate": {"users": 4, "groups": 2, "devices": 2, "managed_devices": 2, "seed": 5}}
@@ -94,11 +106,11 @@ def gdap_world_for_ops(**settings: Any) -> dict[str, Any]:
             "partner": PARTNER,
             "customer": FRESH_CUSTOMER,
             "display_name": "Fabrikam-GDAP-Freshco",
-            "roles": ["Directory Readers", "Cloud Application Administrator"],
+            "roles": ["Directory Readers", *app_admin_roles],
             "activated_ago": "2d",
             "assignment": [
                 {"group": "GDAP Readers", "roles": ["Directory Readers"]},
-                {"group": "GDAP App Admins", "roles": ["Cloud Application Administrator"]},
+                {"group": "GDAP App Admins", "roles": app_admin_roles},
             ],
         }
     )

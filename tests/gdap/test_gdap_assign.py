@@ -20,6 +20,7 @@ from cspgraph.gdap.roles import (
     DIRECTORY_READERS,
     HELPDESK_ADMINISTRATOR,
     INTUNE_ADMINISTRATOR,
+    PRIVILEGED_ROLE_ADMINISTRATOR,
     USER_ADMINISTRATOR,
 )
 from cspgraph.gdap.session import GdapSession
@@ -152,6 +153,7 @@ async def test_changing_a_groups_roles_is_followed_through_its_operation(
         USER_ADMINISTRATOR: "GDAP User Admins",
         INTUNE_ADMINISTRATOR: "GDAP Intune",
         CLOUD_APPLICATION_ADMINISTRATOR: "GDAP App Admins",
+        PRIVILEGED_ROLE_ADMINISTRATOR: "GDAP App Admins",
     }
     result = await assign(gdap.api, rel, groups=placed, clock=clock)
     assert result.created == [] and len(result.changed) == 1
@@ -177,7 +179,8 @@ async def test_technicians_in_admin_agents_without_a_role_in_the_customer_are_na
             placed = {r: g for r, g in [
                 (DIRECTORY_READERS, "GDAP Readers"), (HELPDESK_ADMINISTRATOR, "GDAP Readers"),
                 (USER_ADMINISTRATOR, "GDAP User Admins"), (INTUNE_ADMINISTRATOR, "GDAP Intune"),
-                (CLOUD_APPLICATION_ADMINISTRATOR, "GDAP App Admins")]}  # fmt: skip
+                (CLOUD_APPLICATION_ADMINISTRATOR, "GDAP App Admins"),
+                (PRIVILEGED_ROLE_ADMINISTRATOR, "GDAP App Admins")]}  # fmt: skip
             result = await assign(gdap.api, rel, groups=placed, wait=False)
     # agent@ holds roles through GDAP Readers (nested GDAP Helpdesk); newtech@ holds none.
     assert result.technicians_unknown is None

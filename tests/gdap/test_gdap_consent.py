@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -19,7 +20,13 @@ from cspgraph.gdap.session import GdapSession
 from cspgraph.partner.onboarding import EmulatorClock
 from tests.emulator.gdap_world import APP_ID, GDAP_CUSTOMER
 from tests.emulator.graph_tokens import tenant_of
-from tests.gdap.conftest import FRESH_CUSTOMER, gdap_cli, signed_in
+from tests.gdap.conftest import (
+    FRESH_CUSTOMER,
+    MakeEmulator,
+    gdap_cli,
+    gdap_world_for_ops,
+    signed_in,
+)
 
 
 @pytest.fixture
@@ -145,3 +152,53 @@ async def test_app_roles_beyond_what_cspgraph_needs_are_reported_and_left_in_pla
     assert again.drift == ["app roles beyond what cspgraph needs: Group.Read.All (left in place)"]
     assert again.app_roles_added == [] and again.done
     assert "Group.Read.All" in consent_in_world(emu, FRESH_CUSTOMER)[1]
+
+
+def consent_as_the_customers_admin(emu: Emulator, link: str, upn: str, password: str) -> str:
+    """What the customer's Global Administrator's browser does at the /adminconsent link: the
+    sign-in form, filled and sent; returns where Entra sends the browser back to."""
+    import httpx
+
+    from tests.conftest import tls
+
+    with httpx.Client(verify=tls(emu)) as browser:
+        page = browser.get(link)
+        assert page.status_code == 200 and 'id="signin"' in page.text, page.text
+        params = dict(parse_qsl(urlsplit(link).query))
+        answer = browser.post(link, data={**params, "username": upn, "password": password})
+    assert answer.status_code == 302, answer.text
+    return answer.headers["Location"]
+
+
+def test_without_the_role_to_grant_app_roles_consent_gives_the_adminconsent_link_then_completes(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    # agent@ holds Cloud Application Administrator in Freshco, not Privileged Role Administrator.
+    emu = make_emulator(gdap_world_for_ops(grant_app_roles=False))
+    config = signed_in(emu, tmp_path)
+    customer = tenant_of(emu, FRESH_CUSTOMER)
+    first = gdap_cli(config, "consent", "--customer", FRESH_CUSTOMER, "--emulator-clock")
+    assert first.exit_code == 3, first.output  # needs a person: the customer's administrator
+    stopped = json.loads(first.stdout)
+    link = stopped["admin_consent_link"]
+    assert link == f"{emu.endpoints.authority_host}/{customer.id}/adminconsent?client_id={APP_ID}"
+    assert link in first.stderr and "Global Administrator" in first.stderr
+    assert stopped["partner_center"] == "created" and stopped["app_roles_added"] == []
+    assert consent_in_world(emu, FRESH_CUSTOMER)[1] == set()  # nothing granted by the refusal
+
+    back = consent_as_the_customers_admin(
+        emu, link, f"admin@{customer.initial_domain}", f"Admin-{customer.id[:8]}"
+    )
+    assert back.startswith("http://localhost") and "admin_consent=True" in back
+
+    second = gdap_cli(config, "consent", "--customer", FRESH_CUSTOMER, "--emulator-clock")
+    assert second.exit_code == 0, second.output
+    done = json.loads(second.stdout)
+    assert done["done"] is True and done["admin_consent_link"] is None
+    # The administrator granted the app roles: nothing left to grant, nothing removed (the
+    # scopes the registration adds are reported, left in place), and the token carries them.
+    assert done["app_roles_added"] == []
+    assert set(done["app_roles_present"]) == set(sync_application_permissions())
+    assert done["partner_center"] == "already there"
+    assert any("left in place" in d for d in done["drift"])
+    assert consent_in_world(emu, FRESH_CUSTOMER)[1] >= set(sync_application_permissions())

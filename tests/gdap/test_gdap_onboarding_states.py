@@ -54,11 +54,14 @@ def test_an_approved_relationship_is_carried_to_done_and_leaves_the_in_flight_li
 ) -> None:
     config = signed_in(emu, tmp_path)
     states = tmp_path / "states"
-    # Directory Readers and Cloud Application Administrator, each to a group agent@ is in.
+    # Directory Readers, Cloud Application Administrator (Partner Center's consent) and
+    # Privileged Role Administrator (Graph's app roles), each to a group agent@ is in.
     args = ("--gdap", "--domain", FRESH_CUSTOMER, "--name", "Freshco-approved",
-            "--roles", "Directory Readers,Cloud Application Administrator",
+            "--roles", "Directory Readers,Cloud Application Administrator,"
+            "Privileged Role Administrator",
             "--group", "Directory Readers=GDAP Readers",
             "--group", "Cloud Application Administrator=GDAP App Admins",
+            "--group", "Privileged Role Administrator=GDAP App Admins",
             "--emulator-clock")  # fmt: skip
     invited = json.loads(onboard(config, states, *args).stdout)
     decide(emu, invited["relationship"]["id"], "approve")

@@ -17,7 +17,8 @@ from typing import Any
 
 from cryptography import x509
 
-from csp_emulator.graph import directory, odata
+from csp_emulator import wellknown
+from csp_emulator.graph import directory, odata, role_grants
 from csp_emulator.graph.directory_objects import find
 from csp_emulator.graph.errors import (
     GraphError,
@@ -511,6 +512,15 @@ def _grant(call: Call, *, principal_side: bool) -> GraphResponse:
     resource_sp = tenant.get("servicePrincipals", resource_id)
     if resource_sp is None:
         raise not_found(resource_id)
+    if (
+        call.caller.delegated
+        and principal[0] == "servicePrincipals"
+        and str(resource_sp.get("appId", "")).lower() == wellknown.GRAPH_APP_ID
+        and not role_grants.permits(call.caller.role_templates, role_grants.GRAPH_APP_ROLES_GRANT)
+    ):
+        # An app may be given Microsoft Graph's application permissions by a Privileged Role
+        # Administrator (or Global Administrator) only: role_grants.GRAPH_APP_ROLES_GRANT.
+        raise access_denied()
     default_role = "00000000-0000-0000-0000-000000000000"
     known = {str(r.get("id", "")).lower() for r in resource_sp.get("appRoles", [])}
     if app_role_id not in known and app_role_id != default_role:

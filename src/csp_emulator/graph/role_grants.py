@@ -36,6 +36,12 @@ DIRECTORY_READS = frozenset(
     }
 )
 INTUNE_READS = frozenset({"managedDevices.read", "deviceCompliancePolicies.read"})
+# Granting Microsoft Graph's app roles (application permissions) to a service principal. Entra's
+# "Grant tenant-wide admin consent" prerequisites: Cloud Application Administrator and
+# Application Administrator may grant any API's permissions *except* Microsoft Graph's app
+# roles; those take Privileged Role Administrator (or Global Administrator). The Graph reference
+# of appRoleAssignedTo lists the roles that may assign app roles at all (appRoleAssignments.write).
+GRAPH_APP_ROLES_GRANT = "graphAppRoles.grant"
 _USER_WRITES = frozenset({"users.write", "users.resetPassword"})
 _GROUP_WRITES = frozenset({"groups.write", "groupMembers.write"})
 _APP_WRITES = frozenset(
@@ -80,7 +86,7 @@ ROLE_OPERATIONS: dict[str, frozenset[str]] = {
     roles.CLOUD_APPLICATION_ADMINISTRATOR: _APP_READS | _APP_WRITES,
     roles.PRIVILEGED_ROLE_ADMINISTRATOR: _APP_READS
     | {"directoryRoles.read", "memberOf.read", "appRoleAssignments.write"}
-    | {"oauth2PermissionGrants.write"},
+    | {"oauth2PermissionGrants.write", GRAPH_APP_ROLES_GRANT},
     # Security roles read the directory to investigate (*unverified* beyond that).
     roles.SECURITY_READER: DIRECTORY_READS,
     roles.SECURITY_ADMINISTRATOR: DIRECTORY_READS,

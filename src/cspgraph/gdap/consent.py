@@ -143,14 +143,18 @@ class ConsentRun:
         existing = _ours(await pc.application_consents(self.customer), self.app_id)
         have = set(existing.scopes()) if existing is not None else set()
         missing, extra = sorted(set(wanted) - have), sorted(have - set(wanted))
-        if not missing and not extra:
-            result.partner_center = "already there"
-            self.say("Partner Center: the app's consent is already there, with the right scopes")
-            return
-        if missing:
-            result.drift.append(f"delegated scopes missing: {', '.join(missing)}")
         if extra:
-            result.drift.append(f"delegated scopes beyond what cspgraph needs: {', '.join(extra)}")
+            # Reported, not removed: making the consent again would remove the service principal
+            # with every grant it holds, an administrator's /adminconsent among them (which adds
+            # the scopes the app's registration asks for).
+            result.drift.append(
+                f"delegated scopes beyond what cspgraph needs: {', '.join(extra)} (left in place)"
+            )
+        if not missing:
+            result.partner_center = "already there"
+            self.say("Partner Center: the app's consent is already there with what cspgraph needs")
+            return
+        result.drift.append(f"delegated scopes missing: {', '.join(missing)}")
         self.say(f"Partner Center: consent drifted ({'; '.join(result.drift)}); making it again")
         # Partner Center changes a consent by removal and a new consent (wire-facts §4.4).
         await pc.delete_application_consent(self.customer, self.app_id)
