@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -18,6 +21,7 @@ from cspgraph.gdap.roles import sync_application_permissions
 from cspgraph.gdap.session import GdapSession
 from cspgraph.identity import TokenProvider
 from tests.client.test_agent_login import fill_sign_in
+from tests.conftest import tls
 from tests.emulator.gdap_world import APP_ID, APP_SECRET, PARTNER, PASSWORDS, gdap_world
 
 MakeEmulator = Callable[..., Emulator]
@@ -75,6 +79,18 @@ def sign_in_agent(
         landed = fill_sign_in(emu, pending.auth_url, upn, secret)
         assert landed.status_code == 200, landed.text
         pending.wait(timeout=30)
+
+
+def consent_as_the_customers_admin(emu: Emulator, link: str, upn: str, password: str) -> str:
+    """What the customer's Global Administrator's browser does at the /adminconsent link: the
+    sign-in form, filled and sent; returns where Entra sends the browser back to."""
+    with httpx.Client(verify=tls(emu)) as browser:
+        page = browser.get(link)
+        assert page.status_code == 200 and 'id="signin"' in page.text, page.text
+        params = dict(parse_qsl(urlsplit(link).query))
+        answer = browser.post(link, data={**params, "username": upn, "password": password})
+    assert answer.status_code == 302, answer.text
+    return answer.headers["Location"]
 
 
 def gdap_world_for_ops(*, grant_app_roles: bool = True, **settings: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -24,6 +23,7 @@ from tests.gdap.conftest import (
     FRESH_CUSTOMER,
     MakeEmulator,
     gdap_cli,
+    consent_as_the_customers_admin,
     gdap_world_for_ops,
     signed_in,
 )
@@ -152,22 +152,6 @@ async def test_app_roles_beyond_what_cspgraph_needs_are_reported_and_left_in_pla
     assert again.drift == ["app roles beyond what cspgraph needs: Group.Read.All (left in place)"]
     assert again.app_roles_added == [] and again.done
     assert "Group.Read.All" in consent_in_world(emu, FRESH_CUSTOMER)[1]
-
-
-def consent_as_the_customers_admin(emu: Emulator, link: str, upn: str, password: str) -> str:
-    """What the customer's Global Administrator's browser does at the /adminconsent link: the
-    sign-in form, filled and sent; returns where Entra sends the browser back to."""
-    import httpx
-
-    from tests.conftest import tls
-
-    with httpx.Client(verify=tls(emu)) as browser:
-        page = browser.get(link)
-        assert page.status_code == 200 and 'id="signin"' in page.text, page.text
-        params = dict(parse_qsl(urlsplit(link).query))
-        answer = browser.post(link, data={**params, "username": upn, "password": password})
-    assert answer.status_code == 302, answer.text
-    return answer.headers["Location"]
 
 
 def test_without_the_role_to_grant_app_roles_consent_gives_the_adminconsent_link_then_completes(

@@ -16,20 +16,42 @@ so, and the same command resumes later). The moment it first sees the customer c
 creation: Partner Center does not say when the invitation was accepted, so the 3 minutes count
 from then (a tenant that is already a customer when first asked is taken over and tried at
 once, as :mod:`cspgraph.partner.onboarding` does).
+
+A tenant may accept the reseller relationship *without* DAP (Partner Center's
+``allowDelegatedAccess`` false; Microsoft's invitations have not offered DAP since 2023). Then no
+pre-consent is on its way and the original rule would only wait out its budget: the app reaches
+such a customer through a GDAP relationship and its own consent there, or not at all. So the run
+tries once with a new app-only token; if that works (the app is consented already) it goes on to
+the smoke test, and otherwise it stops at once (:class:`GdapOnlyError`), naming the next step
+from the partner's GDAP relationships with the tenant: ``cspgraph onboard --gdap`` (none yet,
+waiting for approval, ended), wait (activating), or ``cspgraph gdap consent`` (one in effect).
+Run the same command again afterwards: it resumes.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cspgraph.graph.client import GraphClient
-from cspgraph.http.errors import NeedsPersonError
+from cspgraph.http.errors import (
+    GDAP_ENDED,
+    GDAP_IN_EFFECT,
+    GDAP_ON_ITS_WAY,
+    GDAP_WAITING,
+    CspGraphError,
+    NeedsPersonError,
+    PropagatingError,
+    RelationshipFact,
+)
 from cspgraph.partner.center import BillingAddress, NewCustomer, PartnerCenterClient
 from cspgraph.partner.onboarding import (
     AWAITING_ACCEPTANCE,
     CREATED,
+    TOKEN_ACQUIRED,
+    Attempt,
     Clock,
     OnboardingProgress,
     OnboardingRecord,
@@ -44,11 +66,79 @@ if TYPE_CHECKING:
     from cspgraph.http.sender import TokenSource
     from cspgraph.identity import AgentTokenProvider, TokenProvider
 
+log = logging.getLogger(__name__)
+
 RELATIONSHIP_REQUESTS = "/v1/customers/relationshiprequests"
+GDAP_RELATIONSHIPS = "/tenantRelationships/delegatedAdminRelationships"
 
 
 class AwaitingAcceptanceError(NeedsPersonError):
     """The tenant has not accepted the reseller invitation yet: its administrator must."""
+
+
+class GdapOnlyError(NeedsPersonError):
+    """The tenant accepted without DAP and the app is not consented there: GDAP onboarding
+    (``cspgraph onboard --gdap``) or the app's consent (``cspgraph gdap consent``) comes next."""
+
+
+def gdap_only_error(
+    domain: str,
+    tenant: str,
+    relationships: tuple[RelationshipFact, ...] | None,
+    attempt: Attempt,
+    *,
+    unknown_why: str | None = None,
+) -> CspGraphError:
+    """Why an app-only token cannot reach a customer without DAP, and what comes next, from the
+    partner's GDAP relationships with it (None: they could not be read, ``unknown_why``)."""
+    said = f"{domain} accepted the reseller invitation without DAP, so the app reaches it only "
+    said += f"through GDAP and its own consent there (a new app-only token: {attempt.code}); "
+    onboard = f"`cspgraph onboard --gdap --domain {domain}`"
+    rels = relationships or ()
+
+    def pick(statuses: frozenset[str]) -> RelationshipFact | None:
+        found = [r for r in rels if r.status in statuses]
+        return max(found, key=lambda r: r.end or "", default=None)
+
+    if (live := pick(GDAP_IN_EFFECT)) is not None:
+        return GdapOnlyError(
+            said + f"its GDAP relationship {live.name} is {live.status}: consent the app with "
+            f"`cspgraph gdap consent --customer {domain}`, then run this command again",
+            reason="the app is not consented in this customer (no DAP)",
+            code="GdapOnly", tenant=tenant,
+        )  # fmt: skip
+    if (coming := pick(GDAP_ON_ITS_WAY)) is not None:
+        return PropagatingError(
+            said + f"its GDAP relationship {coming.name} is {coming.status}: run this command "
+            f"again in a few minutes, then `cspgraph gdap consent --customer {domain}`",
+            reason="the GDAP relationship is still activating", code="GdapOnly", tenant=tenant,
+        )  # fmt: skip
+    if (waiting := pick(GDAP_WAITING)) is not None:
+        step = f"{onboard} prints its approval link again and carries on once it is approved"
+        why = f"its GDAP relationship {waiting.name} awaits the customer's approval: {step}"
+    elif (ended := pick(GDAP_ENDED)) is not None:
+        end = (ended.end or "an unknown date")[:10]
+        why = (
+            f"its GDAP relationship {ended.name} is {ended.status} (ended {end}): onboard it "
+            f"through a new one, {onboard} --name NEW-NAME"
+        )
+    elif relationships is None:
+        why = (
+            f"its GDAP relationships could not be read ({unknown_why}): onboard it with "
+            f"{onboard}, or, if a relationship is approved already, consent the app with "
+            f"`cspgraph gdap consent --customer {domain}`"
+        )
+    else:
+        why = (
+            f"no GDAP relationship names it yet: onboard it with {onboard} (invitation, "
+            "approval, access assignments, the app's consent)"
+        )
+    return GdapOnlyError(
+        said + why,
+        reason="no DAP, and the app is not consented in this customer",
+        code="GdapOnly",
+        tenant=tenant,
+    )
 
 
 async def invitation_link(partner_center: PartnerCenterClient) -> str:
@@ -62,6 +152,69 @@ async def invitation_link(partner_center: PartnerCenterClient) -> str:
 class _ExistingOnboarding(_Onboarding):
     accept_wait: float = 0.0
     poll_every: float = 30.0
+    partner_tenant: str | None = None
+
+    async def get_in(self, record: OnboardingRecord) -> None:
+        if record.state == CREATED and await self.without_dap(record):
+            await self.through_consent(record)
+            return
+        await super().get_in(record)
+
+    async def without_dap(self, record: OnboardingRecord) -> bool:
+        """Partner Center says the customer has no DAP (unknown counts as DAP: the original
+        rule then applies, as before)."""
+        assert record.tenant_id is not None
+        try:
+            customer = await self.pc.get_customer(record.tenant_id)
+        except CspGraphError as exc:
+            log.info("Partner Center did not say whether %s has DAP: %s", self.domain, exc)
+            return False
+        return customer.raw.get("allowDelegatedAccess") is False
+
+    async def through_consent(self, record: OnboardingRecord) -> None:
+        """A customer without DAP: one try with a new app-only token (the app may be consented
+        there already); else stop, naming the next step."""
+        tenant = record.tenant_id
+        assert tenant is not None
+        attempt = await self.try_tenant(tenant)
+        record.attempts.append(attempt)
+        if attempt.ok:
+            record.last_error = None
+            self.enter(record, TOKEN_ACQUIRED, f"{self.domain} has no DAP: the app reaches it "
+                       "through its own consent (GDAP)")  # fmt: skip
+            return
+        relationships, why = await self.gdap_relationships(tenant)
+        error = gdap_only_error(self.domain, tenant, relationships, attempt, unknown_why=why)
+        record.last_error = error.message[:300]
+        self.store.save(record)
+        raise error
+
+    async def gdap_relationships(
+        self, tenant: str
+    ) -> tuple[tuple[RelationshipFact, ...] | None, str | None]:
+        """The partner's GDAP relationships with ``tenant``, read app-only in the partner tenant
+        (None, with why, when they cannot be read: the app may lack the permission)."""
+        if self.partner_tenant is None:
+            return None, "no partner tenant"
+        try:
+            found = [
+                item
+                async for item in self.graph.list(
+                    self.partner_tenant,
+                    GDAP_RELATIONSHIPS,
+                    filter=f"customer/tenantId eq '{tenant}'",
+                )
+            ]
+        except CspGraphError as exc:
+            return None, f"{exc.code or exc.error_class}, HTTP {exc.status}"
+        return tuple(
+            RelationshipFact(
+                name=str(item.get("displayName") or item.get("id") or "?"),
+                status=str(item.get("status") or "unknown"),
+                end=item.get("endDateTime") if isinstance(item.get("endDateTime"), str) else None,
+            )
+            for item in found
+        ), None
 
     async def run(self) -> OnboardingResult:
         record = self.store.load(self.domain)
@@ -152,6 +305,7 @@ async def onboard_existing(
             graph=graph,
             accept_wait=accept_wait,
             poll_every=poll_every,
+            partner_tenant=identity.partner_tenant,
         )
         with store.lock(domain):
             try:
