@@ -143,9 +143,22 @@ def test_call_and_service_account_commands_reach_a_gdap_delegated_customer(
 
     fjord = DELEGATED["fjord"]
     as_app = runner.invoke(
-        app, ["call", "GET", "/users", "--customer", fjord, "--top", "1", *common], env=SECRET_ENV
+        app,
+        ["call", "GET", "/users", "--customer", fjord, "--top", "1", "--app", *common],
+        env=SECRET_ENV,
     )
     assert as_app.exit_code != 0  # the app's consent holds no application permissions
+    # Without --app or --service-account, and no sync recorded (no store): found out.
+    found = runner.invoke(
+        app,
+        ["call", "GET", "/users", "--customer", fjord, "--top", "1", "--db",
+         str(tmp_path / "never-synced.db"), *common],
+        env=SECRET_ENV,
+    )  # fmt: skip
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.stdout)["value"]
+    assert "calling as the service account: the app's own token reaches nothing" in found.stderr
+    assert not (tmp_path / "never-synced.db").exists()  # looked for, not created
     as_account = runner.invoke(
         app,
         ["call", "GET", "/users", "--customer", fjord, "--top", "1", "--service-account", *common],
@@ -160,6 +173,47 @@ def test_call_and_service_account_commands_reach_a_gdap_delegated_customer(
         env=SECRET_ENV,
     )
     assert both.exit_code == 2
+    assert "--agent and --service-account: choose one" in both.stderr
+
+
+def test_call_follows_the_access_mode_the_last_sync_recorded(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    import json
+
+    import tomli_w
+    from typer.testing import CliRunner
+
+    from cspgraph.cli.main import app
+    from tests.fleet_helpers import SECRET_ENV
+
+    data = mixed_world_data()
+    emu = make_emulator(data)
+    config = with_service_account(emu, tmp_path)
+    sign_in_service_account(emu, config)
+    fjord, dap = DELEGATED["fjord"], dap_domains(data)[0]
+    db = f"sqlite:///{tmp_path / 'fleet.db'}"
+    with Store.open(db) as store:
+        summary = asyncio.run(run_sync(config, store, customers=[dap, fjord]))
+    assert {t.access.mode.value for t in summary.tenants} == {"dap", "gdap-delegated"}
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(tomli_w.dumps(config.model.model_dump(exclude_none=True)))
+    runner = CliRunner()
+
+    def call(customer: str, *more: str) -> Any:
+        args = ["call", "GET", "/users", "--customer", customer, "--top", "1", "--db", db]
+        return runner.invoke(app, [*args, *more, "--config", str(config_file)], env=SECRET_ENV)
+
+    delegated = call(fjord)
+    assert delegated.exit_code == 0, delegated.output
+    assert json.loads(delegated.stdout)["value"]
+    assert "access mode gdap-delegated, recorded by the last sync" in delegated.stderr
+    by_app = call(dap)  # recorded dap: the app, nothing said
+    assert by_app.exit_code == 0, by_app.output
+    assert "service account" not in by_app.stderr
+    overridden = call(fjord, "--app")  # the override: the app, whose token carries no roles there
+    assert overridden.exit_code != 0
+    assert "service account" not in overridden.stderr
 
 
 def test_the_service_account_signs_in_and_out_through_the_command(

@@ -409,6 +409,50 @@ def explain_denial(
     return explained, f"hint: {explained.reason}"
 
 
+def recorded_mode(db: str | None, tenant: str) -> str | None:
+    """The access mode the last sync recorded for ``tenant`` in the store at ``db`` (None: no
+    store there, no record, or a store that cannot be read — then the mode is found out)."""
+    if db is None:
+        return None
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cspgraph.fleet.access import recorded_mode as read_mode
+    from cspgraph.fleet.store import Store, sqlite_file
+
+    try:
+        file = sqlite_file(db)
+        if file is not None and not file.exists():
+            return None  # never synced here: nothing to read, and nothing is created
+        with Store.open(db) as store:
+            mode = read_mode(store, tenant)
+    except (ValueError, OSError, SQLAlchemyError) as exc:  # a hint, never the call's failure
+        import logging
+
+        logging.getLogger(__name__).info("the recorded access mode is unknown: %s", exc)
+        return None
+    return None if mode is None else mode.value
+
+
+async def use_service_account(
+    provider: Any, service: Any, tenant: str, db: str | None
+) -> str | None:
+    """Why the call should go through the service account (None: as the app): the access mode
+    the last sync recorded (``gdap-delegated``), or — never recorded — the app's own token
+    reaching nothing there while the service account is signed in."""
+    import asyncio
+
+    from cspgraph.fleet.access import app_reaches
+
+    mode = await asyncio.to_thread(recorded_mode, db, tenant)
+    if mode is not None:
+        return "access mode gdap-delegated, recorded by the last sync" if (
+            mode == "gdap-delegated"
+        ) else None  # fmt: skip
+    if not service.accounts() or await app_reaches(provider, tenant):
+        return None
+    return "the app's own token reaches nothing there (no DAP, no application permissions)"
+
+
 async def _call(
     config: Config,
     customer: str,
@@ -419,8 +463,11 @@ async def _call(
     fresh: bool,
     allow_any_resource: bool,
     out: Output,
-    service_account: bool = False,
+    service_account: bool | None = False,
+    db: str | None = None,
 ) -> None:
+    """``service_account``: True uses it, False does not, None chooses (see
+    :func:`use_service_account`; only where one is configured)."""
     from cspgraph.graph.client import GraphClient
     from cspgraph.http.errors import CspGraphError
     from cspgraph.identity import TokenProvider
@@ -429,17 +476,26 @@ async def _call(
     tenant: str | None = None
     tokens: RememberingTokens | None = None
     closing: list[Any] = []
+    via_service = False
     try:
         route = await provider.route(customer)
         tenant = route.tenant_id
         source: TokenSource = provider.agent(username=agent_user) if agent else provider
-        if service_account:  # a GDAP customer reached through the partner's service account
+        path = config.service_account_cache_path
+        if service_account is not False and path is not None:
+            # A GDAP customer reached through the partner's service account.
             from cspgraph.identity.service_account import ServiceAccountTokens
 
-            path = config.service_account_cache_path
-            assert path is not None  # checked before the call
-            source = ServiceAccountTokens(provider, path)
-            closing.append(source)
+            service = ServiceAccountTokens(provider, path)
+            closing.append(service)
+            why = "--service-account" if service_account else None
+            if why is None:
+                why = await use_service_account(provider, service, tenant, db)
+            if why is not None:
+                source = service
+                if service_account is None:
+                    common.say(f"calling as the service account: {why} (--app calls as the app)")
+        via_service = source is not provider and not agent
         tokens = RememberingTokens(source, fresh=fresh)
         cloud = provider.cloud
         request = relocate(request, cloud.graph_resource, cloud.graph)
@@ -468,7 +524,7 @@ async def _call(
             audit(client.last_write_status, "ok", None)
     except CspGraphError as exc:
         token = tokens.last.get(tenant) if tokens is not None and tenant else None
-        explained, hint = explain_denial(exc, request, token, delegated=agent or service_account)
+        explained, hint = explain_denial(exc, request, token, delegated=agent or via_service)
         raise _Failed(explained, tenant, hint) from None
     finally:
         for opened in closing:
@@ -569,8 +625,13 @@ def call(
         False,
         "--service-account",
         help="Call as the partner's service account (delegated, within the roles its GDAP "
-        "groups hold in the customer): for gdap-delegated customers.",
+        "groups hold in the customer). Default: chosen by the customer's access mode (the "
+        "last sync's record in --db, else found out) where one is configured.",
     ),
+    as_app: bool = typer.Option(
+        False, "--app", help="Call as the app, whatever the customer's access mode."
+    ),
+    db: str = common.DB_OPTION,
     select: list[str] | None = typer.Option(
         None, "--select", metavar="PROPS", help="$select: properties, comma-separated or repeated."
     ),
@@ -621,8 +682,11 @@ def call(
             except CspGraphError as refused:  # before discovery: the tenant is as named
                 common.report(refused, tenant=customer)
         settings = run.load_config(config)
-        if service_account and (agent or agent_user):
-            raise common.UsageError("--service-account and --agent: choose one")
+        ways = {"--agent": agent or agent_user is not None, "--service-account": service_account,
+                "--app": as_app}  # fmt: skip
+        chosen = [name for name, given in ways.items() if given]
+        if len(chosen) > 1:
+            raise common.UsageError(f"{' and '.join(chosen)}: choose one")
         if service_account and settings.service_account_cache_path is None:
             raise common.UsageError(
                 "--service-account: no service account is configured (service_account_cache)"
@@ -641,7 +705,9 @@ def call(
                     fresh=fresh,
                     allow_any_resource=allow_any_resource,
                     out=out,
-                    service_account=service_account,
+                    # None: chosen from the access mode (only where a service account is set).
+                    service_account=True if service_account else (False if chosen else None),
+                    db=db,
                 )
             )
         except _Failed as failed:

@@ -41,6 +41,7 @@ from cspgraph.fleet.outcomes import clip, short
 from cspgraph.graph.client import GraphClient
 from cspgraph.http import token_claims
 from cspgraph.http.errors import (
+    APP_NOT_IN_TENANT_CODES,
     GDAP_ENDED,
     GDAP_IN_EFFECT,
     GDAP_ON_ITS_WAY,
@@ -49,6 +50,7 @@ from cspgraph.http.errors import (
     CspGraphError,
     NeedsPersonError,
     RelationshipFact,
+    aadsts_code,
     classify_access_failure,
     not_in_admin_agents_error,
     role_missing_error,
@@ -453,6 +455,29 @@ def recorded_access(
                 nearest_end=row.gdap_end,
             )
     return found
+
+
+def recorded_mode(store: Store, tenant_id: str) -> AccessMode | None:
+    """How the last sync reached ``tenant_id`` (None: never recorded, or not a mode)."""
+    found = stored_access(store, tenant_id.lower()) or stored_access(store, tenant_id)
+    if found is None or found.mode is None:
+        return None
+    try:
+        return AccessMode(found.mode)
+    except ValueError:
+        return None
+
+
+async def app_reaches(provider: TokenProvider, tenant_id: str) -> bool:
+    """Whether the app's own token can do anything in ``tenant_id``: refused as "not in this
+    tenant", or issued without application permissions (a consent of delegated scopes only),
+    it cannot. Other failures say nothing about the mode (True: the app's call reports them)."""
+    try:
+        token = await provider.get_token(tenant_id)
+    except CspGraphError as exc:
+        code = aadsts_code(exc.message) or aadsts_code(exc.code)
+        return code not in APP_NOT_IN_TENANT_CODES
+    return bool(token_claims.roles(token))
 
 
 def record(store: Store, access: CustomerAccess) -> None:
