@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-
 import pytest
 from typer.testing import CliRunner, Result
 

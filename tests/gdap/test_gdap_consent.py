@@ -22,8 +22,8 @@ from tests.emulator.graph_tokens import tenant_of
 from tests.gdap.conftest import (
     FRESH_CUSTOMER,
     MakeEmulator,
-    gdap_cli,
     consent_as_the_customers_admin,
+    gdap_cli,
     gdap_world_for_ops,
     signed_in,
 )
