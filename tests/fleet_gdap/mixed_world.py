@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from csp_emulator.world.worldfile import demo_world_data
+from csp_emulator.world.worldfile import GDAP_READ_PERMISSION, demo_world_data
 
 GDAP = {
     "northwind": "northwindhealth.onmicrosoft.com",
@@ -54,14 +54,14 @@ def mixed_world_data(
             "roles": ["Directory Readers"], "activated_ago": "10d",
         })  # fmt: skip
     for tenant in data["tenant"]:
-        if tenant.get("kind") == "partner" and read_gdap:
-            tenant["gdap_api"] = True  # partner.com has it already; partner-eu.com too
         for app in tenant.get("app", []):
+            # The demo world's apps read GDAP relationships (GDAP_READ_PERMISSION); without
+            # read_gdap, they may not.
             app["application_permissions"] = [
-                *app["application_permissions"],
+                *(p for p in app["application_permissions"]
+                  if read_gdap or p != GDAP_READ_PERMISSION),
                 "RoleManagement.Read.Directory",
-                *(["DelegatedAdminRelationship.Read.All"] if read_gdap else []),
-            ]
+            ]  # fmt: skip
     return data
 
 

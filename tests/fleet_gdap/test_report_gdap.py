@@ -10,13 +10,15 @@ from pathlib import Path
 
 from rich.console import Console
 
+from csp_emulator.world.worldfile import demo_world_data
 from cspgraph.config import Config
 from cspgraph.fleet.report import report_data
 from cspgraph.fleet.report_html import render_html
 from cspgraph.fleet.report_terminal import render_terminal
 from cspgraph.fleet.store import Store
+from tests.conftest import MakeEmulator
 from tests.fleet_gdap.mixed_world import GDAP, dap_domains, mixed_world_data
-from tests.fleet_helpers import run_sync
+from tests.fleet_helpers import config_for, run_sync
 
 
 def synced(config: Config, store: Store) -> dict[str, dict[str, object]]:
@@ -92,3 +94,18 @@ def test_needs_action_gives_each_gdap_customer_its_own_next_step(
     assert "cspgraph gdap consent --customer" in json.dumps(cedar)
     assert "awaits the customer's approval" in json.dumps(skyline)
     assert "Entra does not know the app in these tenants" not in text
+
+
+def test_the_demo_world_as_make_demo_serves_it_shows_gdap_not_unknown(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    # The demo world itself, not the mixed fleet's additions: its apps may read relationships.
+    emu = make_emulator(demo_world_data(2, seed=11))
+    with Store.open(f"sqlite:///{tmp_path / 'demo.db'}") as store:
+        summary = asyncio.run(
+            run_sync(config_for(emu, tmp_path), store, customers=["customer.com", GDAP["zava"]])
+        )
+        assert summary.gdap_unknown == {}
+        data = {c["domain"]: c for c in report_data(store)["customers"]}
+    assert data[GDAP["zava"]]["gdap"]["status"] == "expiring"
+    assert data["customer.com"]["access_mode"] == "dap"

@@ -727,6 +727,8 @@ DEMO_PARTNERS = {
         "client_secret": "app-secret-eu",
     },
 }
+# What the demo partners' apps hold beyond that when the demo world has its GDAP half.
+GDAP_READ_PERMISSION = "DelegatedAdminRelationship.Read.All"
 DEMO_APP_PERMISSIONS = [
     "User.Read.All",
     "Group.Read.All",
@@ -870,9 +872,15 @@ def demo_world_data(customers: int = 36, seed: int = 7, *, gdap: bool = True) ->
         "tenant": tenants,
     }
     if gdap:
+        for partner in tenants[: len(DEMO_PARTNERS)]:
+            # Each partner's app reads its GDAP relationships (app-only, in its partner tenant:
+            # the Partner Customer Delegated Administration service principal is there), so the
+            # demo's report shows each customer's GDAP as it is, not as unknown.
+            partner["gdap_api"] = True
+            app = partner["app"][0]
+            app["application_permissions"] = [*DEMO_APP_PERMISSIONS, GDAP_READ_PERMISSION]
         na = tenants[0]
         additions = demo_gdap.partner_additions()
-        na["gdap_api"] = additions["gdap_api"]
         na["user"] = [*na["user"], *additions["user"]]
         na["group"] = additions["group"]
         # Consented as the partner's onboarding would have: what the fleet sync reads, admins too.
