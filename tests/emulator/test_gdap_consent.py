@@ -130,9 +130,11 @@ def test_a_consent_reaches_tokens_after_the_consent_delay(emu: Emulator) -> None
     assert answer.status_code == 200 and "roles" not in claims(answer.json()["access_token"])
 
 
-def test_app_roles_through_app_role_assigned_to_arrive_after_the_consent_delay(
+def consented_through_partner_center(
     emu: Emulator,
-) -> None:
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The app consented in the GDAP customer through Partner Center a minute ago: (the
+    customer, Microsoft Graph's service principal there, the app's)."""
     with partner_center(emu, pc_token(emu)) as pc:
         assert pc.post(consents_url(emu), json=consent_body()).status_code == 201
     emu.advance(61)
@@ -140,6 +142,13 @@ def test_app_roles_through_app_role_assigned_to_arrive_after_the_consent_delay(
     graph_sp = customer.service_principal_by_app_id(wellknown.GRAPH_APP_ID)
     app_sp = customer.service_principal_by_app_id(APP_ID)
     assert graph_sp is not None and app_sp is not None
+    return customer, graph_sp, app_sp
+
+
+def test_app_roles_through_app_role_assigned_to_arrive_after_the_consent_delay(
+    emu: Emulator,
+) -> None:
+    _customer, graph_sp, app_sp = consented_through_partner_center(emu)
     # The agent holds Privileged Role Administrator in the customer through GDAP.
     with graph_client(emu, token_of(emu, GDAP_CUSTOMER, "agent@partner.com")) as graph:
         for name in ("User.Read.All", "Group.Read.All"):
@@ -172,13 +181,7 @@ def test_a_cloud_application_administrator_may_not_grant_microsoft_graphs_app_ro
         if "Privileged Role Administrator" in held:
             held.remove("Privileged Role Administrator")
     emu = make_emulator(world)
-    with partner_center(emu, pc_token(emu)) as pc:
-        assert pc.post(consents_url(emu), json=consent_body()).status_code == 201
-    emu.advance(61)
-    customer = tenant_of(emu, GDAP_CUSTOMER)
-    graph_sp = customer.service_principal_by_app_id(wellknown.GRAPH_APP_ID)
-    app_sp = customer.service_principal_by_app_id(APP_ID)
-    assert graph_sp is not None and app_sp is not None
+    customer, graph_sp, app_sp = consented_through_partner_center(emu)
     token = token_of(emu, GDAP_CUSTOMER, "agent@partner.com")
     assert roles.CLOUD_APPLICATION_ADMINISTRATOR in claims(token)["wids"]
     with graph_client(emu, token) as graph:
@@ -257,13 +260,7 @@ def test_a_customer_global_administrator_consents_through_adminconsent(
 
 
 def test_a_second_tenant_wide_grant_through_graph_already_exists(emu: Emulator) -> None:
-    with partner_center(emu, pc_token(emu)) as pc:
-        assert pc.post(consents_url(emu), json=consent_body()).status_code == 201
-    emu.advance(61)
-    customer = tenant_of(emu, GDAP_CUSTOMER)
-    graph_sp = customer.service_principal_by_app_id(wellknown.GRAPH_APP_ID)
-    app_sp = customer.service_principal_by_app_id(APP_ID)
-    assert graph_sp is not None and app_sp is not None
+    _customer, graph_sp, app_sp = consented_through_partner_center(emu)
     with graph_client(emu, token_of(emu, GDAP_CUSTOMER, "agent@partner.com")) as graph:
         listed = graph.get(f"/v1.0/servicePrincipals/{app_sp['id']}/oauth2PermissionGrants")
         again = graph.post(

@@ -51,6 +51,18 @@ def sign_in_service_account(emu: Emulator, config: Config) -> None:
         provider.close()
 
 
+def mixed_fleet_signed_in(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> tuple[dict[str, Any], Config]:
+    """The mixed fleet's world data, served, and a configuration whose service account has
+    signed in."""
+    data = mixed_world_data()
+    emu = make_emulator(data)
+    config = with_service_account(emu, tmp_path)
+    sign_in_service_account(emu, config)
+    return data, config
+
+
 def by_domain(summary: Any) -> dict[str, Any]:
     return {t.customer.reference: t for t in summary.tenants}
 
@@ -81,10 +93,7 @@ def test_the_service_accounts_sign_in_is_encrypted_at_rest_and_private(
 def test_a_mixed_fleet_with_dap_gdap_app_gdap_delegated_pending_and_expired_in_one_run(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    data = mixed_world_data()
-    emu = make_emulator(data)
-    config = with_service_account(emu, tmp_path)
-    sign_in_service_account(emu, config)
+    data, config = mixed_fleet_signed_in(make_emulator, tmp_path)
     dap = dap_domains(data)[:2]
     named = [*dap, GDAP["northwind"], GDAP["skyline"], *DELEGATED.values()]
     with Store.open(f"sqlite:///{tmp_path / 'fleet.db'}") as store:
@@ -187,10 +196,7 @@ def test_call_follows_the_access_mode_the_last_sync_recorded(
     from cspgraph.cli.main import app
     from tests.fleet_helpers import SECRET_ENV
 
-    data = mixed_world_data()
-    emu = make_emulator(data)
-    config = with_service_account(emu, tmp_path)
-    sign_in_service_account(emu, config)
+    data, config = mixed_fleet_signed_in(make_emulator, tmp_path)
     fjord, dap = DELEGATED["fjord"], dap_domains(data)[0]
     db = f"sqlite:///{tmp_path / 'fleet.db'}"
     with Store.open(db) as store:
