@@ -10,42 +10,26 @@ server key alone (``--ignore-certificate-errors-spki-list``), not every certific
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner, Result
 
-from csp_emulator.server import Emulator, LocalCA
+from csp_emulator.server import Emulator
 from csp_emulator.world.worldfile import demo_world
 from cspgraph.cli import config_cmd
-from cspgraph.cli.main import app
 from cspgraph.config import load_config
 from cspgraph.identity import TokenProvider
 from tests.client.conftest import AGENT, AGENT_PASSWORD, Control
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT_MS, requires_chromium
+from tests.e2e.browser import STEP_TIMEOUT_MS, pinned_chromium, requires_chromium, run_cli
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 pytestmark = requires_chromium
-
-
-def server_key_pin(state_dir: Path) -> str:
-    """base64(SHA-256(SubjectPublicKeyInfo)) of the server certificate of emulators that keep
-    their state in ``state_dir`` (created now if missing)."""
-    cert = x509.load_pem_x509_certificate(LocalCA(state_dir).cert_path.read_bytes())
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def write_config(emu: Emulator, where: Path) -> Path:
@@ -66,16 +50,8 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def chromium(state_dir: Path) -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    pin = server_key_pin(state_dir)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={pin}"],
-        )
+    with pinned_chromium(state_dir) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -106,10 +82,7 @@ def sign_in_with_chromium(browser: Browser, auth_url: str, redirect_uri: str, sh
 
 
 def cspgraph(*args: str) -> Result:
-    """Run the `cspgraph` CLI. On a thread of its own: the module's browser keeps Playwright's
-    event loop open on this one, and the CLI runs asyncio itself."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(CliRunner().invoke, app, list(args)).result()
+    return run_cli(args)
 
 
 @pytest.mark.parametrize("protocol", ["v2", "v1"])

@@ -13,13 +13,12 @@ import pytest
 from csp_emulator import roles
 from csp_emulator.server import Emulator
 from csp_emulator.world.worldfile import load_world_data
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT_MS, requires_chromium
-from tests.e2e.test_browser_login import server_key_pin
+from tests.e2e.browser import open_and_sign_in, pinned_chromium, requires_chromium
 from tests.emulator.gdap_world import GDAP_CUSTOMER, PARTNER, STANDALONE, gdap_world
 from tests.emulator.graph_tokens import control_client, graph_client, tenant_of, user_token
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser
 
 pytestmark = requires_chromium
 
@@ -34,16 +33,8 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def chromium(state_dir: Path) -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    pin = server_key_pin(state_dir)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={pin}"],
-        )
+    with pinned_chromium(state_dir) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -82,17 +73,6 @@ def status(emu: Emulator, rel_id: str) -> str:
 def admin_of(emu: Emulator, domain: str) -> tuple[str, str]:
     tenant = tenant_of(emu, domain)
     return f"admin@{tenant.initial_domain}", f"Admin-{tenant.id[:8]}"
-
-
-def open_and_sign_in(page: Page, url: str, username: str, password: str, button: str) -> str:
-    page.set_default_timeout(STEP_TIMEOUT_MS)
-    page.goto(url)
-    page.wait_for_selector("#signin")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click(button)
-    page.wait_for_selector("#result, #error")
-    return page.inner_text("body")
 
 
 def test_a_customer_global_administrator_approves_in_chromium(

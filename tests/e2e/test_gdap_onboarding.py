@@ -7,22 +7,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from csp_emulator.server import Emulator
 from csp_emulator.world.worldfile import load_world_data
-from cspgraph.cli.main import app
 from cspgraph.fleet.store import Store
 from cspgraph.gdap.roles import sync_application_permissions
 from cspgraph.graph.scope import covers
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, requires_chromium
-from tests.e2e.test_browser_login import server_key_pin
-from tests.e2e.test_gdap_approval_browser import admin_of, open_and_sign_in
+from tests.e2e.browser import open_and_sign_in, pinned_chromium, requires_chromium, run_cli
+from tests.e2e.test_gdap_approval_browser import admin_of
 from tests.emulator.gdap_world import APP_ID, PARTNER
 from tests.emulator.graph_tokens import tenant_of
 from tests.gdap.conftest import SECRET_ENV, gdap_world_for_ops, signed_in
@@ -42,16 +39,8 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def chromium(state_dir: Path) -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    pin = server_key_pin(state_dir)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={pin}"],
-        )
+    with pinned_chromium(state_dir) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -66,12 +55,7 @@ def emu(state_dir: Path) -> Iterator[Emulator]:
 
 
 def cspgraph(config: Path, *args: str) -> Result:
-    # On a thread of its own: Playwright's sync API keeps an event loop on this one, and the
-    # command runs its own.
-    with ThreadPoolExecutor(1) as pool:
-        result = pool.submit(
-            CliRunner().invoke, app, [*args, "--config", str(config)], env=SECRET_ENV
-        ).result()
+    result = run_cli([*args, "--config", str(config)], env=SECRET_ENV)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result
 

@@ -38,6 +38,7 @@ from sqlalchemy import select
 
 from cspgraph.fleet.history_schema import customer_access
 from cspgraph.fleet.outcomes import clip, short
+from cspgraph.gdap.roles import name_of
 from cspgraph.graph.client import GraphClient
 from cspgraph.http import token_claims
 from cspgraph.http.errors import (
@@ -80,24 +81,6 @@ ROLE_FOR_RESOURCE = {
 }
 # What a customer's sync can do without (skipped with why); the rest is the customer's inventory.
 OPTIONAL_RESOURCES = frozenset({"managedDevices", "subscribedSkus", "directoryRoles"})
-# Role names of the template ids partners' relationships carry (Entra's built-in roles reference;
-# wire-facts §5.1, §8); any other id is shown as it is.
-ROLE_NAMES = {
-    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
-    "f2ef992c-3afb-46b9-b7cf-a126ee74c451": "Global Reader",
-    "88d8e3e3-8f55-4a1e-953a-9b9898b8876b": "Directory Readers",
-    "fe930be7-5e62-47db-91af-98c3a49a38b1": "User Administrator",
-    "3a2c62db-5318-420d-8d74-23affee5d9d5": "Intune Administrator",
-    "158c047a-c907-4556-b7ef-446551a6b5f7": "Cloud Application Administrator",
-    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3": "Application Administrator",
-    "7698a772-787b-4ac8-901f-60d6b08affd2": "Cloud Device Administrator",
-    "729827e3-9c14-49f7-bb1b-9608f156bbb8": "Helpdesk Administrator",
-    "4d6ac14f-3453-41d0-bef9-a3e0c569773a": "License Administrator",
-    "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
-    "194ae4cb-b126-40b2-bd5b-6091b380977d": "Security Administrator",
-    "29232cdf-9323-42fd-ade2-1d097af3e4de": "Exchange Administrator",
-    "b0f54661-2d74-4c50-afa3-1ec803f12efe": "Billing Administrator",
-}
 # Partner Center's word on DAP is asked again after this long (DAP is only ever taken away, and
 # a refused token asks at once).
 DAP_RECHECK = timedelta(days=1)
@@ -757,7 +740,7 @@ async def read_holders(
 ) -> RelationshipFact:
     """The relationship with which partner groups hold which of its roles (its active access
     assignments), and whether some assignments are still pending."""
-    holders: dict[str, list[str]] = {ROLE_NAMES.get(r, r): [] for r in rel.roles}
+    holders: dict[str, list[str]] = {name_of(r): [] for r in rel.roles}
     pending = False
     group_names: dict[str, str] = {}
     path = f"{RELATIONSHIPS_PATH}/{rel.id}/accessAssignments"
@@ -779,7 +762,7 @@ async def read_holders(
                     group_names[group] = group
             roles = (item.get("accessDetails") or {}).get("unifiedRoles") or []
             for role in roles:
-                name = ROLE_NAMES.get(str(role.get("roleDefinitionId")).lower(), "?")
+                name = name_of(str(role.get("roleDefinitionId") or "?"))
                 holders.setdefault(name, []).append(group_names.get(group, group))
     return dataclasses.replace(
         rel.fact(),
