@@ -65,7 +65,6 @@ BILLING_ADMINISTRATOR = _named("Billing Administrator")
 USER_TEMPLATE = "b79fbf4d-3ef9-4689-8143-76b194e85509"
 
 
-
 def resolve(role: str) -> str | None:
     """The template id of a built-in role given by template id or by name (any case)."""
     text = role.strip().lower()

@@ -8,10 +8,12 @@ JSON when piped or with ``--json``). The GDAP APIs are called as the signed-in t
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -35,6 +37,11 @@ AGENT_USER: Any = typer.Option(
     None, "--agent-user", metavar="UPN", help="The signed-in technician to act as, if several."
 )
 CUSTOMER_HELP = "The customer: a tenant ID or a domain."
+CUSTOMER: Any = typer.Option(None, "--customer", metavar="CUSTOMER", help=CUSTOMER_HELP)
+EMULATOR_CLOCK: Any = typer.Option(
+    False, "--emulator-clock", help="Move the emulator's world clock instead of waiting."
+)
+T = TypeVar("T")
 
 
 # Ctrl-C: every step is idempotent or kept in a state file.
@@ -81,10 +88,35 @@ async def tenant_of(provider: TokenProvider, customer: str) -> str:
     return info.tenant_id.lower()
 
 
-def _session(provider: TokenProvider, region: str | None, agent_user: str | None) -> GdapSession:
+@contextlib.asynccontextmanager
+async def technician(
+    cfg: Config, region: str | None, agent_user: str | None, *, emulator_clock: bool = False
+) -> AsyncIterator[tuple[TokenProvider, Any, GdapSession]]:
+    """What every GDAP command acts through: the app's tokens, the clock it waits on (the
+    emulator's world clock with ``--emulator-clock``) and the signed-in technician's session."""
     from cspgraph.gdap.session import GdapSession
+    from cspgraph.identity import TokenProvider
 
-    return GdapSession.open(provider, region=region, agent_user=agent_user)
+    async with (
+        TokenProvider(cfg, workers=2) as provider,
+        common.world_clock(cfg, emulator_clock) as clock,
+        GdapSession.open(provider, region=region, agent_user=agent_user) as gdap,
+    ):
+        yield provider, clock, gdap
+
+
+def run_async(go: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    import asyncio  # imported where used: keeps `cspgraph --help` fast
+
+    return asyncio.run(go())
+
+
+def show(result: Any, json_out: bool, printer: Callable[[Any], None]) -> None:
+    """The result as JSON (piped, or ``--json``), else as ``printer`` puts it."""
+    if common.wants_json(json_out):
+        common.print_json(result.as_dict())
+    else:
+        printer(result)
 
 
 # -- cspgraph gdap roles ---------------------------------------------------------------------------
@@ -188,20 +220,15 @@ def invite(
         cfg = run.load_config(config)
 
         async def go() -> Invitation:
-            from cspgraph.identity import TokenProvider
-
-            async with TokenProvider(cfg, workers=2) as provider:
+            async with technician(cfg, region, agent_user) as (provider, _, gdap):
                 tenant = await tenant_of(provider, customer) if customer else None
                 request = InviteRequest(
                     label, role_ids, duration, auto_extend, tenant,
                     None if customer is None or tenant == customer.lower() else customer,
                 )  # fmt: skip
-                async with _session(provider, region, agent_user) as gdap:
-                    return await do_invite(gdap.api, request, admin_portal=gdap.admin_portal)
+                return await do_invite(gdap.api, request, admin_portal=gdap.admin_portal)
 
-        import asyncio  # imported where used: keeps `cspgraph --help` fast
-
-        result = asyncio.run(go())
+        result = run_async(go)
     if common.wants_json(json_out):
         common.print_json(result.as_dict())
         return
@@ -217,7 +244,7 @@ def invite(
 
 @app.command("status")
 def status(
-    customer: str | None = typer.Option(None, "--customer", metavar="CUSTOMER", help=CUSTOMER_HELP),
+    customer: str | None = CUSTOMER,
     expiring_within: str = typer.Option(
         "30d", "--expiring-within", metavar="SPAN", help="Flag relationships ending within this."
     ),
@@ -243,28 +270,20 @@ def status(
         cfg = run.load_config(config)
 
         async def go() -> GdapStatus:
-            from cspgraph.identity import TokenProvider
-
-            async with TokenProvider(cfg, workers=2) as provider:
+            async with technician(cfg, region, agent_user) as (provider, _, gdap):
 
                 async def check(tenant: str) -> ConsentState:
                     return await consent_state(provider, tenant)
 
                 tenant = await tenant_of(provider, customer) if customer else None
-                async with _session(provider, region, agent_user) as gdap:
-                    return await gdap_status(
-                        gdap.api, now=await world_now(cfg), customer=tenant,
-                        expiring_within=window, pending_longer_than=patience,
-                        consent=check if consent else None,
-                    )  # fmt: skip
+                return await gdap_status(
+                    gdap.api, now=await world_now(cfg), customer=tenant,
+                    expiring_within=window, pending_longer_than=patience,
+                    consent=check if consent else None,
+                )  # fmt: skip
 
-        import asyncio
-
-        result = asyncio.run(go())
-    if common.wants_json(json_out):
-        common.print_json(result.as_dict())
-    else:
-        _print_status(result)
+        result = run_async(go)
+    show(result, json_out, _print_status)
     if result.needs_person:
         count = sum(len(c.needs) for c in result.customers)
         common.fail(common.Exit.NEEDS_PERSON, f"error: needs_person: {count} item(s) need a person")
@@ -332,7 +351,7 @@ def parse_group_options(items: list[str]) -> dict[str, str]:
 
 @app.command("assign")
 def assign(
-    customer: str | None = typer.Option(None, "--customer", metavar="CUSTOMER", help=CUSTOMER_HELP),
+    customer: str | None = CUSTOMER,
     relationship: str | None = typer.Option(
         None,
         "--relationship",
@@ -351,9 +370,7 @@ def assign(
     ),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until every one is active."),
     budget: str = typer.Option("8m", "--budget", metavar="DURATION", help="How long to wait."),
-    emulator_clock: bool = typer.Option(
-        False, "--emulator-clock", help="Move the emulator's world clock instead of waiting."
-    ),
+    emulator_clock: bool = EMULATOR_CLOCK,
     region: str | None = REGION,
     agent_user: str | None = AGENT_USER,
     json_out: bool = common.JSON_OPTION,
@@ -372,13 +389,8 @@ def assign(
         cfg = run.load_config(config)
 
         async def go() -> AssignResult:
-            from cspgraph.identity import TokenProvider
-
-            async with (
-                TokenProvider(cfg, workers=2) as provider,
-                common.world_clock(cfg, emulator_clock) as clock,
-                _session(provider, region, agent_user) as gdap,
-            ):
+            acting = technician(cfg, region, agent_user, emulator_clock=emulator_clock)
+            async with acting as (provider, clock, gdap):
                 tenant = await tenant_of(provider, customer) if customer else None
                 rel = await pick_relationship(gdap, relationship, tenant)
                 return await do_assign(
@@ -387,13 +399,8 @@ def assign(
                     on_progress=common.say,
                 )  # fmt: skip
 
-        import asyncio
-
-        result = asyncio.run(go())
-    if common.wants_json(json_out):
-        common.print_json(result.as_dict())
-    else:
-        _print_assign(result)
+        result = run_async(go)
+    show(result, json_out, _print_assign)
 
 
 async def pick_relationship(gdap: GdapSession, wanted: str | None, tenant: str | None) -> Any:
@@ -465,9 +472,7 @@ def consent(
     budget: str = typer.Option(
         "15m", "--budget", metavar="DURATION", help="Give up this long after the consent."
     ),
-    emulator_clock: bool = typer.Option(
-        False, "--emulator-clock", help="Move the emulator's world clock instead of waiting."
-    ),
+    emulator_clock: bool = EMULATOR_CLOCK,
     region: str | None = REGION,
     agent_user: str | None = AGENT_USER,
     json_out: bool = common.JSON_OPTION,
@@ -489,26 +494,16 @@ def consent(
         cfg = run.load_config(config)
 
         async def go() -> ConsentResult:
-            from cspgraph.identity import TokenProvider
-
-            async with (
-                TokenProvider(cfg, workers=2) as provider,
-                common.world_clock(cfg, emulator_clock) as clock,
-                _session(provider, region, agent_user) as gdap,
-            ):
+            acting = technician(cfg, region, agent_user, emulator_clock=emulator_clock)
+            async with acting as (provider, clock, gdap):
                 tenant = await tenant_of(provider, customer)
                 return await consent_customer(
                     gdap, tenant, clock=clock, retry_every=every, budget=seconds,
                     on_progress=common.say,
                 )  # fmt: skip
 
-        import asyncio
-
-        result = asyncio.run(go())
-    if common.wants_json(json_out):
-        common.print_json(result.as_dict())
-    else:
-        _print_consent(result)
+        result = run_async(go)
+    show(result, json_out, _print_consent)
     if result.admin_consent_link is not None:
         common.fail(
             common.Exit.NEEDS_PERSON,
@@ -581,13 +576,8 @@ def onboard_gdap(
         cfg = run.load_config(config)
 
         async def go() -> GdapOnboardingResult:
-            from cspgraph.identity import TokenProvider
-
-            async with (
-                TokenProvider(cfg, workers=2) as provider,
-                common.world_clock(cfg, emulator_clock) as clock,
-                _session(provider, region, agent_user) as gdap,
-            ):
+            acting = technician(cfg, region, agent_user, emulator_clock=emulator_clock)
+            async with acting as (_, clock, gdap):
                 return await do_onboard(
                     gdap, domain, roles=role_ids, name=None if name is None else name,
                     create_groups=create_groups, groups=mapping,
@@ -595,19 +585,14 @@ def onboard_gdap(
                     on_progress=common.say,
                 )  # fmt: skip
 
-        import asyncio
-
         try:
-            result = asyncio.run(go())
+            result = run_async(go)
         except CspGraphError as exc:
             stopped = stopped_state(state_dir, domain, exc) if common.wants_json(json_out) else None
             if stopped is not None:
                 common.print_json(stopped)
             raise
-    if common.wants_json(json_out):
-        common.print_json(result.as_dict())
-    else:
-        common.console().print(result.summary, soft_wrap=True)
+    show(result, json_out, lambda r: common.console().print(r.summary, soft_wrap=True))
     if result.needs_approval:
         common.fail(
             common.Exit.NEEDS_PERSON,

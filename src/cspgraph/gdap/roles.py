@@ -139,7 +139,6 @@ class UnknownRoleError(ValueError):
     """A role given by a name or id that is not a built-in role GDAP offers."""
 
 
-
 def catalog() -> list[Role]:
     """Every role GDAP offers, by name."""
     return [role(t) for t in sorted(ROLE_NAMES, key=lambda t: ROLE_NAMES[t].lower())]

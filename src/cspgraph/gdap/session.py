@@ -17,22 +17,11 @@ from cspgraph.gdap.api import ADMIN_PORTAL, GdapApi
 from cspgraph.graph.client import GraphClient
 from cspgraph.http.sender import Sleep
 from cspgraph.partner.center import PartnerCenterClient
+from cspgraph.partner.onboarding_existing import UserPartnerCenterTokens
 
 if TYPE_CHECKING:
     from cspgraph.identity import TokenProvider
     from cspgraph.identity.agent import AgentTokenProvider
-
-
-class TechnicianPartnerCenterTokens:
-    """The technician's app+user Partner Center tokens in their partner tenant, as Partner
-    Center's client asks for them."""
-
-    def __init__(self, agent: AgentTokenProvider, partner_tenant: str) -> None:
-        self.agent = agent
-        self.partner_tenant = partner_tenant
-
-    async def get_token(self, *, fresh: bool = False) -> str:
-        return await self.agent.partner_center_token(self.partner_tenant, fresh=fresh)
 
 
 @dataclass
@@ -77,7 +66,7 @@ class GdapSession:
         """Partner Center as the technician (app+user): what its GDAP-era calls need."""
         cloud = self.provider.cloud
         return PartnerCenterClient(
-            TechnicianPartnerCenterTokens(self.agent, self.partner_tenant),
+            UserPartnerCenterTokens(self.agent, self.partner_tenant),
             base_url=cloud.partner_center,
             ca_bundle=cloud.ca_bundle,
             sleep=sleep or asyncio.sleep,
