@@ -13,6 +13,7 @@ import pytest
 from csp_emulator import wellknown
 from csp_emulator.server import Emulator
 from csp_emulator.world.objects import user_json
+from csp_emulator.world.worldfile import DEMO_APP_PERMISSIONS, GDAP_READ_PERMISSION
 from tests.conftest import MakeEmulator
 from tests.emulator.graph_tokens import (
     CUSTOMER_DOMAIN,
@@ -212,13 +213,11 @@ def test_applications_and_service_principals_by_app_id(emulator: Emulator) -> No
     assert sps.status_code == 200 and len(sps.json()["value"]) == 1
     assert by_key["id"] == app["id"]
     granted = {a["appRoleId"] for a in assignments["value"]}
+    # The demo app's application permissions, its partner's GDAP relationships among them.
     assert granted == {
         wellknown.APPLICATION_PERMISSIONS[p].id
-        for p in (
-            "User.Read.All", "Group.Read.All", "Device.Read.All", "Organization.Read.All",
-            "DeviceManagementManagedDevices.Read.All",
-        )
-    }  # fmt: skip
+        for p in (*DEMO_APP_PERMISSIONS, GDAP_READ_PERMISSION)
+    }
 
 
 def test_directory_objects_by_id_and_get_by_ids(emulator: Emulator) -> None:

@@ -9,6 +9,7 @@ import jwt
 import pytest
 
 from csp_emulator.server import Emulator
+from csp_emulator.world.worldfile import DEMO_APP_PERMISSIONS, GDAP_READ_PERMISSION
 from tests.emulator.identity_helpers import (
     GRAPH_DEFAULT,
     NA_APP,
@@ -21,13 +22,9 @@ from tests.emulator.identity_helpers import (
     tenant,
 )
 
-DEMO_ROLES = {
-    "User.Read.All",
-    "Group.Read.All",
-    "Device.Read.All",
-    "Organization.Read.All",
-    "DeviceManagementManagedDevices.Read.All",
-}
+# The demo app's application permissions: what the sync reads, and (the demo world has its GDAP
+# half) its partner's GDAP relationships.
+DEMO_ROLES = {*DEMO_APP_PERMISSIONS, GDAP_READ_PERMISSION}
 
 
 def test_msal_app_only_token_for_a_customer_verifies_against_the_jwks(
