@@ -116,6 +116,53 @@ def test_renewal_moves_the_expiry_and_release_frees_the_tenant(store: Store, clo
     assert other.held() == set() and other.holder_of(T) is None and other.holder_of(U) is None
 
 
+class RenewalPause:
+    """The leases' clock and lock, made to stop a renewing thread after its transaction (the
+    clock is read inside it) and before its bookkeeping (the lock it takes next)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.renewer: threading.Thread | None = None
+        self.read_done = False
+        self.paused = threading.Event()
+        self.go = threading.Event()
+
+    def now(self) -> float:
+        if threading.current_thread() is self.renewer:
+            self.read_done = True  # the renewal's transaction has begun
+        return self.clock()
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is self.renewer and self.read_done:
+            self.paused.set()
+            assert self.go.wait(30)
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def test_a_tenant_taken_while_a_renewal_is_under_way_is_not_lost(
+    store: Store, clock: Clock
+) -> None:
+    pause = RenewalPause(clock)
+    leases = TenantLeases(store, holder="run-1", ttl=60.0, clock=pause.now)
+    leases._lock = pause  # type: ignore[assignment]  # the seam the race runs through
+    leases.acquire(T)
+    clock.now += 10
+    renewed: list[set[str]] = []
+    pause.renewer = threading.Thread(target=lambda: renewed.append(leases.renew()))
+    pause.renewer.start()
+    assert pause.paused.wait(30)
+    leases.acquire(U)  # another customer of the same run starts between read and bookkeeping
+    pause.go.set()
+    pause.renewer.join(30)
+    assert renewed == [set()]
+    assert leases.held() == {T, U} and not leases.lost(U)
+    assert leases.renew() == set()  # and the next renewal keeps both
+
+
 def test_many_takers_at_once_leave_exactly_one_holder(store: Store) -> None:
     takers = [TenantLeases(store) for _ in range(8)]
     won: list[str] = []

@@ -34,6 +34,7 @@ rows.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import secrets
@@ -112,6 +113,12 @@ class TenantLeases:
         self._clock = clock
         self._held: set[str] = set()
         self._lost: set[str] = set()
+        # Which acquisition of each held tenant this is (a counter): a renewal judges only the
+        # leases held when it began. One taken (or given back and taken again) by another thread
+        # while the renewal's read was already made is not in that read, and is not lost (the
+        # race made a run under load report a lease lost with no other run anywhere).
+        self._taken: dict[str, int] = {}
+        self._acquisitions = itertools.count()
         self._lock = threading.Lock()
         sql = store.driver_sql
         columns = "tenant_id, holder, machine, pid, pid_started, acquired_at, expires_at"
@@ -175,6 +182,7 @@ class TenantLeases:
             log.info("took over the lease of %s from %s", tenant_id, current.holder)
         with self._lock:
             self._held.add(tenant_id)
+            self._taken[tenant_id] = next(self._acquisitions)
             self._lost.discard(tenant_id)
         return mine
 
@@ -182,6 +190,9 @@ class TenantLeases:
         """Extend this holder's lease of ``tenant_id`` (None: of every tenant it holds) by a
         ttl from now; returns the tenants whose lease this holder no longer has (another holder
         took it after it expired), which are also remembered (:meth:`lost`)."""
+        with self._lock:
+            asked = self._held if tenant_id is None else {tenant_id} & self._held
+            before = {tenant: self._taken[tenant] for tenant in asked}
         with self.store.write_transaction() as cursor:
             until = self._now(cursor) + self.ttl
             if tenant_id is None:
@@ -191,9 +202,14 @@ class TenantLeases:
             cursor.execute(self._sql_mine, (self.holder,))
             still = {row[0] for row in cursor.fetchall()}
         with self._lock:
-            asked = self._held if tenant_id is None else {tenant_id} & self._held
-            gone = asked - still
+            gone = {
+                tenant
+                for tenant, taken in before.items()
+                if tenant not in still and self._taken.get(tenant) == taken
+            }
             self._held -= gone
+            for tenant in gone:
+                del self._taken[tenant]
             self._lost |= gone
         for tenant in gone:
             log.warning("the lease of %s was lost: another run took it after it expired", tenant)
@@ -205,6 +221,7 @@ class TenantLeases:
             cursor.execute(self._sql_release, (tenant_id, self.holder))
         with self._lock:
             self._held.discard(tenant_id)
+            self._taken.pop(tenant_id, None)
 
     def release_all(self) -> None:
         """Give back every lease this holder has (at the end of a run, also an interrupted one)."""
@@ -212,6 +229,7 @@ class TenantLeases:
             cursor.execute(self._sql_release_all, (self.holder,))
         with self._lock:
             self._held.clear()
+            self._taken.clear()
 
     def holder_of(self, tenant_id: str) -> Lease | None:
         """The tenant's lease as the store holds it (expired or not), or None."""
