@@ -440,6 +440,29 @@ def test_the_new_admins_password_is_kept_when_the_onboarding_stops_before_its_en
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
 
 
+def test_a_stopped_onboarding_resumes_with_the_same_command_line_off_a_terminal(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    """Past the create no password is made, so the same command (its --password-file now
+    exists), or one without --password-file off a terminal (cron), resumes it."""
+    app, env = onboard_cli(make_emulator, tmp_path)
+    password_file = tmp_path / "pw"
+    args = ["onboard", "--domain", "resumed.onmicrosoft.com", "--name", "Resumed Co", "--json",
+            "--emulator-clock", "--initial-wait", "3s", "--retry-every", "2s", "--budget", "1s",
+            "--state-dir", str(tmp_path / "state"),
+            "--password-file", str(password_file)]  # fmt: skip
+    assert CliRunner().invoke(app, args, env=env).exit_code == 3  # stopped while waiting
+    password = password_file.read_text()
+    longer = [*args, "--budget", "1m"]  # the same, with more budget (the last one counts)
+    again = CliRunner().invoke(app, longer, env=env)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["state"] == "done"
+    assert password_file.read_text() == password  # the new admin's password, untouched
+    bare_args = [a for a in longer if a not in ("--password-file", str(password_file))]
+    bare = CliRunner().invoke(app, bare_args, env=env)  # no --password-file, not a terminal
+    assert bare.exit_code == 0, bare.output
+
+
 def test_an_existing_password_file_is_refused_before_anything_is_created(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:

@@ -610,7 +610,13 @@ def onboard(
         endpoints = cfg.emulator_endpoints()
         if emulator_clock and endpoints is None:
             raise common.UsageError("--emulator-clock needs a configuration with `emulator = …`")
-        _password_goes_somewhere(password_file)
+        resumed = OnboardingStore(state_dir).load(domain)
+        if resumed is None or resumed.tenant_id is None:
+            # A customer still to be created (or whose create was interrupted, which Partner
+            # Center answers again with the password): the password must have somewhere to go.
+            # A resumed onboarding past the create makes none, so asks for nowhere to put it
+            # (cron resuming with the same command line would be refused by its own file).
+            _password_goes_somewhere(password_file)
 
         shown: list[str] = []
 
