@@ -366,3 +366,106 @@ def test_cspgraph_login_whoami_and_token_agent(
     )
     assert token.exit_code == 0, token.output
     assert json.loads(token.output)["idtyp"] == "user"
+
+
+# -- a sign-in meeting a moved clock, or one that fails after the code was redeemed ---------------
+
+SEVEN_MINUTES = 7 * 60
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["v2", "v1"])
+async def test_a_sign_in_at_an_emulator_whose_clock_moved_ahead_stands_and_reports_the_skew(
+    emu: Emulator, config: Config, make_provider: MakeProvider, v1: bool
+) -> None:
+    emu.advance(SEVEN_MINUTES)  # the id_token's iat is 7 min ahead of this machine's clock
+    provider = make_provider(config)
+    result = sign_in(emu, provider, "customer.com", v1=v1)
+    assert result.clock_skew is not None
+    assert SEVEN_MINUTES - 60 < result.clock_skew < SEVEN_MINUTES + 60  # the skew, not a duration
+    assert [a.username for a in provider.agent().accounts()] == [AGENT["NA"]]
+    other = Control(emu).customers("NA")[1]["id"]
+    assert claims(await provider.agent().get_token(other))["idtyp"] == "user"
+
+
+async def test_a_sign_in_within_the_leeway_reports_no_skew(
+    emu: Emulator, config: Config, make_provider: MakeProvider
+) -> None:
+    emu.advance(60)
+    assert sign_in(emu, make_provider(config), "customer.com").clock_skew is None
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["v2", "v1"])
+async def test_a_sign_in_that_fails_after_the_code_was_redeemed_leaves_no_agent_behind(
+    emu: Emulator, config: Config, make_provider: MakeProvider, v1: bool
+) -> None:
+    # The code is redeemed (MSAL stores what comes back at once), then the id_token's signing
+    # keys cannot be fetched: the sign-in fails, and nobody may be signed in after it.
+    control = Control(emu)
+    customer = next(t for t in control.customers("NA") if t["domain"] == "customer.com")
+    keys = f"/{customer['id']}/discovery/"
+    control.send("POST", "faults", {"host": "login", "kind": "503", "count": 10,
+                                    "path_prefix": keys})  # fmt: skip
+    provider = make_provider(config)
+    with pytest.raises(TransientError, match="fetching the signing keys"):
+        sign_in(emu, provider, "customer.com", v1=v1)
+    assert control.tokens(tenant=customer["id"]) != []  # the code was redeemed
+    assert provider.agent().accounts() == []
+    again = make_provider(config)  # what the next command reads from the cache file
+    assert again.agent().accounts() == []
+    with pytest.raises(NotSignedInError):
+        await again.agent().get_token("customer.com")
+
+
+def test_cspgraph_login_after_the_emulator_clock_moved_names_the_skew_and_signs_in(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cspgraph.cli import config_cmd
+    from cspgraph.cli.main import app
+
+    runner = CliRunner()
+    config_path = tmp_path / "cfg" / "config.toml"
+    init = runner.invoke(
+        config_cmd.app, ["init", "--from-emulator", str(emu.endpoints_file), "--path",
+                         str(config_path)],
+    )  # fmt: skip
+    assert init.exit_code == 0, init.output
+    emu.advance(SEVEN_MINUTES)
+    monkeypatch.setattr(
+        "webbrowser.open",
+        lambda url: (
+            threading.Thread(
+                target=fill_sign_in, args=(emu, url, AGENT["NA"], AGENT_PASSWORD), daemon=True
+            ).start()
+            or True
+        ),
+    )
+    login = runner.invoke(
+        app, ["login", "--customer", "customer.com", "--timeout", "30", "--config",
+              str(config_path)],
+    )  # fmt: skip
+    assert login.exit_code == 0, login.output
+    assert json.loads(login.stdout)["clock_skew_s"] > SEVEN_MINUTES - 60
+    (warning,) = [line for line in login.stderr.splitlines() if "clock skew" in line]
+    assert "the emulator's world clock is about 7 min ahead" in warning
+    assert "restart the emulator" in warning
+    whoami = runner.invoke(app, ["whoami", "--config", str(config_path)])
+    assert [a["username"] for a in json.loads(whoami.output)["agents"]] == [AGENT["NA"]]
+
+
+def test_clock_skew_is_read_from_the_id_tokens_times_in_both_directions() -> None:
+    from cspgraph.identity.agent import ID_TOKEN_LEEWAY, clock_skew
+
+    now = 1_800_000_000.0
+    assert clock_skew({"iat": now + 600, "exp": now + 4200}, now) == 600
+    assert clock_skew({"iat": now - 4200, "exp": now - 600}, now) == -600
+    assert clock_skew({"iat": now + ID_TOKEN_LEEWAY, "exp": now + 3600}, now) is None
+    assert clock_skew({"iat": "soon", "exp": None}, now) is None  # not times: nothing to judge
+
+
+def test_the_skew_warning_against_microsoft_says_to_set_this_machines_clock() -> None:
+    from cspgraph.cli.auth_cmd import skew_warning
+
+    line = skew_warning(-1800.4, emulator=False)
+    assert line.startswith("warning: clock skew of -1800 s: the identity platform's clock is ")
+    assert "about 30 min behind this machine's" in line
+    assert "set it (NTP" in line and "\n" not in line

@@ -127,6 +127,9 @@ def login(
             timeout=timeout,
             login_hint=login_hint,
         )
+        if result.clock_skew is not None:
+            emulated = provider.config.emulator_endpoints() is not None
+            common.say(skew_warning(result.clock_skew, emulator=emulated))
     if common.wants_json(json_out):
         common.print_json(
             {
@@ -134,12 +137,37 @@ def login(
                 "tenant_id": result.tenant_id,
                 "region": result.region,
                 "protocol": result.protocol,
+                "clock_skew_s": None if result.clock_skew is None else round(result.clock_skew),
             }
         )
         return
     typer.echo(
         f"signed in: {result.account.username} at tenant {result.tenant_id} "
         f"(region {result.region}, {result.protocol})"
+    )
+
+
+def skew_warning(skew: float, *, emulator: bool) -> str:
+    """What a sign-in whose id_token shows a clock skew tells the person (it still signed in:
+    cspgraph.identity.agent.clock_skew says why)."""
+    size = abs(round(skew))
+    span = f"about {round(size / 60)} min" if size >= 90 else f"{size} s"
+    who = "the emulator's world clock" if emulator else "the identity platform's clock"
+    way = "ahead of" if skew > 0 else "behind"
+    if emulator:
+        why = (
+            "expected after its clock was moved on (POST /_emulator/clock, --emulator-clock); "
+            "restart the emulator for a clock that agrees"
+        )
+    else:
+        why = (
+            "Entra ID's clocks are right, so this machine's is wrong: set it (NTP, e.g. "
+            "`timedatectl set-ntp true`), or times shown here (token expiry) will be off"
+        )
+    return (
+        f"warning: clock skew of {round(skew):+d} s: {who} is {span} {way} this machine's, by the "
+        f"id_token's times. The sign-in stands (the tokens came straight from the token "
+        f"endpoint, and their lifetime counts from now); {why}"
     )
 
 

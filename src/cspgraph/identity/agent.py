@@ -71,7 +71,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _CT = msal.TokenCache.CredentialType
-ID_TOKEN_LEEWAY = 300  # seconds of clock skew accepted on id_token times (MSAL's own figure)
+# Seconds an id_token's times may be off this machine's clock before the sign-in is said to meet
+# a clock skew: .NET's token validation default (MSAL Python's legacy check used 120 s).
+ID_TOKEN_LEEWAY = 300
 
 
 class NotSignedInError(NeedsPersonError):
@@ -100,6 +102,26 @@ class SignInResult:
     region: str
     protocol: Literal["v2", "v1"]
     expires_at: float
+    # Seconds the identity platform's clock is ahead of this machine's (negative: behind), as
+    # far as the id_token shows it, when that is beyond ID_TOKEN_LEEWAY; None within it.
+    clock_skew: float | None = None
+
+
+class _HeldTokens(msal.TokenCache):  # type: ignore[misc]
+    """A sign-in's tokens, held back from the shared cache until the sign-in is validated: MSAL
+    stores what a code redemption returns before the caller sees it, and a sign-in that fails
+    afterwards (an id_token that does not validate) must leave no agent behind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[dict[str, Any]] = []
+
+    def add(self, event: dict[str, Any], **kwargs: Any) -> None:
+        self.events.append(event)
+
+    def release_to(self, cache: msal.TokenCache) -> None:
+        for event in self.events:
+            cache.add(event)
 
 
 # -- the provider ----------------------------------------------------------------------------------
@@ -176,7 +198,14 @@ class AgentTokenProvider:
     def _begin_v2(
         self, route: Route, receiver: LoopbackReceiver, login_hint: str | None
     ) -> PendingSignIn[SignInResult]:
-        app = self._app(route)
+        held = _HeldTokens()
+        app = build_msal_app(
+            route,
+            self._credentials.get(route.identity),
+            transport=self._transport,
+            http_cache=self._http_cache,
+            token_cache=held,
+        )
         flow = app.initiate_auth_code_flow(
             scopes=[route.cloud.graph_scope],
             redirect_uri=receiver.redirect_uri,
@@ -197,8 +226,9 @@ class AgentTokenProvider:
                 raise transport_error(exc, route.tenant_id, what) from None
             if "access_token" not in result:
                 raise token_error(result, route.tenant_id, what)
-            self._validate_id_token(result.get("id_token"), route, nonce=None)
-            return self._signed_in(route, result, "v2")
+            skew = self._validate_id_token(result.get("id_token"), route, nonce=None)
+            held.release_to(self.cache)  # validated: now the agent is signed in
+            return self._signed_in(route, result, "v2", skew)
 
         return PendingSignIn(flow["auth_uri"], receiver, complete)
 
@@ -258,8 +288,8 @@ class AgentTokenProvider:
                 )
             if not isinstance(body, dict) or "access_token" not in body:
                 raise token_error(body if isinstance(body, dict) else {}, route.tenant_id, what)
-            self._validate_id_token(body.get("id_token"), route, nonce=nonce)
-            return self._signed_in(route, self._store_v1(route, body), "v1")
+            skew = self._validate_id_token(body.get("id_token"), route, nonce=nonce)
+            return self._signed_in(route, self._store_v1(route, body), "v1", skew)
 
         return PendingSignIn(auth_url, receiver, complete)
 
@@ -310,7 +340,11 @@ class AgentTokenProvider:
         return response
 
     def _signed_in(
-        self, route: Route, result: dict[str, Any], protocol: Literal["v2", "v1"]
+        self,
+        route: Route,
+        result: dict[str, Any],
+        protocol: Literal["v2", "v1"],
+        clock_skew: float | None,
     ) -> SignInResult:
         expires_in = float(result.get("expires_in") or 0)
         home_account_id = _home_account_id(result)
@@ -330,12 +364,18 @@ class AgentTokenProvider:
             region=route.region,
             protocol=protocol,
             expires_at=time.time() + expires_in,
+            clock_skew=clock_skew,
         )
 
     # -- id_token validation (MSAL 1.38+ no longer validates; client-traps §8) ------------------
-    def _validate_id_token(self, id_token: str | None, route: Route, nonce: str | None) -> None:
+    def _validate_id_token(
+        self, id_token: str | None, route: Route, nonce: str | None
+    ) -> float | None:
+        """Check who the id_token names and who signed it (signature, audience, issuer, tenant,
+        nonce): a failure is a :class:`SignInError`. Return the clock skew its times show
+        (:func:`clock_skew`), which is not a failure: see there."""
         if not id_token:
-            return  # nothing claimed, nothing relied on
+            return None  # nothing claimed, nothing relied on
         info = self.router.discovery.cached(route.tenant_id)
         jwks_uri = (info.jwks_uri if info else None) or (
             f"{route.cloud.login}/{route.tenant_id}/discovery/v2.0/keys"
@@ -348,8 +388,13 @@ class AgentTokenProvider:
                 key,
                 algorithms=["RS256"],
                 audience=route.identity.client_id,
-                leeway=ID_TOKEN_LEEWAY,
-                options={"require": ["exp", "iat", "aud", "iss"]},
+                options={
+                    "require": ["exp", "iat", "aud", "iss"],
+                    # Times are judged by clock_skew() below, not refused here.
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except TRANSPORT_ERRORS as exc:
             raise transport_error(exc, route.tenant_id, "fetching the signing keys") from None
@@ -369,6 +414,13 @@ class AgentTokenProvider:
                 "the id_token belongs to another sign-in (nonce mismatch)",
                 tenant=route.tenant_id,
             )
+        skew = clock_skew(claims, time.time())
+        if skew is not None:
+            log.warning(
+                "the id_token from tenant %s shows the identity platform's clock %+.0f s off "
+                "this machine's", route.tenant_id, skew,
+            )  # fmt: skip
+        return skew
 
     def _signing_key(self, jwks_uri: str, kid: str | None) -> Any:
         for attempt in range(2):  # refetch once: keys roll over
@@ -515,6 +567,33 @@ class AgentTokenProvider:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def clock_skew(claims: dict[str, Any], now: float) -> float | None:
+    """Seconds the issuer's clock is ahead of ``now`` (negative: behind), at least, as an
+    id_token's times show it, when beyond :data:`ID_TOKEN_LEEWAY`; None within it.
+
+    A skew does not fail the sign-in. The id_token came straight from the token endpoint over
+    TLS, in answer to this sign-in's PKCE-bound code (and nonce, v1): its times guard against a
+    replay that cannot happen here (OpenID Connect Core 3.1.3.7), and the tokens stay good, since
+    MSAL keeps their lifetime as ``expires_in`` from receipt, never as the issuer's clock says.
+    MSAL Python decided the same: its legacy check only logged time errors ("the token(s) are
+    still correct and probably functioning"), and 1.38 dropped id_token validation entirely.
+    So the caller is told the skew (a machine's clock is wrong, or an emulator's was moved)."""
+    issued = max(_epoch(claims.get("iat"), now), _epoch(claims.get("nbf"), now))
+    if issued - now > ID_TOKEN_LEEWAY:
+        return issued - now
+    expires = _epoch(claims.get("exp"), now)
+    if now - expires > ID_TOKEN_LEEWAY:
+        return expires - now
+    return None
+
+
+def _epoch(value: Any, default: float) -> float:
+    """A time claim in seconds, or ``default`` when it is missing or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value)
 
 
 def _b64url(data: bytes) -> str:
