@@ -33,12 +33,13 @@ from cspgraph.customer_ref import customer_key
 from cspgraph.http.errors import (
     BadRequestError,
     CspGraphError,
+    HostUnreachableError,
     NeedsPersonError,
     TransientError,
     classify_token_error,
     error_from_rule,
 )
-from cspgraph.http.retry import RetryPolicy, retry_transient, retry_transient_sync
+from cspgraph.http.retry import HOSTS, RetryPolicy, retry_transient, retry_transient_sync
 from cspgraph.http.sessions import Sessions
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ class TenantDiscovery:
                 retry_after = response.headers.get("Retry-After")
                 text = await response.text()
         except (ClientError, TimeoutError) as exc:
-            raise self._unreachable(key, exc) from None
+            raise self._unreachable(key, exc, url) from None
         return self._accept(key, url, status, text, retry_after)
 
     def _fetch_sync(self, key: str) -> TenantInfo:
@@ -246,19 +247,23 @@ class TenantDiscovery:
         try:
             response = self.sessions.requests.get(url, headers={"Accept": "application/json"})
         except requests.RequestException as exc:
-            raise self._unreachable(key, exc) from None
+            raise self._unreachable(key, exc, url) from None
         retry_after = response.headers.get("Retry-After")
         return self._accept(key, url, response.status_code, response.text, retry_after)
 
-    def _unreachable(self, key: str, exc: BaseException) -> CspGraphError:
-        return TransientError(
-            f"cannot reach {self.cloud.login} to discover {key}: {type(exc).__name__}",
-            tenant=key,
-        )
+    def _unreachable(self, key: str, exc: BaseException, url: str) -> CspGraphError:
+        message = f"cannot reach {self.cloud.login} to discover {key}: {type(exc).__name__}"
+        if _connect_failed(exc):  # never reached the host: the host watch keeps count
+            host = urlsplit(url).netloc
+            return HostUnreachableError(
+                message, host=host, service="the identity platform", tenant=key
+            )
+        return TransientError(message, tenant=key)
 
     def _accept(
         self, key: str, url: str, status: int, text: str, retry_after: str | None = None
     ) -> TenantInfo:
+        HOSTS.answered(urlsplit(url).netloc)
         if status != 200:
             raise self._error(key, status, text, retry_after)
         try:
@@ -411,3 +416,23 @@ class Router:
             cloud=cloud,
             identity=identity,
         )
+
+
+def requests_could_not_connect(exc: BaseException) -> bool:
+    """requests found nothing to connect to (urllib3's NewConnectionError: refused, no route,
+    no such name), as opposed to a proxy, TLS or timeout failure."""
+    import urllib3.exceptions  # loaded with requests already
+
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return type(exc) is requests.ConnectionError and isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
+
+
+def _connect_failed(exc: BaseException) -> bool:
+    """No connection could be made at all, by requests or by aiohttp."""
+    if isinstance(exc, requests.RequestException):
+        return requests_could_not_connect(exc)
+    from aiohttp import ClientConnectorError, ClientSSLError  # as _fetch_async: loaded by now
+
+    return isinstance(exc, ClientConnectorError) and not isinstance(exc, ClientSSLError)

@@ -325,8 +325,15 @@ def command(*, interrupted: str = "interrupted") -> Iterator[Run]:
     message and its status from :class:`Exit`; Ctrl-C with ``interrupted`` and 130."""
     from cspgraph.config import ConfigError
     from cspgraph.http.errors import CspGraphError
+    from cspgraph.http.retry import HOSTS
 
     run = Run(interrupted=interrupted)
+    HOSTS.reset()  # what an earlier command in this process (tests) saw is not this one's
+
+    def retrying(line: str) -> None:  # a host refusing connections: never retry in silence
+        say(f"note: {line}")
+
+    HOSTS.listeners.append(retrying)
     try:
         yield run
     except (ConfigError, UsageError, EmulatorDown) as exc:
@@ -338,6 +345,16 @@ def command(*, interrupted: str = "interrupted") -> Iterator[Run]:
     except BrokenPipeError:  # `cspgraph … | head`: the reader has what it wanted
         silence_stdout()
         raise typer.Exit(int(Exit.DONE)) from None
+    finally:
+        HOSTS.listeners.remove(retrying)
+
+
+def hosts_gone() -> list[str]:
+    """The hosts this command judged gone (they refused every connection for a whole retry
+    budget: cspgraph.http.retry.HostWatch), each with its service."""
+    from cspgraph.http.retry import HOSTS
+
+    return HOSTS.ever_gone()
 
 
 def report(

@@ -2,8 +2,8 @@
 
 Thin: options → :func:`cspgraph.fleet.sync.sync_fleet` → a summary table (or JSON). Exit status:
 0 when every customer synced, 1 when some did not (their status says why; or another run was
-syncing them), 2 for a configuration that cannot be used, 130 when interrupted (run it again: it
-resumes).
+syncing them), 2 for a configuration that cannot be used, 5 when a host stopped answering
+mid-run (the sync stops early; run it again: it resumes), 130 when interrupted (likewise).
 """
 
 from __future__ import annotations
@@ -231,6 +231,14 @@ def sync(
                 "them: run again when it has finished, or with --wait"
             )
     if not summary.ok:
+        gone = common.hosts_gone()
+        if gone:  # not these customers' fault: the service went away (exit 5: try again soon)
+            common.fail(
+                common.Exit.TRANSIENT,
+                f"error: transient: {', '.join(gone)} stopped answering during the sync (every "
+                "connection refused), so it stopped early; every page written is kept: run the "
+                "same command again when it answers, and it resumes",
+            )
         raise typer.Exit(int(common.Exit.PARTLY_DONE))
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class ErrorClass(StrEnum):
@@ -187,6 +187,24 @@ class TransientError(CspGraphError):
     """Try again soon: throttling, an unavailable service, a race inside Entra, the network."""
 
     error_class = ErrorClass.TRANSIENT
+
+
+class HostUnreachableError(TransientError):
+    """No connection to the service's host could be made (refused, no route, no such name): the
+    request never reached it. ``host`` is where it was going (``graph.microsoft.com``,
+    ``127.0.0.1:8443``), ``service`` what serves there ("Microsoft Graph");
+    :class:`~cspgraph.http.retry.HostWatch` keeps what such failures show about the host as a
+    whole."""
+
+    def __init__(self, message: str, *, host: str, service: str, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.host = host
+        self.service = service
+
+    @property
+    def where(self) -> str:
+        """The service and its host, for messages: "Microsoft Graph at 127.0.0.1:8443"."""
+        return f"{self.service} at {self.host}"
 
 
 class PropagatingError(CspGraphError):

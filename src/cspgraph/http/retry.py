@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from cspgraph.http.errors import TransientError
+from cspgraph.http.errors import HostUnreachableError, TransientError
 
 if TYPE_CHECKING:
     from cspgraph.http.errors import PropagatingError
@@ -107,6 +108,130 @@ def parse_retry_after(value: str | None, *, cap: float = MAX_RETRY_AFTER) -> flo
     return min(max(seconds, 0.0), cap)
 
 
+# -- hosts that stopped answering ------------------------------------------------------------------
+
+# How long a host judged gone stays so before calls may try it again (a long-lived process, such
+# as a worker, must notice it is back; a sync has long stopped by then).
+RECHECK_AFTER = 60.0
+
+
+class HostWatch:
+    """Which hosts stopped answering, for every client in the process.
+
+    A connection that cannot be made never reached the service: for a blip, retrying is right.
+    But when one call has spent its whole retry budget on connections a host refused, and no
+    answer came from that host meanwhile (:meth:`gave_up`), the host is gone (a stopped
+    emulator, a network that went away): every call to it then fails at once
+    (:meth:`check`) instead of each spending a retry budget of its own, so a fleet of
+    customers stops in the time one call takes, not in thousands of budgets. Any answer from
+    the host (:meth:`answered`) ends that, as does ``recheck_after`` seconds.
+
+    ``listeners`` are told, in one line each, when a host begins refusing connections, when it
+    is judged gone and when it answers again (a command's stderr: never silence while
+    retrying). They may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        recheck_after: float = RECHECK_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.recheck_after = recheck_after
+        self.clock = clock
+        self.listeners: list[Callable[[str], None]] = []
+        self._lock = threading.Lock()
+        self._answers: dict[str, int] = {}  # answers seen per host (a generation)
+        self._refusing: set[str] = set()  # hosts refusing since their last answer
+        self._judged: set[str] = set()  # hosts judged gone since their last answer
+        self._ever: dict[str, str] = {}  # host -> where, for every host judged gone since reset
+        self._gone: dict[str, tuple[float, HostUnreachableError]] = {}  # host -> (since, why)
+
+    def answered(self, host: str) -> None:
+        """An answer (any status) came from ``host``."""
+        if host not in self._refusing:  # the hot path: no lock for a host that answers
+            self._answers[host] = self._answers.get(host, 0) + 1
+            return
+        with self._lock:
+            self._answers[host] = self._answers.get(host, 0) + 1
+            self._refusing.discard(host)
+            self._gone.pop(host, None)
+            back = host in self._judged
+            self._judged.discard(host)
+        if back:
+            self._tell(f"{host} answers again")  # (an answer does not say which service)
+
+    def refused(self, error: HostUnreachableError) -> int:
+        """A connection to ``error.host`` could not be made; returns the host's generation, to
+        hand to :meth:`gave_up` when the call's retries are spent."""
+        host = error.host
+        with self._lock:
+            first = host not in self._refusing
+            self._refusing.add(host)
+            generation = self._answers.get(host, 0)
+        if first:
+            self._tell(f"{error.where} refuses connections: retrying")
+        return generation
+
+    def gave_up(self, error: HostUnreachableError, generation: int) -> None:
+        """A call spent its retries on refused connections, the first of them when the host
+        had given ``generation`` answers: with none since, the host is judged gone."""
+        host = error.host
+        with self._lock:
+            if self._answers.get(host, 0) != generation or host in self._gone:
+                return
+            self._gone[host] = (self.clock(), error)
+            self._judged.add(host)
+            self._ever[host] = error.where
+        self._tell(
+            f"{error.where} stopped answering: every connection refused for a whole retry "
+            "budget; calls to it now fail at once"
+        )
+
+    def check(self, host: str) -> None:
+        """Raise the :class:`HostUnreachableError` that judged ``host`` gone, if it is."""
+        gone = self._gone.get(host)
+        if gone is None:
+            return
+        since, error = gone
+        if self.clock() - since >= self.recheck_after:
+            with self._lock:
+                self._gone.pop(host, None)  # let calls try it again
+            return
+        raise HostUnreachableError(
+            f"{error.where} stopped answering: every connection refused",
+            host=host,
+            service=error.service,
+            reason=f"{error.where} stopped answering",
+        )
+
+    def gone(self) -> list[str]:
+        """The hosts judged gone now, each with its service ("Microsoft Graph at …")."""
+        return sorted(error.where for _, error in self._gone.values())
+
+    def ever_gone(self) -> list[str]:
+        """The hosts judged gone at some time since :meth:`reset` (a request in flight when a
+        host went away may be answered after the judgment, which ends it; a run that failed
+        meanwhile still failed because of it)."""
+        return sorted(self._ever.values())
+
+    def reset(self) -> None:
+        """Forget every host (a new command in the same process starts from nothing)."""
+        with self._lock:
+            self._answers.clear()
+            self._refusing.clear()
+            self._judged.clear()
+            self._ever.clear()
+            self._gone.clear()
+
+    def _tell(self, line: str) -> None:
+        for listener in list(self.listeners):
+            listener(line)
+
+
+HOSTS = HostWatch()  # the process's view (every client shares it: hosts are the process's)
+
+
 # -- the policy applied to one call ----------------------------------------------------------------
 
 _JITTER = random.Random()  # jitter, not secrets
@@ -125,11 +250,13 @@ async def retry_transient(
     then the last error is raised. Every other error is raised at once. ``on_retry`` is told of
     each retry and its delay."""
     attempt = 0
+    refused: int | None = None
     while True:
         try:
             return await call()
         except TransientError as exc:
-            delay = _next_delay(policy, attempt, exc, rng)
+            refused = _watch(exc, refused)
+            delay = _next_delay(policy, attempt, exc, rng, refused)
             if delay is None:
                 raise
             if on_retry is not None:
@@ -148,11 +275,13 @@ def retry_transient_sync(
 ) -> T:
     """:func:`retry_transient` for synchronous callers (it sleeps the calling thread)."""
     attempt = 0
+    refused: int | None = None
     while True:
         try:
             return call()
         except TransientError as exc:
-            delay = _next_delay(policy, attempt, exc, rng)
+            refused = _watch(exc, refused)
+            delay = _next_delay(policy, attempt, exc, rng, refused)
             if delay is None:
                 raise
             if on_retry is not None:
@@ -161,10 +290,27 @@ def retry_transient_sync(
         sleep(delay)
 
 
+def _watch(error: TransientError, refused: int | None) -> int | None:
+    """Tell :data:`HOSTS` of a refused connection (raising at once for a host judged gone);
+    the call's generation of its first refusal, or None while it has had none."""
+    if not isinstance(error, HostUnreachableError):
+        return refused
+    HOSTS.check(error.host)
+    generation = HOSTS.refused(error)
+    return generation if refused is None else refused
+
+
 def _next_delay(
-    policy: RetryPolicy, attempt: int, error: TransientError, rng: random.Random | None
+    policy: RetryPolicy,
+    attempt: int,
+    error: TransientError,
+    rng: random.Random | None,
+    refused: int | None = None,
 ) -> float | None:
-    """Seconds before retry number ``attempt``, or None when the budget is spent."""
+    """Seconds before retry number ``attempt``, or None when the budget is spent (then a call
+    that met refused connections tells :data:`HOSTS` it gave up)."""
     if attempt >= policy.max_retries:
+        if refused is not None and attempt and isinstance(error, HostUnreachableError):
+            HOSTS.gave_up(error, refused)  # (a call allowed no retry judges nothing)
         return None
     return policy.delay(attempt, error.retry_after, rng or _JITTER)

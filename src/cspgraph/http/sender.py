@@ -39,13 +39,14 @@ from yarl import URL
 from cspgraph.http.errors import (
     CspGraphError,
     ErrorClass,
+    HostUnreachableError,
     NeedsPersonError,
     PropagatingError,
     TransientError,
 )
 from cspgraph.http.fresh import FreshTokens
 from cspgraph.http.inflight import InFlightWindow
-from cspgraph.http.retry import PropagationPolicy, RetryPolicy
+from cspgraph.http.retry import HOSTS, PropagationPolicy, RetryPolicy
 from cspgraph.http.sessions import aiohttp_session
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ class _CallState:
     propagation_waited: float = 0.0
     fresh: bool = False
     token_generation: int = 0
+    refused: int | None = None  # the host's answer count at this call's first refused connect
 
     @property
     def retries(self) -> int:
@@ -228,8 +230,10 @@ class Sender:
         session = self._session or self.ensure_session()
         pacer = self.pacer
         id_header = self.service.request_id_header
+        host = target.raw_authority
         try:
             while True:
+                HOSTS.check(host)  # a host judged gone fails every call at once (http/retry.py)
                 if pacer is not None:
                     wait = 0.0
                     for cost in costs:
@@ -273,10 +277,16 @@ class Sender:
                     ) from exc
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     # A refused connection never reached the service; anything later might have.
-                    safe = idempotent or isinstance(exc, aiohttp.ClientConnectorError)
-                    if safe and state.transient < self.retry.max_retries:
+                    refused = isinstance(exc, aiohttp.ClientConnectorError)
+                    name = what or request_name(method, url)
+                    unreachable = self._refused(state, host, exc, key, name) if refused else None
+                    if (idempotent or refused) and state.transient < self.retry.max_retries:
                         await self._pause(state, self.retry_delay(state.transient, None))
                         continue
+                    if unreachable is not None and state.refused is not None:
+                        if state.transient:  # (a call allowed no retry judges nothing)
+                            HOSTS.gave_up(unreachable, state.refused)
+                        raise unreachable from exc
                     raise TransientError(
                         f"{what or request_name(method, url)}: {type(exc).__name__} talking to "
                         f"{self.service.name}: {exc}",
@@ -284,6 +294,7 @@ class Sender:
                         request_id=request_id,
                         reason=f"the connection to {self.service.name} failed",
                     ) from exc
+                HOSTS.answered(host)
                 stats.bytes_received += len(payload)
                 if reply.status < 300:
                     if pacer is not None and len(costs) == 1:
@@ -382,6 +393,21 @@ class Sender:
         self.stats.retries += 1
         await self.sleep(wait)
         return True
+
+    def _refused(
+        self, state: _CallState, host: str, exc: BaseException, key: str, name: str
+    ) -> HostUnreachableError:
+        """A connection to ``host`` could not be made: tell the host watch."""
+        error = HostUnreachableError(
+            f"{name}: cannot connect to {self.service.name} at {host}: {exc}",
+            host=host,
+            service=self.service.name,
+            tenant=key or None,
+        )
+        generation = HOSTS.refused(error)
+        if state.refused is None:
+            state.refused = generation
+        return error
 
     async def _pause(self, state: _CallState, delay: float) -> None:
         state.transient += 1

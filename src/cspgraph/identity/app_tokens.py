@@ -30,6 +30,7 @@ from cspgraph.discovery import Route, Router, TenantDiscovery
 from cspgraph.http.errors import (
     BadRequestError,
     CspGraphError,
+    HostUnreachableError,
     NeedsPersonError,
     TransientError,
     aadsts_code,
@@ -42,6 +43,7 @@ from cspgraph.http.sessions import Sessions
 from cspgraph.identity.cache import HotTokens, evict_access_tokens, hot_token_from
 from cspgraph.identity.msal_transport import (
     Answer,
+    ConnectFailed,
     DiscoveryOnlyHttpCache,
     MsalTransport,
     redact_msal_logs,
@@ -106,6 +108,13 @@ def transport_error(
         # MSAL raises on a 5xx ("HTTP Error: 503"); anything else it raises is also the service's.
         return TransientError(
             f"{what} failed: the identity platform answered {exc}",
+            tenant=tenant,
+        )
+    if isinstance(exc, ConnectFailed):
+        return HostUnreachableError(
+            f"{what} failed: cannot connect to the identity platform at {exc.host}",
+            host=exc.host,
+            service="the identity platform",
             tenant=tenant,
         )
     return TransientError(

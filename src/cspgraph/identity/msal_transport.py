@@ -31,6 +31,8 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from cspgraph.discovery import requests_could_not_connect
+from cspgraph.http.retry import HOSTS
 from cspgraph.http.sessions import REQUESTS_TIMEOUT, USE_REQUESTS, loop_tls_for
 
 if TYPE_CHECKING:
@@ -43,6 +45,23 @@ class Answer:
 
     status: int
     retry_after: str | None
+
+
+class ConnectFailed(requests.ConnectionError):
+    """No connection to ``host`` could be made (refused, no route, no such name): the request
+    never reached it. A ``requests.ConnectionError`` as before, naming the host for
+    :class:`~cspgraph.http.retry.HostWatch`."""
+
+    def __init__(self, message: str, host: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+
+def connect_failed(exc: requests.RequestException, url: str) -> requests.RequestException:
+    """``exc`` as :class:`ConnectFailed` when requests could not connect at all."""
+    if requests_could_not_connect(exc):
+        return ConnectFailed(f"{_origin(url)}: cannot connect", urlsplit(url).netloc)
+    return exc
 
 
 class StaticResponse:
@@ -133,8 +152,12 @@ class MsalTransport:
                 return StaticResponse(text)
         loop = self._loop_for(url, kwargs)
         if loop is not None:
-            return self._noted(self._over_loop(loop, "GET", url, params, None, headers))
-        return self._noted(self.session.get(url, params=params, headers=headers, **kwargs))
+            return self._noted(self._over_loop(loop, "GET", url, params, None, headers), url)
+        try:
+            response = self.session.get(url, params=params, headers=headers, **kwargs)
+        except requests.RequestException as exc:
+            raise connect_failed(exc, url) from exc
+        return self._noted(response, url)
 
     def post(
         self,
@@ -146,10 +169,12 @@ class MsalTransport:
     ) -> Any:
         loop = self._loop_for(url, kwargs)
         if loop is not None:
-            return self._noted(self._over_loop(loop, "POST", url, params, data, headers))
-        return self._noted(
-            self.session.post(url, params=params, data=data, headers=headers, **kwargs)
-        )
+            return self._noted(self._over_loop(loop, "POST", url, params, data, headers), url)
+        try:
+            response = self.session.post(url, params=params, data=data, headers=headers, **kwargs)
+        except requests.RequestException as exc:
+            raise connect_failed(exc, url) from exc
+        return self._noted(response, url)
 
     def close(self) -> None:
         """MSAL never owns the shared session; closing is the provider's job."""
@@ -168,8 +193,9 @@ class MsalTransport:
         answer: Answer | None = getattr(self._local, "answer", None)
         return answer
 
-    def _noted(self, response: Any) -> Any:
+    def _noted(self, response: Any, url: str) -> Any:
         self._local.answer = Answer(int(response.status_code), response.headers.get("Retry-After"))
+        HOSTS.answered(urlsplit(url).netloc)
         return response
 
     # -- over the event loop --------------------------------------------------------------------
@@ -300,6 +326,8 @@ class MsalTransport:
             raise requests.exceptions.ConnectTimeout(f"connecting to {_origin(url)}") from None
         except TimeoutError:
             raise requests.exceptions.ReadTimeout(f"reading from {_origin(url)}") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectFailed(f"{_origin(url)}: {exc.os_error}", urlsplit(url).netloc) from None
         except aiohttp.ClientError as exc:
             raise requests.ConnectionError(f"{_origin(url)}: {type(exc).__name__}") from None
 
