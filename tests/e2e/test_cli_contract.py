@@ -334,6 +334,8 @@ def test_each_command_exits_with_the_status_of_what_happened(
         assert result.stdout == "", result.stdout  # a failure prints no half result
         # One error line (Click's own for an option it parses), whatever progress came before.
         assert any(line.startswith(("error: ", "Error: ")) for line in result.stderr.splitlines())
+    # Only what is known of code, status, tenant and request id: never "code=none".
+    assert not re.search(r"\b(code|tenant|request-id|status)=(none|unknown)\b", result.stderr)
 
 
 def test_the_exit_table_covers_every_error_class() -> None:

@@ -383,17 +383,21 @@ def fail(status: Exit, *lines: str) -> None:
 
 
 def error_line(exc: CspGraphError, tenant: str | None = None) -> str:
-    """One line: class, message, and the fields support asks for (code, status, tenant, id)."""
+    """One line: class, message, and the fields support asks for (code, status, tenant, id),
+    those that are known: a field that is not (no request was sent) is left out, not shown as
+    ``none``."""
     message = exc.message.replace(
         "Pass allow_any_resource=True to lift this.", "Pass --allow-any-resource to lift this."
     )
-    fields = [
-        f"code={exc.code or 'none'}",
-        *([f"status={exc.status}"] if exc.status is not None else []),
-        f"tenant={exc.tenant or tenant or 'unknown'}",
-        f"request-id={exc.request_id or 'none'}",
-    ]
-    text = f"error: {exc.error_class}: {message} ({', '.join(fields)})"
+    known = (
+        ("code", exc.code),
+        ("status", exc.status),
+        ("tenant", exc.tenant or tenant),
+        ("request-id", exc.request_id),
+    )
+    fields = [f"{name}={value}" for name, value in known if value is not None and value != ""]
+    details = f" ({', '.join(fields)})" if fields else ""
+    text = f"error: {exc.error_class}: {message}{details}"
     return " ".join(text.split())  # one line, whatever the service put in its message (say()
     # shows its control characters as escapes)
 
