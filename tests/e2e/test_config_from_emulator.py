@@ -156,3 +156,18 @@ def test_an_emulator_that_stopped_is_named_in_a_clear_error(
     assert "does not answer" in result.stderr
     assert "Traceback" not in result.output
     assert not config.exists()
+
+
+def test_the_next_step_names_the_configuration_by_its_absolute_path(
+    make_emulator: MakeEmulator, tmp_path: Path, monkeypatch: Any
+) -> None:
+    # A relative --config would be wrong in any other directory the hint is pasted into.
+    emu = make_emulator()
+    monkeypatch.chdir(tmp_path)
+    result = init(emu.endpoints_file, Path("cfg dir/config.toml"))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    absolute = tmp_path / "cfg dir" / "config.toml"
+    assert data["written"] == str(absolute)
+    assert data["next"].endswith(f"(with CSPGRAPH_CONFIG='{absolute}')")
+    assert absolute.is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,7 +134,7 @@ def init(
         from cspgraph.emulator_partners import ServedWorldError, region_apps, served_partners
 
         given = common.either(config, path)
-        target = (given or default_config_path()).expanduser()
+        target = (given or default_config_path()).expanduser().absolute()
         label = describe_config_path(target, config_origin(given))
         if target.exists() and not force:
             raise common.UsageError(f"{label} exists; use --force to overwrite it")
@@ -157,8 +158,9 @@ def init(
     if from_emulator is None:
         after = "fill in [regions.NA] (or run `cspgraph setup`), then `cspgraph config show`"
     else:
+        # Absolute: the hint is pasted into other shells, in other directories.
         after = "cspgraph customers list" + (
-            "" if given is None else f"  (with CSPGRAPH_CONFIG={target})"
+            "" if given is None else f"  (with CSPGRAPH_CONFIG={shlex.quote(str(target))})"
         )
     if common.wants_json(json_out):
         common.print_json(
