@@ -171,3 +171,34 @@ def test_the_next_step_names_the_configuration_by_its_absolute_path(
     assert data["written"] == str(absolute)
     assert data["next"].endswith(f"(with CSPGRAPH_CONFIG='{absolute}')")
     assert absolute.is_file()
+
+
+def test_hints_name_the_command_that_works_in_this_shell(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    # `make demo` runs .venv/bin/cspgraph from a shell whose PATH has no cspgraph: a hint that
+    # says `cspgraph …` would fail there, so it names the path it was started by.
+    import os
+    import subprocess
+    import sys
+
+    emu = make_emulator()
+    command = Path(sys.executable).parent / "cspgraph"
+    checkout = command.parent.parent.parent
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    args = ["config", "init", "--from-emulator", str(emu.endpoints_file), "--config",
+            str(tmp_path / "config.toml"), "--json"]  # fmt: skip
+    started = subprocess.run(
+        [str(command.relative_to(checkout)), *args],
+        cwd=checkout, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["next"].startswith(".venv/bin/cspgraph customers list")
+    on_path = {**env, "PATH": f"{command.parent}:/usr/bin:/bin"}
+    (tmp_path / "config.toml").unlink()
+    found = subprocess.run(
+        ["cspgraph", *args], cwd=tmp_path, env=on_path, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["next"].startswith("cspgraph customers list")

@@ -155,6 +155,27 @@ def say(text: str) -> None:
     typer.echo(printable(text, lines=True), err=True)
 
 
+def invoked_as() -> str:
+    """How to run cspgraph again, for the hints commands print: ``cspgraph`` when that is what
+    the shell finds, else the path this process was started by (``.venv/bin/cspgraph`` after
+    ``make demo``, whose shell has no ``cspgraph`` on its PATH), relative to here when below."""
+    import shlex
+    import shutil
+
+    started = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if started is None or started.name != "cspgraph" or not started.is_file():
+        return "cspgraph"  # not started as the command (a test runner, an embedding program)
+    found = shutil.which("cspgraph")
+    if found is not None and Path(found).resolve() == started.resolve():
+        return "cspgraph"
+    here = Path.cwd()
+    path = started.absolute()
+    with contextlib.suppress(ValueError):
+        path = path.relative_to(here)
+    shown = str(path) if path.is_absolute() or "/" in str(path) else f"./{path}"
+    return shlex.quote(shown)
+
+
 def console(*, stderr: bool = False) -> Console:
     """A Rich console for tables on a terminal (imported here: Rich is for terminals only). It
     reads no markup and shows control characters as escapes: customers name what it prints."""

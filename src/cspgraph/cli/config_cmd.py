@@ -159,7 +159,7 @@ def init(
         after = "fill in [regions.NA] (or run `cspgraph setup`), then `cspgraph config show`"
     else:
         # Absolute: the hint is pasted into other shells, in other directories.
-        after = "cspgraph customers list" + (
+        after = f"{common.invoked_as()} customers list" + (
             "" if given is None else f"  (with CSPGRAPH_CONFIG={shlex.quote(str(target))})"
         )
     if common.wants_json(json_out):

@@ -439,6 +439,7 @@ def _epilogue(console: Console, paths: DemoPaths, summary: SyncSummary) -> None:
             return str(path)
 
     db, config = shown(paths.db), shown(paths.config)
+    cspgraph = common.invoked_as()  # the command that works in this shell, not a bare name
     console.rule("[bold]Where things are")
     console.print(
         f"  store        {db}  ({summary.totals()['objects']:,} objects, "
@@ -448,10 +449,10 @@ def _epilogue(console: Console, paths: DemoPaths, summary: SyncSummary) -> None:
         f"  config       {config}  (secrets in {shown(paths.root / 'secrets')})\n"
         f"  emulator     {shown(paths.emulator_state)}  (its CA and keys, kept for next time)\n"
         "\n[bold]Look further[/bold]\n"
-        f"  cspgraph report --db sqlite:///{db}\n"
-        f"  cspgraph report --db sqlite:///{db} --json | less\n"
+        f"  {cspgraph} report --db sqlite:///{db}\n"
+        f"  {cspgraph} report --db sqlite:///{db} --json | less\n"
         f"  sqlite3 {db} {_EXAMPLE_QUERY!r}\n"
         "  # sync again (changes only) against a running emulator:\n"
-        f"  cspgraph emulator serve --state-dir {shown(paths.emulator_state)} &\n"
-        f"  CSPGRAPH_CONFIG={config} cspgraph sync --db sqlite:///{db}"
+        f"  {cspgraph} emulator serve --state-dir {shown(paths.emulator_state)} &\n"
+        f"  CSPGRAPH_CONFIG={config} {cspgraph} sync --db sqlite:///{db}"
     )

@@ -224,7 +224,7 @@ def sync(
                 common.say(f"pruned {len(pruned)} customer(s) no longer listed: their data is gone")
             _say_gdap(summary.gdap_unknown, summary.listing_gaps)
             shown = common.shown_db(db)
-            common.say(f"store: {shown}   next: cspgraph report --db {shown}")
+            common.say(f"store: {shown}   next: {common.invoked_as()} report --db {shown}")
         if summary.left_alone:
             common.say(
                 f"{len(summary.left_alone)} customer(s) left to another sync run that was syncing "
