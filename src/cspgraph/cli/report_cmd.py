@@ -28,6 +28,14 @@ def report(
 ) -> None:
     """Report on every customer: users, admins, groups, devices, compliance, sync health."""
     with common.command():
+        if html is not None:  # refused before the store is read: a typo makes no folders
+            folder = html.expanduser().absolute().parent
+            if not folder.is_dir():
+                raise common.UsageError(
+                    f"--html {html}: no folder {folder} to write it in; create it first"
+                )
+            if html.is_dir():
+                raise common.UsageError(f"--html {html}: a folder; name the file to write")
         from cspgraph.fleet.report import data_of, load_report
         from cspgraph.fleet.report_html import write_html
 
