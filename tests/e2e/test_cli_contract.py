@@ -645,3 +645,19 @@ def test_help_answers_to_h_and_names_values_not_types(path: str) -> None:
     for python_type in ("<str>", "<int", "<float", "<path>", "<list[", "range>", "<bool>"):
         assert python_type not in listed, shown.stdout
     assert "--path" not in shown.stdout  # the old spelling of --config is read, not shown
+
+
+def test_an_80_column_terminal_folds_long_domains_and_names_and_never_cuts_them(
+    house: House,
+) -> None:
+    # The onmicrosoft domains are longer than their column; Rich's default ends them in "…".
+    args = ["customers", "list", "--config", str(house.config)]
+    listed = json.loads(invoke([*args, "--json"]).stdout)
+    shown = run_on_terminal(args, columns=80)
+    assert shown.returncode == Exit.DONE, shown.output
+    assert "…" not in shown.output
+    rows = [line.split("│") for line in shown.output.splitlines() if line.startswith("│")]
+    for column, key in ((2, "domain"), (3, "company_name")):
+        cells = "".join(row[column].replace(" ", "") for row in rows)  # folded pieces rejoined
+        for customer in listed:
+            assert customer[key].replace(" ", "") in cells

@@ -7,6 +7,11 @@ characters of every string it renders as escapes (:func:`~cspgraph.fleet.termina
 and as a last line checks every segment it writes, so a :class:`~rich.text.Text` built elsewhere
 from a customer's string cannot slip an escape sequence through either. Rich's own styling and
 cursor control are segments of their own (styles, control codes), never text, and pass as they are.
+
+It also never cuts a table's cell: a word longer than its column (a domain, a tenant id, a GDAP
+relationship's name on an 80-column terminal) is folded onto the next lines instead of ending in
+"…", Rich's default. Text with spaces wraps either way; only those long words differed, and they
+are what a reader copies or searches for.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.segment import Segment
+from rich.table import Table
 from rich.text import Text
 
 from cspgraph.fleet.terminal_text import printable
@@ -37,6 +43,10 @@ class SafeConsole(Console):
     def render(
         self, renderable: RenderableType, options: ConsoleOptions | None = None
     ) -> Iterable[Segment]:
+        if isinstance(renderable, Table):  # nested tables come through here too
+            for column in renderable.columns:
+                if column.overflow == "ellipsis":
+                    column.overflow = "fold"
         for segment in super().render(renderable, options):
             if segment.control is None and segment.text:
                 shown = printable(segment.text, lines=True)
