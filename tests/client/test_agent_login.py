@@ -444,7 +444,9 @@ def test_cspgraph_login_after_the_emulator_clock_moved_names_the_skew_and_signs_
               str(config_path)],
     )  # fmt: skip
     assert login.exit_code == 0, login.output
-    assert json.loads(login.stdout)["clock_skew_s"] > SEVEN_MINUTES - 60
+    signed_in = json.loads(login.stdout)
+    assert signed_in["clock_skew_s"] > SEVEN_MINUTES - 60
+    assert signed_in["scopes"] == ["Directory.AccessAsUser.All"]  # what the token holds
     (warning,) = [line for line in login.stderr.splitlines() if "clock skew" in line]
     assert "the emulator's world clock is about 7 min ahead" in warning
     assert "restart the emulator" in warning
@@ -469,3 +471,41 @@ def test_the_skew_warning_against_microsoft_says_to_set_this_machines_clock() ->
     assert line.startswith("warning: clock skew of -1800 s: the identity platform's clock is ")
     assert "about 30 min behind this machine's" in line
     assert "set it (NTP" in line and "\n" not in line
+
+
+# -- a delegated permission added after a sign-in --------------------------------------------------
+
+ADDED = ("Application.Read.All", "c79f8feb-a9db-4090-85f9-90d820caa0eb")  # delegated (Scope)
+
+
+def add_delegated_permission(control: Control) -> None:
+    """What `cspgraph setup --delegated …` does to the partner-managed app's registration."""
+    (registration,) = [
+        a for a in control.get("tenants/partner.com/applications")["value"]
+        if a["appId"] == NA_CLIENT
+    ]  # fmt: skip
+    access = registration["requiredResourceAccess"]
+    graph = next(r for r in access if r["resourceAppId"] == "00000003-0000-0000-c000-000000000000")
+    assert ADDED[1] not in {p["id"] for p in graph["resourceAccess"]}
+    graph["resourceAccess"].append({"id": ADDED[1], "type": "Scope"})
+    control.send("PATCH", f"tenants/partner.com/applications/{registration['id']}",
+                 {"requiredResourceAccess": access})  # fmt: skip
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["v2", "v1"])
+async def test_a_new_sign_in_after_a_delegated_permission_was_added_is_used_everywhere(
+    emu: Emulator, config: Config, make_provider: MakeProvider, v1: bool
+) -> None:
+    control = Control(emu)
+    provider = make_provider(config)
+    other = control.customers("NA")[1]["id"]
+    sign_in(emu, provider, "customer.com", v1=v1)
+    agent = provider.agent()
+    for tenant in ("customer.com", other):  # tokens cached from before the change
+        assert ADDED[0] not in claims(await agent.get_token(tenant))["scp"].split()
+    add_delegated_permission(control)
+    result = sign_in(emu, provider, "customer.com", v1=v1)
+    assert ADDED[0] in result.scopes  # the sign-in says what its token holds
+    # No token born before the new sign-in is handed out again, at this customer or another.
+    for tenant in ("customer.com", other):
+        assert ADDED[0] in claims(await agent.get_token(tenant))["scp"].split(), tenant

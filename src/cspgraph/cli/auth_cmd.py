@@ -138,12 +138,14 @@ def login(
                 "region": result.region,
                 "protocol": result.protocol,
                 "clock_skew_s": None if result.clock_skew is None else round(result.clock_skew),
+                "scopes": list(result.scopes),
             }
         )
         return
+    held = ", ".join(result.scopes) or "none"
     typer.echo(
         f"signed in: {result.account.username} at tenant {result.tenant_id} "
-        f"(region {result.region}, {result.protocol})"
+        f"(region {result.region}, {result.protocol}); delegated permissions: {held}"
     )
 
 

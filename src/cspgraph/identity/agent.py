@@ -105,6 +105,8 @@ class SignInResult:
     # Seconds the identity platform's clock is ahead of this machine's (negative: behind), as
     # far as the id_token shows it, when that is beyond ID_TOKEN_LEEWAY; None within it.
     clock_skew: float | None = None
+    # The delegated permissions the new token holds (its `scp`): what the app asks for now.
+    scopes: tuple[str, ...] = ()
 
 
 class _HeldTokens(msal.TokenCache):  # type: ignore[misc]
@@ -227,6 +229,7 @@ class AgentTokenProvider:
             if "access_token" not in result:
                 raise token_error(result, route.tenant_id, what)
             skew = self._validate_id_token(result.get("id_token"), route, nonce=None)
+            self._forget_older_tokens(route, result)
             held.release_to(self.cache)  # validated: now the agent is signed in
             return self._signed_in(route, result, "v2", skew)
 
@@ -289,6 +292,7 @@ class AgentTokenProvider:
             if not isinstance(body, dict) or "access_token" not in body:
                 raise token_error(body if isinstance(body, dict) else {}, route.tenant_id, what)
             skew = self._validate_id_token(body.get("id_token"), route, nonce=nonce)
+            self._forget_older_tokens(route, body)
             return self._signed_in(route, self._store_v1(route, body), "v1", skew)
 
         return PendingSignIn(auth_url, receiver, complete)
@@ -306,6 +310,21 @@ class AgentTokenProvider:
                 "the sign-in answer carries no authorization code",
                 tenant=route.tenant_id,
             )
+
+    def _forget_older_tokens(self, route: Route, answer: dict[str, Any]) -> None:
+        """A new sign-in is the agent's word that the app's permissions are as they are now (an
+        administrator may just have added a delegated permission): no access token of this
+        agent and app from before it is handed out again, in any customer. MSAL files a token
+        under the scopes its answer names, so an older one lacking the new permission would
+        still match a ``.default`` request, here and for every other customer, until it
+        expired. The refresh token stays: the next token for a customer is redeemed with it."""
+        claims = _unverified_claims(answer.get("id_token") or answer.get("access_token") or "")
+        home = _home_account_id(answer)
+        if home is None:  # v1 without client_info: as _store_v1 files it
+            uid, tenant = claims.get("oid") or _aai_object(claims), _home_tenant(claims)
+            home = f"{uid}.{tenant}" if uid and tenant else None
+        if home is not None:
+            self.cache.evict_account(route.identity.client_id, home)
 
     def _store_v1(self, route: Route, body: dict[str, Any]) -> dict[str, Any]:
         """Put a v1 token answer into the MSAL cache, as MSAL would have stored a v2 one.
@@ -358,6 +377,7 @@ class AgentTokenProvider:
         log.info(
             "agent %s signed in at tenant %s (%s)", account.username, route.tenant_id, protocol
         )
+        scp = _unverified_claims(str(result.get("access_token") or "")).get("scp")
         return SignInResult(
             account=account,
             tenant_id=route.tenant_id,
@@ -365,6 +385,7 @@ class AgentTokenProvider:
             protocol=protocol,
             expires_at=time.time() + expires_in,
             clock_skew=clock_skew,
+            scopes=tuple(str(scp).split()) if scp else (),
         )
 
     # -- id_token validation (MSAL 1.38+ no longer validates; client-traps §8) ------------------

@@ -163,6 +163,17 @@ class PersistentTokenCache(msal.SerializableTokenCache):  # type: ignore[misc]
             self.save()
         return removed
 
+    def evict_account(self, client_id: str, home_account_id: str) -> int:
+        """Remove one agent's access tokens of one app in every tenant (refresh tokens stay);
+        return how many were removed."""
+        with self._file_lock:
+            query = {"client_id": client_id, "home_account_id": home_account_id}
+            found = list(self.search(_CT.ACCESS_TOKEN, query=query))
+            for at in found:
+                self.remove_at(at)
+            self.save()
+        return len(found)
+
     def remove_account_entries(self, home_account_id: str) -> None:
         """Forget one agent entirely: account, refresh/access/id tokens."""
         with self._file_lock:
