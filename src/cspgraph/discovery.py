@@ -419,13 +419,12 @@ class Router:
 
 
 def requests_could_not_connect(exc: BaseException) -> bool:
-    """requests found nothing to connect to (urllib3's NewConnectionError: refused, no route,
-    no such name), as opposed to a proxy, TLS or timeout failure."""
-    import urllib3.exceptions  # loaded with requests already
-
+    """requests found nothing to connect to (urllib3's NewConnectionError, or its subclass
+    NameResolutionError: refused, no route, no such name), as opposed to a proxy, TLS or timeout
+    failure. Told by class name: urllib3 is requests' dependency, not ours."""
     reason = getattr(exc.args[0] if exc.args else None, "reason", None)
-    return type(exc) is requests.ConnectionError and isinstance(
-        reason, urllib3.exceptions.NewConnectionError
+    return type(exc) is requests.ConnectionError and any(
+        kind.__name__ == "NewConnectionError" for kind in type(reason).__mro__
     )
 
 
