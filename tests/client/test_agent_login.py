@@ -321,19 +321,26 @@ async def test_no_secret_token_or_code_is_logged_during_sign_in(
         assert secret not in text
 
 
-def test_cspgraph_login_whoami_and_token_agent(
-    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def cli_config(emu: Emulator, tmp_path: Path) -> Path:
+    """`cspgraph config init --from-emulator`'s configuration for ``emu``, as a person has it."""
     from cspgraph.cli import config_cmd
-    from cspgraph.cli.main import app
 
-    runner = CliRunner()
     config_path = tmp_path / "cfg" / "config.toml"
-    init = runner.invoke(
+    init = CliRunner().invoke(
         config_cmd.app,
         ["init", "--from-emulator", str(emu.endpoints_file), "--path", str(config_path)],
     )
     assert init.exit_code == 0, init.output
+    return config_path
+
+
+def test_cspgraph_login_whoami_and_token_agent(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cspgraph.cli.main import app
+
+    runner = CliRunner()
+    config_path = cli_config(emu, tmp_path)
     # The "browser": fills the sign-in form from another thread, as a person would.
     threads: list[threading.Thread] = []
 
@@ -419,16 +426,10 @@ async def test_a_sign_in_that_fails_after_the_code_was_redeemed_leaves_no_agent_
 def test_cspgraph_login_after_the_emulator_clock_moved_names_the_skew_and_signs_in(
     emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cspgraph.cli import config_cmd
     from cspgraph.cli.main import app
 
     runner = CliRunner()
-    config_path = tmp_path / "cfg" / "config.toml"
-    init = runner.invoke(
-        config_cmd.app, ["init", "--from-emulator", str(emu.endpoints_file), "--path",
-                         str(config_path)],
-    )  # fmt: skip
-    assert init.exit_code == 0, init.output
+    config_path = cli_config(emu, tmp_path)
     emu.advance(SEVEN_MINUTES)
     monkeypatch.setattr(
         "webbrowser.open",
