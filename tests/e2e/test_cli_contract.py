@@ -186,6 +186,10 @@ CASES = [
          EMULATOR_DOWN),
     Case("login", ["--customer", CUSTOMER, "--no-browser", "--timeout", "0", "--config",
                    "{config}"], Exit.BAD_INPUT, "no sign-in came back within 0 s"),
+    Case("login", ["--customer", CUSTOMER, "--no-browser", "--timeout=-5", "--config",
+                   "{config}"], Exit.BAD_INPUT, "expected a number of seconds, 0 or more"),
+    Case("login", ["--customer", CUSTOMER, "--no-browser", "--timeout", "nan", "--config",
+                   "{config}"], Exit.BAD_INPUT, "expected a number of seconds, 0 or more"),
     Case("login", ["--customer", CUSTOMER, "--timeout", "30", "--config", "{bad_secret}"],
          Exit.NEEDS_PERSON, "error: needs_person:", browser="agent"),
     Case("whoami", ["--config", "{down}"], Exit.DONE, ""),  # reads the cache, calls nothing

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -95,6 +96,23 @@ DB_OPTION: Any = typer.Option(
     envvar="CSPGRAPH_DB",
     metavar="URL",
     help="The store: a SQLAlchemy URL (sqlite:///file.db, postgresql+psycopg://…) or a path.",
+)
+
+
+def _seconds_to_wait(value: float) -> float:
+    """A wait given in seconds: a finite number, 0 or more (a negative one was a traceback, and
+    ``nan`` waited for ever)."""
+    if not math.isfinite(value) or value < 0:
+        raise typer.BadParameter(f"{value}: expected a number of seconds, 0 or more")
+    return value
+
+
+SIGN_IN_TIMEOUT_OPTION: Any = typer.Option(
+    300.0,
+    "--timeout",
+    metavar="SECONDS",
+    callback=_seconds_to_wait,
+    help="How long to wait for the sign-in.",
 )
 
 

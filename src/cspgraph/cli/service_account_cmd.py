@@ -41,9 +41,7 @@ def sign_in(
     login_hint: str | None = typer.Option(
         None, "--login-hint", metavar="UPN", help="Pre-fill the user name."
     ),
-    timeout: float = typer.Option(
-        300.0, "--timeout", metavar="SECONDS", help="How long to wait for the sign-in."
-    ),
+    timeout: float = common.SIGN_IN_TIMEOUT_OPTION,
     json_out: bool = common.JSON_OPTION,
     config: Path | None = common.CONFIG_OPTION,
 ) -> None:
