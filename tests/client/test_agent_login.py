@@ -374,6 +374,17 @@ def test_cspgraph_login_whoami_and_token_agent(
     assert token.exit_code == 0, token.output
     assert json.loads(token.output)["idtyp"] == "user"
 
+    # And out again: a name not signed in is refused; the agent's sign-in leaves the cache.
+    cfg = ["--config", str(config_path)]
+    stranger = runner.invoke(app, ["logout", "--agent-user", "nobody@partner.com", *cfg])
+    assert stranger.exit_code == 2 and f"signed in: {AGENT['NA']}" in stranger.stderr
+    out = runner.invoke(app, ["logout", "--agent-user", AGENT["NA"].upper(), *cfg])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout) == {"signed_out": 1, "still_signed_in": []}
+    assert json.loads(runner.invoke(app, ["whoami", *cfg]).stdout)["agents"] == []
+    again = runner.invoke(app, ["token", "--customer", "adatum.onmicrosoft.com", "--agent", *cfg])
+    assert again.exit_code == 3 and "cspgraph login" in again.stderr
+
 
 # -- a sign-in meeting a moved clock, or one that fails after the code was redeemed ---------------
 

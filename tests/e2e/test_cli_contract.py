@@ -192,6 +192,10 @@ CASES = [
                    "{config}"], Exit.BAD_INPUT, "expected a number of seconds, 0 or more"),
     Case("login", ["--customer", CUSTOMER, "--timeout", "30", "--config", "{bad_secret}"],
          Exit.NEEDS_PERSON, "error: needs_person:", browser="agent"),
+    Case("logout", ["--agent-user", "nobody@partner.com", "--config", "{down}"],
+         Exit.BAD_INPUT, "--agent-user nobody@partner.com: not signed in here (signed in: nobody)"),
+    Case("logout", ["--config", "{root}/absent.toml"], Exit.BAD_INPUT,
+         "no such configuration file"),
     Case("whoami", ["--config", "{down}"], Exit.DONE, ""),  # reads the cache, calls nothing
     Case("whoami", ["--config", "{root}/absent.toml"], Exit.BAD_INPUT,
          "no such configuration file"),
@@ -478,6 +482,7 @@ DATA = [
          lambda d: d["appid"] == DEMO_PARTNERS["NA"]["client_id"]),
     Data("login", ["-c", CUSTOMER, "--timeout", "30", "--config", "{root}/agent/config.toml"],
          lambda d: d["username"] == "agent@partner.com", browser="agent"),
+    Data("logout", ["--config", "{config}"], lambda d: d["still_signed_in"] == []),
     Data("whoami", ["--config", "{config}"], lambda d: set(d["identities"]) == {"NA", "EU"}),
     Data("call", ["GET", "/organization", "-c", CUSTOMER, "--config", "{config}"],
          lambda d: len(d["value"]) == 1),

@@ -1,4 +1,4 @@
-"""`cspgraph token`, `cspgraph login`, `cspgraph whoami`: tokens and partner agents.
+"""`cspgraph token`, `login`, `logout`, `whoami`: tokens and partner agents.
 
 A token is shown decoded (its claims), never as the bearer string unless ``--raw`` asks for it:
 terminals keep scrollback and CI keeps logs.
@@ -227,8 +227,52 @@ def whoami(
     console.print(agents)
 
 
+def logout(
+    agent_user: str | None = typer.Option(
+        None,
+        "--agent-user",
+        metavar="UPN",
+        help="The agent to sign out (default: every signed-in agent).",
+    ),
+    json_out: bool = common.JSON_OPTION,
+    config: Path | None = common.CONFIG_OPTION,
+) -> None:
+    """Sign agents out of this machine: their accounts, refresh and access tokens leave the
+    token cache. Their sessions at Entra are not revoked (an administrator does that)."""
+    with common.command() as run:
+        from cspgraph.identity import TokenProvider
+
+        provider = TokenProvider(run.load_config(config, online=False), workers=2)
+        try:
+            agent = provider.agent()
+            signed_in = sorted({a.username for a in agent.accounts()})
+            if agent_user is not None and agent_user.lower() not in {
+                name.lower() for name in signed_in
+            }:
+                who = ", ".join(signed_in) if signed_in else "nobody"
+                raise common.UsageError(
+                    f"--agent-user {agent_user}: not signed in here (signed in: {who})"
+                )
+            gone = agent.sign_out(agent_user)
+        finally:
+            provider.close()  # writes the cache
+        left = sorted(
+            name
+            for name in signed_in
+            if agent_user is not None and name.lower() != agent_user.lower()
+        )
+    if common.wants_json(json_out):
+        common.print_json({"signed_out": gone, "still_signed_in": left})
+    else:
+        common.say(
+            f"signed out {gone} account(s)"
+            + (f"; still signed in: {', '.join(left)}" if left else "")
+        )
+
+
 def register(app: typer.Typer) -> None:
-    """Add `token`, `login` and `whoami` to the top-level app."""
+    """Add `token`, `login`, `logout` and `whoami` to the top-level app."""
     app.command("token")(token)
     app.command("login")(login)
+    app.command("logout")(logout)
     app.command("whoami")(whoami)

@@ -48,7 +48,7 @@ app.command("notify")(notify_cmd.notify)
 app.command("serve")(serve_cmd.serve)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(config_cmd.app, name="config")
-auth_cmd.register(app)  # token, login, whoami
+auth_cmd.register(app)  # token, login, logout, whoami
 app.command("call", cls=common.NamedArguments)(call_cmd.call)
 app.command("setup")(partner_cmd.setup)
 partner_cmd.customers_app.command("invite")(invite_cmd.invite)
