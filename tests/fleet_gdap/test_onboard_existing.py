@@ -69,9 +69,11 @@ def test_an_existing_tenant_is_invited_accepted_and_declared_reachable_after_the
     attempts = result["attempts"]
     assert [a["ok"] for a in attempts] == [False, True]
     seen = datetime.fromisoformat(result["created_at"])
-    # No token before 3 minutes after the acceptance was seen; then one 60 s later.
-    offsets = [round((datetime.fromisoformat(a["at"]) - seen).total_seconds()) for a in attempts]
-    assert offsets == [180, 240]
+    # No token before 3 minutes after the acceptance was seen; then one 60 s later. (The world
+    # clock also runs on with real time, so a loaded machine adds its seconds: bounded by the
+    # next step of the schedule, never below the step itself.)
+    first, second = [(datetime.fromisoformat(a["at"]) - seen).total_seconds() for a in attempts]
+    assert 180 <= first < 240 and 60 <= second - first < 120, (first, second)
     assert result["users_seen"] > 0
     ended = control.call("GET", "clock")
     assert ended != started  # the world clock moved, nothing slept
