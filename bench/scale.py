@@ -10,6 +10,12 @@ recorded. Each run must end with every customer ``ok``. Printed: a Markdown tabl
 average, since this machine is shared) and the JSON in bench/results/scale-latest.json.
 
     python -m bench.scale --customers 100 --workers 1,2,4 --concurrency 8
+
+``--limiter`` measures the shared budget's own cost in one process and one event loop: the
+synchronous RedisLimiter against AsyncRedisLimiter, per reservation+answer pair, with how late
+the loop runs a 1 ms ticker meanwhile (what a worker's other requests suffer):
+
+    python -m bench.scale --limiter --lanes 64 --pairs 50
 """
 
 from __future__ import annotations
@@ -37,10 +43,13 @@ from bench.child import BIN, ROOT, child_env
 from bench.emulator import EmulatorProcess, load_average
 from bench.fleet import fleet_world_data
 from cspgraph.config import load_config
+from cspgraph.distributed.async_limiter import AsyncRedisLimiter
 from cspgraph.distributed.engine import enqueue_sync
 from cspgraph.distributed.queues import consumers, delete_queue
-from cspgraph.distributed.redis_limiter import drop_namespace
+from cspgraph.distributed.redis_limiter import RedisLimiter, drop_namespace
 from cspgraph.fleet.store import Store
+from cspgraph.graph.limits import RequestCost
+from cspgraph.graph.scope import Family
 
 RESULTS = Path(__file__).parent / "results"
 PG = os.environ.get("CSPGRAPH_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -56,6 +65,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latency", default="realistic", help="the emulator's preset, or 'off'")
     p.add_argument("--throttle-scale", type=float, default=1.0, help="Graph's budgets x this")
     p.add_argument("--page-size", type=int, default=999)
+    p.add_argument(
+        "--limiter", action="store_true",
+        help="measure the shared budget's own cost instead: RedisLimiter against "
+        "AsyncRedisLimiter, --lanes coroutines of --pairs reservations and answers each",
+    )  # fmt: skip
+    p.add_argument("--lanes", type=int, default=64)
+    p.add_argument("--pairs", type=int, default=50)
     return p.parse_args(argv)
 
 
@@ -156,8 +172,98 @@ def run(
     }
 
 
+# -- the shared budget's own cost: python -m bench.scale --limiter ---------------------------------
+
+
+async def limiter_run(limiter: Any, lanes: int, pairs: int, asynchronous: bool) -> dict[str, Any]:
+    """``lanes`` coroutines each booking and answering ``pairs`` requests (budgets so large
+    nothing waits) while a ticker measures how late the event loop runs it: what the worker's
+    other requests would suffer."""
+    cost = RequestCost(Family.IDENTITY, 1, 0)
+    late: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        while not stop.is_set():
+            due = time.perf_counter() + 0.001
+            await asyncio.sleep(0.001)
+            late.append(time.perf_counter() - due)
+
+    async def lane(n: int) -> None:
+        for i in range(pairs):
+            tenant = f"t{(n * pairs + i) % 50}"
+            booked = limiter.reserve(tenant, cost)
+            if asynchronous:
+                await booked
+            limiter.record_response(tenant, cost, resource_units=1.0)
+            await asyncio.sleep(0)  # a request's own awaits, as the sender has
+
+    tick = asyncio.create_task(ticker())
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(lane(n) for n in range(lanes)))
+    if asynchronous:
+        await limiter.flush()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    stop.set()
+    await tick
+    late.sort()
+    total = lanes * pairs
+    return {
+        "limiter": "AsyncRedisLimiter" if asynchronous else "RedisLimiter",
+        "lanes": lanes,
+        "pairs": total,
+        "wall_us_per_pair": round(wall / total * 1e6, 1),
+        "cpu_us_per_pair": round(cpu / total * 1e6, 1),
+        "pairs_per_s": round(total / wall),
+        "round_trips": getattr(limiter, "round_trips", 2 * total),
+        "loop_late_p50_ms": round(late[len(late) // 2] * 1e3, 2) if late else None,
+        "loop_late_max_ms": round(late[-1] * 1e3, 2) if late else None,
+        "load": load_average(),
+    }
+
+
+async def limiter_bench(lanes: int, pairs: int) -> list[dict[str, Any]]:
+    rows = []
+    for asynchronous in (False, True):
+        namespace = f"bench-{uuid.uuid4().hex[:8]}"
+        limiter: Any = (
+            AsyncRedisLimiter(REDIS, namespace=namespace, scale=1000.0)
+            if asynchronous
+            else RedisLimiter(REDIS, namespace=namespace, scale=1000.0)
+        )
+        try:
+            rows.append(await limiter_run(limiter, lanes, pairs, asynchronous))
+        finally:
+            limiter.drop()
+            if asynchronous:
+                await limiter.aclose()
+            else:
+                limiter.close()
+    return rows
+
+
+def print_limiter_table(rows: list[dict[str, Any]]) -> None:
+    print(
+        "| limiter | lanes | pairs | wall µs/pair | CPU µs/pair | pairs/s | round trips "
+        "| loop late p50 / max ms | load avg |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['limiter']} | {r['lanes']} | {r['pairs']:,} | {r['wall_us_per_pair']} "
+            f"| {r['cpu_us_per_pair']} | {r['pairs_per_s']:,} | {r['round_trips']:,} "
+            f"| {r['loop_late_p50_ms']} / {r['loop_late_max_ms']} | {r['load'][0]} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.limiter:
+        rows = asyncio.run(limiter_bench(args.lanes, args.pairs))
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "scale-limiter-latest.json").write_text(json.dumps(rows, indent=2))
+        print_limiter_table(rows)
+        return
     counts = [int(n) for n in args.workers.split(",")]
     world = fleet_world_data(args.customers, throttling=True, throttle_scale=args.throttle_scale)
     if args.latency != "off":

@@ -23,7 +23,7 @@ import sys
 from typing import Any
 
 from cspgraph.config import load_config
-from cspgraph.distributed.redis_limiter import RedisLimiter
+from cspgraph.distributed.async_limiter import AsyncRedisLimiter
 from cspgraph.graph.client import GraphClient
 from cspgraph.graph.limits import Budget, GraphBudgets, GraphLimiter, Limiter, RequestCost
 from cspgraph.graph.wire import app_of
@@ -49,10 +49,14 @@ async def main(argv: list[str]) -> dict[str, Any]:
     rest = argv[7:]
     async with TokenProvider(config) as provider:
         limiter: Limiter
+        shared: AsyncRedisLimiter | None = None
         if mode == "shared":
             redis, namespace, tenants = rest[0], rest[1], rest[2:]
-            limiter = RedisLimiter(redis, namespace=namespace, scale=scale, budgets=published,
-                                   app_of=app_of(provider))  # fmt: skip
+            # As a worker books: over redis.asyncio, without blocking its event loop.
+            limiter = shared = AsyncRedisLimiter(
+                redis, namespace=namespace, scale=scale, budgets=published,
+                app_of=app_of(provider),
+            )  # fmt: skip
         else:
             tenants = rest
             limiter = GraphLimiter(scale=scale, budgets=published, app_of=app_of(provider))
@@ -88,6 +92,8 @@ async def main(argv: list[str]) -> dict[str, Any]:
                     await one(i)
 
             await asyncio.gather(*(lane() for _ in range(len(tenants))))
+            if shared is not None:
+                await shared.aclose()
             return {
                 "requests": client.stats.requests,
                 "throttled": client.stats.throttled,

@@ -10,13 +10,16 @@ algorithm, not an approximation of it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cspgraph.distributed.async_limiter import AsyncRedisLimiter
 from cspgraph.distributed.redis_limiter import RedisLimiter
 from cspgraph.graph.limits import GraphLimiter, RequestCost, TenantSize
 from cspgraph.graph.scope import Family
@@ -72,6 +75,19 @@ steps = st.one_of(
 )
 
 
+def learn(step: tuple[object, ...], limiters: tuple[Any, ...]) -> None:
+    """An answer, a 429 or a tenant size of a history, told to each of ``limiters``."""
+    kind, tenant, cost = step[0], str(step[1]), step[2]
+    for limiter in limiters:
+        if kind == "response":
+            limiter.record_response(tenant, cost, resource_units=step[3], limit_percentage=step[4])
+        elif kind == "throttled":
+            limiter.record_throttled(tenant, cost, delay=step[3], throttle_scope=step[4])
+        else:
+            assert kind == "size" and isinstance(cost, TenantSize), step
+            limiter.set_tenant_size(tenant, cost)
+
+
 def replay(
     redis_client: redis.Redis, history: list[tuple[object, ...]], scale: float, start: float
 ) -> None:
@@ -93,31 +109,8 @@ def replay(
                 cost = step[2]
                 assert isinstance(cost, RequestCost)
                 assert shared.reserve(tenant, cost) == local.reserve(tenant, cost), step
-            elif kind == "response":
-                cost, units, percentage = step[2], step[3], step[4]
-                assert isinstance(cost, RequestCost)
-                for limiter in (local, shared):
-                    limiter.record_response(
-                        tenant,
-                        cost,
-                        resource_units=units,  # type: ignore[arg-type]
-                        limit_percentage=percentage,  # type: ignore[arg-type]
-                    )
-            elif kind == "throttled":
-                cost, delay, scope = step[2], step[3], step[4]
-                assert isinstance(cost, RequestCost)
-                for limiter in (local, shared):
-                    limiter.record_throttled(
-                        tenant,
-                        cost,
-                        delay=delay,  # type: ignore[arg-type]
-                        throttle_scope=scope,  # type: ignore[arg-type]
-                    )
             else:
-                size = step[2]
-                assert isinstance(size, TenantSize)
-                local.set_tenant_size(tenant, size)
-                shared.set_tenant_size(tenant, size)
+                learn(step, (local, shared))
             for other in TENANTS:
                 for family in (Family.IDENTITY, Family.INTUNE):
                     assert shared.budget(other, family) == local.budget(other, family), step
@@ -278,3 +271,67 @@ def test_dropping_a_namespace_leaves_no_key_of_it_and_forgetting_starts_afresh(
         assert list(redis_client.scan_iter(match=f"{kept.namespace}:*"))
     finally:
         kept.drop()
+
+
+# -- the asynchronous limiter: the same budgets, reached in pipelines -----------------------------
+
+
+async def replay_pipelined(history: list[tuple[object, ...]], scale: float, start: float) -> None:
+    """Queue the whole of ``history`` on an AsyncRedisLimiter before awaiting anything (each call
+    carries the time it was made), then require the in-process limiter's waits and budgets."""
+    clock = FakeClock(start)
+    local = GraphLimiter(scale=scale, clock=clock, app_of=APPS.get)
+    shared = AsyncRedisLimiter(
+        require("redis", REDIS_URL), namespace=unique("pipe"), scale=scale, clock=clock,
+        app_of=APPS.get,
+    )  # fmt: skip
+    try:
+        booked: list[tuple[asyncio.Future[float], float]] = []
+        for step in [*history, *(("reserve", t, RequestCost(f, 2, 1)) for f in Family
+                                 for t in TENANTS)]:  # fmt: skip
+            kind = step[0]
+            if kind == "tick":
+                clock.now += float(step[1])  # type: ignore[arg-type]
+                continue
+            tenant = str(step[1])
+            if kind == "reserve":
+                cost = step[2]
+                assert isinstance(cost, RequestCost)
+                booked.append((shared.reserve(tenant, cost), local.reserve(tenant, cost)))
+            else:
+                learn(step, (local, shared))
+        assert [await wait for wait, _ in booked] == [expected for _, expected in booked]
+        for tenant in TENANTS:
+            for family in (Family.IDENTITY, Family.INTUNE):
+                assert await shared.budget(tenant, family) == local.budget(tenant, family)
+        # Every call made before the loop ran went out in one round trip.
+        assert shared.round_trips == 1
+    finally:
+        shared.drop()
+        await shared.aclose()
+
+
+@pytest.mark.parametrize("story", list(STORIES), ids=list(STORIES))
+async def test_the_asynchronous_limiter_books_as_the_in_process_one_from_one_pipeline(
+    story: str,
+) -> None:
+    await replay_pipelined(STORIES[story], 0.0005, 1000.0)
+
+
+async def test_calls_made_while_a_pipeline_is_under_way_go_together_in_the_next() -> None:
+    limiter = AsyncRedisLimiter(
+        require("redis", REDIS_URL), namespace=unique("batch"), scale=1000.0
+    )
+    cost = RequestCost(Family.IDENTITY, 1, 0)
+    try:
+        first = limiter.reserve("t1", cost)  # the first pipeline starts with this one
+        await asyncio.sleep(0)  # ... and is under way now
+        later = [limiter.reserve(f"t{i}", cost) for i in range(100)]
+        for i in range(100):
+            limiter.record_response(f"t{i}", cost, resource_units=1.0)
+        assert [await first, *await asyncio.gather(*later)] == [0.0] * 101
+        await limiter.flush()
+        assert (limiter.calls, limiter.round_trips) == (201, 2)
+    finally:
+        limiter.drop()
+        await limiter.aclose()

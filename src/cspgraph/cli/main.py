@@ -24,6 +24,7 @@ from cspgraph.cli import (
     notify_cmd,
     partner_cmd,
     report_cmd,
+    runs_cmd,
     serve_cmd,
     service_account_cmd,
     sync_cmd,
@@ -57,6 +58,7 @@ app.add_typer(service_account_cmd.app, name="service-account")
 app.command("onboard")(partner_cmd.onboard)
 app.add_typer(gdap_cmd.app, name="gdap")
 app.command("worker")(worker_cmd.worker)
+app.command("runs")(runs_cmd.runs)
 
 
 def _version(value: bool) -> None:

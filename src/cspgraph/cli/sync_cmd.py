@@ -125,6 +125,14 @@ def sync(
     queue: str = typer.Option(
         "cspgraph.sync", "--queue", metavar="NAME", help="With --engine celery: the queue."
     ),
+    follow: str | None = typer.Option(
+        None,
+        "--follow",
+        metavar="RUN_ID",
+        help="With --engine celery: enqueue nothing; follow this run of the workers in the store "
+        "until it is whole (a run whose `sync --engine celery` was stopped; `cspgraph runs` "
+        "lists them).",
+    ),
     config: Path | None = common.CONFIG_OPTION,
 ) -> None:
     """Sync every customer's users, groups, devices, organization, Intune devices, licences and
@@ -169,41 +177,53 @@ def sync(
             )
         if engine not in ("local", "celery"):
             raise common.UsageError(f"--engine: {engine!r}; expected local or celery")
-        if engine == "celery" and broker is None:
+        if follow is not None:
+            if engine != "celery":
+                raise common.UsageError("--follow follows a run of workers: add --engine celery")
+            if chosen is not None:
+                raise common.UsageError(
+                    "--follow takes the run's own customers: leave out --customers"
+                )
+        elif engine == "celery" and broker is None:
             raise common.UsageError("--engine celery needs --broker (or CSPGRAPH_BROKER)")
         if engine == "celery" and wait:
             raise common.UsageError("--wait is the workers' way already (--engine celery)")
         if engine == "celery" and customer_source != CustomerSource.PARTNER_CENTER:
             raise common.UsageError("--customer-source: the workers list Partner Center only "
                                     "(--engine celery); run it in process")  # fmt: skip
-        settings = run.load_config(config)
+        # Following a run takes the store only: no configuration, no broker.
+        settings = run.load_config(config) if follow is None else None
         store = common.open_store(db)
 
         show = sys.stderr.isatty() if progress is None else progress
         from cspgraph.cli.bulk_gc import tune_gc_for_bulk_work
 
         tune_gc_for_bulk_work()  # start-up is over: what it built lives as long as the process
-        go = functools.partial(
-            sync_fleet, settings, store, customers=chosen, full=full, concurrency=concurrency,
-            page_size=page_size, resources=wanted, wait=wait, customer_source=customer_source,
-            exclude_mlt=exclude_mlt,
-        )  # fmt: skip
         import asyncio  # imported where used: keeps `cspgraph --help` fast
 
         pruned: list[str] = []
         with store:
             if engine == "celery":
-                assert broker is not None
                 summary = asyncio.run(
-                    _on_workers(settings, store, broker, chosen, full, page_size, wanted, queue)
-                )
-            elif show:
-                from cspgraph.fleet.sync_display import RichSyncProgress
-
-                with RichSyncProgress(common.console(stderr=True)) as live:
-                    summary = asyncio.run(go(progress=live))
+                    _on_workers(
+                        run, settings, store, broker, follow, chosen, full, page_size, wanted,
+                        queue,
+                    )
+                )  # fmt: skip
             else:
-                summary = asyncio.run(go())
+                assert settings is not None
+                go = functools.partial(
+                    sync_fleet, settings, store, customers=chosen, full=full,
+                    concurrency=concurrency, page_size=page_size, resources=wanted, wait=wait,
+                    customer_source=customer_source, exclude_mlt=exclude_mlt,
+                )  # fmt: skip
+                if show:
+                    from cspgraph.fleet.sync_display import RichSyncProgress
+
+                    with RichSyncProgress(common.console(stderr=True)) as live:
+                        summary = asyncio.run(go(progress=live))
+                else:
+                    summary = asyncio.run(go())
             if prune:
                 from cspgraph.fleet.runs import prune_gone
 
@@ -243,18 +263,21 @@ def sync(
 
 
 async def _on_workers(
-    settings: Config,
+    run: common.Run,
+    settings: Config | None,
     store: Store,
-    broker: str,
+    broker: str | None,
+    follow: str | None,
     customers: list[str] | None,
     full: bool,
     page_size: int,
     resources: list[str] | None,
     queue: str,
 ) -> SyncSummary:
-    """``--engine celery``: enqueue, then follow the run in the store (a line per 10 % done)."""
+    """``--engine celery``: enqueue, then follow the run in the store (a line per 10 % done);
+    ``--follow``: follow a run already enqueued."""
     try:
-        from cspgraph.distributed.engine import enqueue_sync
+        from cspgraph.distributed.engine import NotARun, enqueue_sync, follow_run
     except ImportError as exc:
         raise common.UsageError(
             f"--engine celery needs the scale extra (pip install 'cspgraph[scale]'): {exc}"
@@ -267,9 +290,24 @@ async def _on_workers(
             shown[0] = step
             common.say(f"{done} of {total} customers synced by the workers")
 
+    def enqueued(run_id: str, count: int) -> None:
+        follow_it = f"cspgraph sync --engine celery --follow {run_id}"
+        common.say(f"run {run_id}: {count} customers sent to the workers (follow it from "
+                   f"anywhere with `{follow_it}`)")  # fmt: skip
+        run.interrupted = (
+            f"stopped following run {run_id}; the workers go on with it: `{follow_it}` follows "
+            "it again, `cspgraph runs` shows how far it has got"
+        )
+
+    if follow is not None:
+        try:
+            return await follow_run(store, follow, progress=progress)
+        except NotARun as exc:
+            raise common.UsageError(f"--follow: {exc}") from None
+    assert settings is not None and broker is not None
     return await enqueue_sync(
         settings, store, broker, customers=customers, full=full, page_size=page_size,
-        resources=resources, queue=queue, progress=progress,
+        resources=resources, queue=queue, progress=progress, enqueued=enqueued,
     )  # fmt: skip
 
 

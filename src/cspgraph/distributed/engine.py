@@ -49,7 +49,8 @@ from celery.signals import worker_shutdown
 from sqlalchemy import select
 
 from cspgraph.config import Config
-from cspgraph.distributed.redis_limiter import DEFAULT_NAMESPACE, RedisLimiter
+from cspgraph.distributed.async_limiter import AsyncRedisLimiter
+from cspgraph.distributed.redis_limiter import DEFAULT_NAMESPACE
 from cspgraph.fleet import runs
 from cspgraph.fleet.access import (
     AccessResolver,
@@ -68,6 +69,7 @@ from cspgraph.fleet.leases import TenantLeases
 from cspgraph.fleet.outcomes import CustomerStatus, SyncSummary, TenantResult
 from cspgraph.fleet.progress import NullProgress
 from cspgraph.fleet.resources import ALL_RESOURCES, MAX_PAGE_SIZE
+from cspgraph.fleet.run_progress import run_progress
 from cspgraph.fleet.store import Store
 from cspgraph.fleet.store_writer import StoreWriter
 from cspgraph.fleet.sync import service_account
@@ -80,8 +82,10 @@ from cspgraph.identity import TokenProvider
 __all__ = [
     "DEFAULT_QUEUE",
     "TASK",
+    "NotARun",
     "WorkerSettings",
     "enqueue_sync",
+    "follow_run",
     "make_app",
     "start_worker",
 ]
@@ -167,8 +171,10 @@ class _WorkerRuntime:
         self._stack.enter_context(self.leases.heartbeat())
         self.provider = TokenProvider(settings.config)
         self.limiter: Limiter
+        self._shared: AsyncRedisLimiter | None = None
         if settings.budget_url is not None:
-            self.limiter = RedisLimiter(
+            # Reached without blocking the loop: the worker's other customers go on meanwhile.
+            self.limiter = self._shared = AsyncRedisLimiter(
                 settings.budget_url,
                 namespace=settings.budget_namespace,
                 scale=settings.budget_scale,
@@ -256,6 +262,9 @@ class _WorkerRuntime:
         self._stack.close()
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(self._aclose(), self.loop).result(30)
+        if self._shared is not None:
+            with contextlib.suppress(Exception):  # what it had not sent yet: learnt again
+                asyncio.run_coroutine_threadsafe(self._shared.aclose(), self.loop).result(30)
         if self.service is not None:
             self.service.close()
         self.writer.close()
@@ -506,10 +515,13 @@ async def enqueue_sync(
     poll: float = 1.0,
     progress: Progress | None = None,
     give_up_after: float | None = None,
+    enqueued: Callable[[str, int], None] | None = None,
 ) -> SyncSummary:
     """Sync every customer (or ``customers``) on the workers listening on ``queue``; returns
     when every customer's task has finished, with the run's summary (see the module docstring).
 
+    ``enqueued(run_id, customers)`` is told once every message is sent: from then on the run
+    goes on without this process, and :func:`follow_run` can pick it up from the store.
     ``give_up_after``: stop following after this many seconds (:class:`TimeoutError`; the workers
     go on, and the run is in the store as they record it)."""
     if not 1 <= page_size <= MAX_PAGE_SIZE:
@@ -518,7 +530,7 @@ async def enqueue_sync(
     if not set(wanted) <= set(ALL_RESOURCES):
         unknown = sorted(set(wanted) - set(ALL_RESOURCES))
         raise ValueError(f"unknown resources {unknown}; expected some of {list(ALL_RESOURCES)}")
-    run_id, started_at, clock = uuid.uuid4().hex, _now(), time.monotonic()
+    run_id, started_at = uuid.uuid4().hex, _now()
     errors = ListingErrors()
     seen = runs.ListedTenants()
     listed: list[CustomerRef] = []
@@ -538,43 +550,88 @@ async def enqueue_sync(
     sent = region_turns(unique)
     options = {"full": full, "page_size": page_size, "resources": wanted}
     await asyncio.to_thread(runs.begin_run, store, run_id, started_at)
-    await asyncio.to_thread(_send, broker, queue, run_id, sent, options)
     listed_how = runs.NAMED if customers is not None else runs.PARTNER_CENTER
+    # The listing and the number of customers first: whoever follows the run from the store
+    # (this process, or `sync --follow` after it stopped) knows how many tasks make it whole.
     await asyncio.to_thread(runs.note_listing, store, run_id, listed_how, errors.by_region)
+    await asyncio.to_thread(runs.note_enqueued, store, run_id, len(sent))
+    await asyncio.to_thread(_send, broker, queue, run_id, sent, options)
+    if enqueued is not None:
+        enqueued(run_id, len(sent))
     gone: list[str] = []
     if customers is None and seen.complete and not errors.by_region:
         gone = await asyncio.to_thread(runs.mark_gone, store, seen.tenants)
-    deadline = None if give_up_after is None else clock + give_up_after
+    summary = await follow_run(
+        store, run_id, poll=poll, progress=progress, give_up_after=give_up_after, sent=sent
+    )
+    summary.gone, summary.gdap_unknown = gone, gdap_unknown
+    return summary
+
+
+class NotARun(LookupError):
+    """``follow_run`` was given a run id the store cannot follow (unknown, or not a run of
+    workers); the message says which."""
+
+
+async def follow_run(
+    store: Store,
+    run_id: str,
+    *,
+    poll: float = 1.0,
+    progress: Progress | None = None,
+    give_up_after: float | None = None,
+    sent: dict[str, CustomerRef] | None = None,
+) -> SyncSummary:
+    """Follow a run of workers in the store until every customer's task has finished (at once
+    for a run that has), record its end, and return its summary. Any process may follow any run:
+    the one that enqueued it, or ``cspgraph sync --engine celery --follow RUN_ID`` after that one
+    was stopped; two following one run record the same end.
+
+    Raises :class:`NotARun` for a run the store does not have, or one not enqueued for workers
+    (a local run: its own process follows it, and when that dies the run stays ``running``)."""
+    started = time.monotonic()
+    record = await asyncio.to_thread(run_progress, store, run_id)
+    if record is None:
+        raise NotARun(f"no run {run_id} in the store")
+    if not record.on_workers:
+        raise NotARun(
+            f"run {run_id} was not enqueued for workers (a local sync run, or one whose enqueuer "
+            "stopped before it sent the customers): nothing to follow"
+        )
+    total = record.customers or 0
+    deadline = None if give_up_after is None else started + give_up_after
     while True:
         rows = await asyncio.to_thread(task_rows, store, run_id)
         done = sum(1 for row in rows if row.finished)
         if progress is not None:
-            progress(done, len(sent))
-        if done >= len(sent):
+            progress(done, total)
+        if done >= total:
             break
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(
-                f"run {run_id}: {done} of {len(sent)} customers finished after {give_up_after} s"
+                f"run {run_id}: {done} of {total} customers finished after {give_up_after} s"
             )
         await asyncio.sleep(poll)
-    results = await asyncio.to_thread(_results, store, run_id, sent, started_at)
+    results = await asyncio.to_thread(_results, store, run_id, sent or {}, record.started_at)
     graph = {
         "requests": sum(row.requests or 0 for row in rows),
         "throttled": sum(row.throttled or 0 for row in rows),
     }
-    wall_time = time.monotonic() - clock
-    await asyncio.to_thread(
-        runs.finish_run, store, run_id, runs.COMPLETED, results, graph, wall_time
-    )
+    # The run's time is from its start as recorded, whoever follows it.
+    wall_time = (_now() - record.started_at).total_seconds()
+    if record.outcome == runs.RUNNING:
+        await asyncio.to_thread(
+            runs.finish_run, store, run_id, runs.COMPLETED, results, graph, wall_time
+        )
+    else:  # already ended (followed before): as it was recorded
+        wall_time = record.wall_time if record.wall_time is not None else wall_time
     return SyncSummary(
         tenants=results,
-        started_at=started_at,
+        started_at=record.started_at,
         wall_time=wall_time,
         graph=graph,
-        listing_errors=dict(errors.by_region),
+        listing_errors=dict(record.listing_errors),
         run_id=run_id,
-        gone=gone,
-        gdap_unknown=gdap_unknown,
     )
 
 

@@ -18,8 +18,11 @@ clocks differ still agree on when a bucket refills; a ``clock`` may be given ins
 
 Tokens are *not* shared: each worker keeps its own MSAL caches (see docs/scale.md).
 
-Cost: one round trip per reservation and one per answer (a few hundred microseconds on loopback;
-measured in docs/scale.md), made synchronously as the in-process limiter's calls are.
+Cost: one round trip per reservation and one per answer, made synchronously as the in-process
+limiter's calls are: each holds the caller's event loop. Workers therefore use
+:class:`~cspgraph.distributed.async_limiter.AsyncRedisLimiter` (the same script and keys over
+redis.asyncio, pipelined); this one serves tests, tools and anything without an event loop
+(measured against each other in docs/scale.md).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ DEFAULT_NAMESPACE = "cspgraph"
 # far longer than any of Graph's windows (at most 300 s), so nothing a live run learnt is lost.
 STATE_TTL = 6 * 3600
 
-_SCRIPT = importlib.resources.files("cspgraph.distributed").joinpath("budgets.lua").read_text()
+SCRIPT = importlib.resources.files("cspgraph.distributed").joinpath("budgets.lua").read_text()
 
 
 class RedisLimiter:
@@ -78,6 +81,7 @@ class RedisLimiter:
             raise ValueError("scale must be positive")
         if not 0.0 < utilisation < 1.0:
             raise ValueError("utilisation must lie strictly between 0 and 1")
+        self._own_client = client is None
         if client is None:
             if url is None:
                 raise ValueError("RedisLimiter needs a Redis url or client")
@@ -90,7 +94,7 @@ class RedisLimiter:
         self._clock = clock
         self._app_of = app_of
         self._prefix = f"{namespace}:limiter:"  # drop_namespace deletes what starts so
-        self._script: Any = client.register_script(_SCRIPT)
+        self._script: Any = client.register_script(SCRIPT)
         s = scale
         self._config: list[str | float] = [
             str(ttl),
@@ -123,19 +127,24 @@ class RedisLimiter:
         """As :meth:`GraphLimiter.app_key`: the app ``tenant``'s requests count against."""
         return self._app_of(tenant) if self._app_of is not None else None
 
-    def _call(self, op: str, tenant: str, args: tuple[str | float, ...]) -> Any:
+    def encode(self, op: str, tenant: str, args: Args) -> tuple[list[str], list[str]]:
+        """One call of the script: its keys (the app's hash, the tenant's) and arguments, the
+        time read now (``''``: Redis's own clock when the script runs)."""
         app = self.app_key(tenant) if tenant else None
         keys = [f"{self._prefix}app:{app or ''}", f"{self._prefix}tenant:{tenant}"]
         now = "" if self._clock is None else repr(float(self._clock()))
         argv = [op, now, *self._config, *args]
-        return self._script(keys=keys, args=[_arg(value) for value in argv])
+        return keys, [_arg(value) for value in argv]
+
+    def _call(self, op: str, tenant: str, args: Args) -> Any:
+        keys, argv = self.encode(op, tenant, args)
+        return self._script(keys=keys, args=argv)
 
     # -- the Limiter interface -------------------------------------------------------------------
 
     def reserve(self, tenant: str, cost: RequestCost) -> float:
         """Book one request's cost in the shared budgets; the seconds to wait before sending."""
-        wait = self._call("reserve", tenant, (cost.family.value, cost.units, cost.writes))
-        return float(wait)
+        return float(self._call("reserve", tenant, reserve_args(cost)))
 
     def record_response(
         self,
@@ -145,27 +154,12 @@ class RedisLimiter:
         resource_units: float | None = None,
         limit_percentage: float | None = None,
     ) -> None:
-        self._call(
-            "response",
-            tenant,
-            (
-                cost.family.value,
-                cost.units,
-                cost.writes,
-                "" if resource_units is None else resource_units,
-                "" if limit_percentage is None else limit_percentage,
-            ),
-        )
+        self._call("response", tenant, response_args(cost, resource_units, limit_percentage))
 
     def record_throttled(
         self, tenant: str, cost: RequestCost, *, delay: float, throttle_scope: str | None = None
     ) -> None:
-        app_wide = bool(throttle_scope) and str(throttle_scope).split("/", 1)[0] == "Application"
-        self._call(
-            "throttled",
-            tenant,
-            (cost.family.value, cost.units, cost.writes, delay, "1" if app_wide else "0"),
-        )
+        self._call("throttled", tenant, throttled_args(cost, delay, throttle_scope))
 
     # -- knobs and introspection, as GraphLimiter's ----------------------------------------------
 
@@ -174,6 +168,15 @@ class RedisLimiter:
 
     def budget(self, tenant: str, family: Family = Family.IDENTITY) -> float:
         return float(self._call("budget", tenant, (family.value,)))
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._redis
+
+    def close(self) -> None:
+        """Close the connections of a client this limiter made (not one it was given)."""
+        if self._own_client:
+            self._redis.close()
 
     def forget(self) -> None:
         """Start every budget of this namespace afresh, at the published sizes (a partner whose
@@ -191,6 +194,31 @@ def drop_namespace(client: redis.Redis, namespace: str) -> int:
     """Delete what limiters of ``namespace`` keep in Redis; the number of keys deleted."""
     keys = list(client.scan_iter(match=f"{namespace}:limiter:*", count=1000))
     return int(client.delete(*keys)) if keys else 0
+
+
+# The script's arguments per operation, shared with the asynchronous limiter (async_limiter.py).
+Args = tuple[str | float, ...]
+
+
+def reserve_args(cost: RequestCost) -> Args:
+    return (cost.family.value, cost.units, cost.writes)
+
+
+def response_args(
+    cost: RequestCost, resource_units: float | None, limit_percentage: float | None
+) -> Args:
+    return (
+        cost.family.value,
+        cost.units,
+        cost.writes,
+        "" if resource_units is None else resource_units,
+        "" if limit_percentage is None else limit_percentage,
+    )
+
+
+def throttled_args(cost: RequestCost, delay: float, throttle_scope: str | None) -> Args:
+    app_wide = bool(throttle_scope) and str(throttle_scope).split("/", 1)[0] == "Application"
+    return (cost.family.value, cost.units, cost.writes, delay, "1" if app_wide else "0")
 
 
 def _arg(value: str | float) -> str:

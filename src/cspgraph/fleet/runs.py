@@ -104,6 +104,16 @@ def note_listing(store: Store, run_id: str, listed: str, listing_errors: Mapping
         )
 
 
+def note_enqueued(store: Store, run_id: str, customers: int) -> None:
+    """A run of workers (``sync --engine celery``): how many customers it sent them, recorded
+    before the first is sent, so that any process can tell from the store when the run is whole.
+    A local run's ``customers`` stays empty until it ends."""
+    with store.write_transaction() as cursor:
+        cursor.execute(
+            store.driver_sql("UPDATE runs SET customers = ? WHERE run_id = ?"), (customers, run_id)
+        )
+
+
 def record_tenant(store: Store, run_id: str, result: TenantResult) -> None:
     """Everything a run keeps about one customer, in one transaction."""
     tenant = result.tenant_id

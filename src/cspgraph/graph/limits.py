@@ -32,7 +32,7 @@ together.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -97,7 +97,8 @@ class RequestCost:
 class Limiter(Protocol):
     """What the client needs from a rate limiter; :class:`GraphLimiter` is the real one."""
 
-    def reserve(self, tenant: str, cost: RequestCost) -> float: ...
+    # The seconds to wait; awaited where the budget is shared over the network (AsyncRedisLimiter).
+    def reserve(self, tenant: str, cost: RequestCost) -> float | Awaitable[float]: ...
 
     def record_response(
         self,

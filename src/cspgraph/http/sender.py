@@ -70,7 +70,7 @@ class Pacer(Protocol):
     """Client-side budgets (Graph's limiter): how long to wait before a request of a given cost,
     and what the answers teach. Costs are the client's own objects; the sender passes them on."""
 
-    def reserve(self, key: str, cost: Any) -> float: ...
+    def reserve(self, key: str, cost: Any) -> float | Awaitable[float]: ...
 
     def throttled(self, key: str, cost: Any, delay: float, headers: Headers) -> None: ...
 
@@ -237,7 +237,9 @@ class Sender:
                 if pacer is not None:
                     wait = 0.0
                     for cost in costs:
-                        wait = max(wait, pacer.reserve(key, cost))
+                        booked = pacer.reserve(key, cost)
+                        # A budget shared over the network (cspgraph.distributed) is awaited.
+                        wait = max(wait, booked if isinstance(booked, float) else await booked)
                     if wait > 0.0:
                         await self.sleep(wait)
                 try:
