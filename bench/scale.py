@@ -155,6 +155,12 @@ def run(
         "wall_s": round(wall, 1),
         "ok": statuses.get("ok", 0),
         "statuses": statuses,
+        # Why customers did not end ok (a few): a bench run is not only its wall time.
+        "not_ok": [
+            f"{t.tenant_id}: {t.status.value}: {t.reason}"
+            for t in summary.tenants
+            if t.status.value != "ok"
+        ][:5],
         "requests": summary.requests,
         "throttled": summary.throttled,
         "emulator_graph_requests": counters.get("requests", {}).get("graph"),
