@@ -62,10 +62,14 @@ def test_a_run_whose_enqueuer_was_killed_is_listed_and_followed_to_its_end(
     )  # fmt: skip
     try:
         assert enqueuer.stderr is not None
-        said = enqueuer.stderr.readline()
-        sent = re.match(r"run ([0-9a-f]{32}): (\d+) customers sent to the workers", said)
-        assert sent is not None, said + enqueuer.stderr.read() if enqueuer.poll() else said
-        assert f"cspgraph sync --engine celery --follow {sent[1]}" in said
+        said: list[str] = []
+        sent = None
+        while sent is None:  # lines before it (what it says about GDAP, say) are not its matter
+            line = enqueuer.stderr.readline()
+            assert line, f"the enqueuer ended without sending: {''.join(said)}"
+            said.append(line)
+            sent = re.match(r"run ([0-9a-f]{32}): (\d+) customers sent to the workers", line)
+        assert f"cspgraph sync --engine celery --follow {sent[1]}" in said[-1]
     finally:
         os.kill(enqueuer.pid, signal.SIGKILL)
         enqueuer.wait(10)
