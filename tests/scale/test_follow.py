@@ -70,6 +70,8 @@ def test_a_run_whose_enqueuer_was_killed_is_listed_and_followed_to_its_end(
             said.append(line)
             sent = re.match(r"run ([0-9a-f]{32}): (\d+) customers sent to the workers", line)
         assert f"cspgraph sync --engine celery --follow {sent[1]}" in said[-1]
+        # Nobody consumes the queue yet, and the enqueuer says so instead of waiting in silence.
+        assert f"no worker consumes queue {queue} yet" in enqueuer.stderr.readline()
     finally:
         os.kill(enqueuer.pid, signal.SIGKILL)
         enqueuer.wait(10)

@@ -278,6 +278,7 @@ async def _on_workers(
     ``--follow``: follow a run already enqueued."""
     try:
         from cspgraph.distributed.engine import NotARun, enqueue_sync, follow_run
+        from cspgraph.distributed.queues import consumers
     except ImportError as exc:
         raise common.UsageError(
             f"--engine celery needs the scale extra (pip install 'cspgraph[scale]'): {exc}"
@@ -298,6 +299,10 @@ async def _on_workers(
             f"stopped following run {run_id}; the workers go on with it: `{follow_it}` follows "
             "it again, `cspgraph runs` shows how far it has got"
         )
+        if broker is not None and consumers(broker, queue) == 0:
+            # Else the run would wait in silence: a queue nobody reads never moves.
+            common.say(f"no worker consumes queue {queue} yet: the run waits until one does "
+                       f"(`cspgraph worker --queue {queue}`, docs/scale.md)")  # fmt: skip
 
     if follow is not None:
         try:
