@@ -242,7 +242,7 @@ def sync(
                 )
             if pruned:
                 common.say(f"pruned {len(pruned)} customer(s) no longer listed: their data is gone")
-            _say_gdap(summary.gdap_unknown, summary.listing_gaps)
+            _say_gdap(summary.gdap_unknown, summary.listing_gaps, summary.listing_errors)
             shown = common.shown_db(db)
             common.say(f"store: {shown}   next: {common.invoked_as()} report --db {shown}")
         if summary.left_alone:
@@ -316,13 +316,22 @@ async def _on_workers(
     )  # fmt: skip
 
 
-def _say_gdap(unknown: dict[str, str], gaps: dict[str, Any] | None) -> None:
+def _say_gdap(
+    unknown: dict[str, str], gaps: dict[str, Any] | None, listing_errors: dict[str, str]
+) -> None:
     """What a terminal reader should know about GDAP after a sync: regions whose relationships
-    are unknown, and the gaps between Partner Center's customers and the GDAP ones."""
+    are unknown (once: a region whose customers they were to list is among the listing errors
+    the summary shows), and the gaps between Partner Center's customers and the GDAP ones."""
     for region, why in unknown.items():
-        common.say(f"GDAP relationships of region {region} unknown: {why}")
+        if why not in listing_errors.get(region, ""):
+            common.say(f"GDAP relationships of region {region} unknown: {why}")
     if not gaps:
         return
+    unknown_why: dict[str, int] = {}
+    for entry in gaps.get("unknown", ()):
+        unknown_why[entry["why"]] = unknown_why.get(entry["why"], 0) + 1
+    for why, n in unknown_why.items():
+        common.say(f"{n} customer(s) in neither gap: {why}")
     for key, label in (
         ("only_partner_center", "listed by Partner Center only"),
         ("only_gdap", "listed by GDAP only"),

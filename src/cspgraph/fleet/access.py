@@ -241,7 +241,9 @@ async def read_region(
                 f"Delegated Administration service principal in {partner}): {exc}"
             )
         into.unknown[region] = clip(why)
-        log.warning("GDAP relationships of region %s unknown: %s", region, why)
+        # Info, not a warning: the run's summary carries it (gdap_unknown), and the sync
+        # command says it once.
+        log.info("GDAP relationships of region %s unknown: %s", region, why)
         return
     into.read.add(region)
     for rel in rels:

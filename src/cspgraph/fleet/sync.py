@@ -184,6 +184,7 @@ async def sync_fleet(
         listed: Iterable[CustomerRef] | AsyncIterable[CustomerRef]
         seen = ListedTenants()
         names: dict[str, str | None] = {}
+        regions: dict[str, str | None] = {}
         in_gdap = gdap_customers(ahead, exclude_mlt=exclude_mlt) if ahead is not None else []
         if customers is None:
             from_pc = (
@@ -191,7 +192,7 @@ async def sync_fleet(
                 if chosen.partner_center
                 else None
             )
-            listed = from_sources(from_pc, in_gdap, names)
+            listed = from_sources(from_pc, in_gdap, names, regions)
         else:
             listed = customers_from_list(customers)
         # When each region's app loses its credential (a check warns before it happens): read
@@ -219,6 +220,14 @@ async def sync_fleet(
             reading.cancel()
             raise
         summary.listing_errors.update(errors.by_region)
+        if customers is None and ahead is not None:
+            # The customer list came (partly) from the GDAP relationships: a region whose
+            # relationships are unknown is a region whose customers could not be listed (the
+            # run fails, as for an unreadable Partner Center list), never one without any.
+            for region, why in ahead.unknown.items():
+                listed_why = f"GDAP relationships unknown: {why}"
+                before = summary.listing_errors.get(region)
+                summary.listing_errors[region] = f"{before}; {listed_why}" if before else listed_why
         if resolver is not None:
             summary.gdap_unknown.update(resolver.relationships.unknown)
         elif ahead is not None:
@@ -226,7 +235,10 @@ async def sync_fleet(
         gdap_ids = {(c.tenant_id or c.reference).lower() for c in in_gdap}
         if customers is None and chosen is CustomerSource.BOTH and ahead is not None:
             whole = seen.complete and not errors and not ahead.unknown
-            summary.listing_gaps = listing_gaps(names, in_gdap, complete=whole).as_dict()
+            summary.listing_gaps = listing_gaps(
+                names, in_gdap, complete=whole, regions=regions,
+                gdap_unknown=ahead.unknown, partner_center_unknown=errors.by_region,
+            ).as_dict()  # fmt: skip
         await partner_apps.keep(store, await reading)
         listing = None if customers is None else runs.NAMED
         if listing is None:
