@@ -23,6 +23,7 @@ from cspgraph.config import load_config
 from cspgraph.graph import scope
 from cspgraph.graph.client import GraphClient
 from cspgraph.graph.scope import CSP_RULE
+from cspgraph.http import token_claims
 from cspgraph.http.errors import CspScopeError, NeedsPersonError
 from cspgraph.http.sessions import requests_session
 from cspgraph.partner.auth import AdminSignIn, DeviceCodePrompt
@@ -37,8 +38,8 @@ from tests.client.partner_helpers import emulator_cloud, sign_in_browser, write_
 from tests.conftest import MakeEmulator, tls
 
 ADMIN, ADMIN_PASSWORD = "admin@partner.com", "P@ss-admin"
-STEPS = ["application", "permissions", "credential", "service principal", "AdminAgents",
-         "configuration"]  # fmt: skip
+STEPS = ["application", "permissions", "credential", "service principal", "admin consent",
+         "AdminAgents", "configuration"]  # fmt: skip
 # What the app will do in customers: the directory and Intune reads of the sync job. (Not
 # `--for sync` itself: that set grows with the job, and the emulator's Graph must publish every
 # delegated permission in it; test_least_privilege_for_the_sync_job covers the set.)
@@ -108,16 +109,15 @@ def statuses(report: SetupReport) -> dict[str, StepStatus]:
     return {step.name: step.status for step in report.steps}
 
 
-async def customer_users(emu: Emulator, config: Path) -> list[dict[str, Any]]:
-    """What the new app sees in the customer: an app-only token from MSAL with the credential
-    set-up configured, then GET /v1.0/users."""
+async def app_token(emu: Emulator, config: Path, tenant: str = "customer.com") -> str:
+    """A new app-only token of the app set-up configured, for ``tenant``, from MSAL."""
     identity = load_config(config).identities["NA"]
     session = requests.Session()
     session.verify, session.trust_env = emu.endpoints.ca_bundle, False
     app = msal.ConfidentialClientApplication(
         identity.client_id,
         client_credential=identity.credential().for_msal(),
-        authority=f"{emu.endpoints.authority_host}/customer.com",
+        authority=f"{emu.endpoints.authority_host}/{tenant}",
         instance_discovery=False,
         http_client=session,
     )
@@ -125,11 +125,17 @@ async def customer_users(emu: Emulator, config: Path) -> list[dict[str, Any]]:
         app.acquire_token_for_client, ["https://graph.microsoft.com/.default"]
     )
     assert "access_token" in result, result
+    return str(result["access_token"])
+
+
+async def customer_users(emu: Emulator, config: Path) -> list[dict[str, Any]]:
+    """What the new app sees in the customer: an app-only token, then GET /v1.0/users."""
+    token = await app_token(emu, config)
     async with (
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls(emu))) as http,
         http.get(
             f"{emu.endpoints.graph}/v1.0/users",
-            headers={"Authorization": f"Bearer {result['access_token']}"},
+            headers={"Authorization": f"Bearer {token}"},
         ) as response,
     ):
         assert response.status == 200, await response.text()
@@ -311,11 +317,40 @@ async def test_drift_is_put_right_and_only_drift(admin: Admin, tmp_path: Path) -
         "permissions": StepStatus.CHANGED,
         "credential": StepStatus.ALREADY_DONE,
         "service principal": StepStatus.ALREADY_DONE,
+        "admin consent": StepStatus.ALREADY_DONE,
         "AdminAgents": StepStatus.CHANGED,
         "configuration": StepStatus.ALREADY_DONE,
     }
     assert "removed Mail.Read (application)" in report.steps[1].detail
     assert first.service_principal_id in group["_members"]
+
+
+async def test_the_app_holds_exactly_its_application_permissions_in_the_partner_tenant_too(
+    admin: Admin, tmp_path: Path
+) -> None:
+    """requiredResourceAccess only asks: in its own tenant the app's token carries what is
+    granted there (customers get it through DAP's pre-consent), so set-up grants it, and
+    revokes what the plan dropped."""
+    config = write_config(tmp_path / "config.toml", admin.emu)
+    wide = plan_permissions(
+        operations=OPERATIONS, permissions=["DelegatedAdminRelationship.Read.All"],
+        delegated=["User.Read.All"],
+    )  # fmt: skip
+    first = await admin.setup(config, permissions=wide)
+    assert statuses(first)["admin consent"] is StepStatus.CHANGED
+    at_home = token_claims.roles(await app_token(admin.emu, config, "partner.com"))
+    assert sorted(at_home or ()) == sorted(wide.application)
+    assert "DelegatedAdminRelationship.Read.All" in wide.application  # the GDAP list's
+
+    narrow = plan_permissions(operations=["GET /users"])
+    second = await admin.setup(config, permissions=narrow)
+    consent = next(s for s in second.steps if s.name == "admin consent")
+    assert consent.status is StepStatus.CHANGED
+    assert "revoked" in consent.detail and "DelegatedAdminRelationship.Read.All" in consent.detail
+    at_home = token_claims.roles(await app_token(admin.emu, config, "partner.com"))
+    assert at_home == ["User.Read.All"]
+    third = await admin.setup(config, permissions=narrow)
+    assert statuses(third)["admin consent"] is StepStatus.ALREADY_DONE
 
 
 async def test_permissions_outside_directory_and_intune_are_refused(
@@ -340,10 +375,11 @@ async def test_permissions_outside_directory_and_intune_are_refused(
 
 def test_least_privilege_for_the_sync_job() -> None:
     plan = plan_permissions(preset="sync")
-    assert plan.application == tuple(sorted(scope.required_permissions(scope.SYNC_OPERATIONS)))
-    assert plan.delegated == tuple(
-        sorted(scope.required_permissions(scope.SYNC_OPERATIONS, delegated=True))
-    )
+    job = scope.SYNC_OPERATIONS + scope.PARTNER_SYNC_OPERATIONS
+    assert plan.application == tuple(sorted(scope.required_permissions(job)))
+    assert plan.delegated == tuple(sorted(scope.required_permissions(job, delegated=True)))
+    # the GDAP relationships, read app-only in the partner tenant (setup grants it there)
+    assert "DelegatedAdminRelationship.Read.All" in plan.application
     for needed in ("User.Read.All", "GroupMember.Read.All", "Device.Read.All",
                    "Organization.Read.All", "DeviceManagementManagedDevices.Read.All"):  # fmt: skip
         assert needed in plan.application

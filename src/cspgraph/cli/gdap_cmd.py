@@ -147,28 +147,29 @@ def roles(
                 }
             )
             return
-        from rich.table import Table
+        from rich.table import Column, Table
 
-        table = Table("role", "template id", "allows", title=f"{len(shown)} GDAP role(s)")
+        # Wrapped or folded, never cut: a template id cut short is a wrong id.
+        table = Table(
+            Column("role", overflow="fold"),
+            Column("template id", min_width=36, no_wrap=True),
+            Column("allows", overflow="fold"),
+            title=f"{len(shown)} GDAP role(s)",
+        )
         for r in shown:
             table.add_row(r.name, r.template_id, r.allows or "see Entra's built-in roles reference")
-        least = Table(
-            "operation",
-            "where",
-            "GDAP role",
-            "app permission",
-            title="least privilege for cspgraph",
-        )
-        for n in needs:
-            least.add_row(
-                n.operation,
-                n.where,
-                ", ".join(name_of(t) for t in n.roles) or "none",
-                f"{', '.join(n.permissions) or 'none'} ({n.kind})",
-            )
         out = common.console()
         out.print(table)
-        out.print(least)
+        # A list, not a table: a permission name is long, and a table squeezed into the
+        # terminal would cut it ("DelegatedAdminRel…"); a wrapped line keeps it whole.
+        out.print("least privilege for cspgraph", style="italic")
+        for n in needs:
+            roles = ", ".join(name_of(t) for t in n.roles) or "none"
+            out.print(f"{n.operation} (in the {n.where})", style="bold", soft_wrap=True)
+            out.print(f"  GDAP role: {roles}", soft_wrap=True)
+            out.print(
+                f"  {n.kind} permission: {', '.join(n.permissions) or 'none'}", soft_wrap=True
+            )
         names = ", ".join(name_of(t) for t in CSPGRAPH_ROLES)
         out.print(f"`--roles cspgraph` asks for: {names}", soft_wrap=True)
 

@@ -237,8 +237,9 @@ async def read_region(
         if exc.status == 403:
             why = (
                 "the app may not read GDAP relationships (it needs the application "
-                "permission DelegatedAdminRelationship.Read.All and the Partner Customer "
-                f"Delegated Administration service principal in {partner}): {exc}"
+                "permission DelegatedAdminRelationship.Read.All, granted in the partner tenant "
+                f"by `cspgraph setup --region {region}`, and the Partner Customer Delegated "
+                f"Administration service principal in {partner}): {exc}"
             )
         into.unknown[region] = clip(why)
         # Info, not a warning: the run's summary carries it (gdap_unknown), and the sync

@@ -244,6 +244,9 @@ def cspgraph_needs() -> list[Need]:
              "Entra grants Microsoft Graph's app roles to Privileged Role Administrator or "
              "Global Administrator; without it, the customer's administrator uses the "
              "/adminconsent link"),
+        Need("sync: the GDAP relationships (customer list, access modes)", "partner tenant",
+             (), (permission_for("GET", GDAP_API),), "application",
+             "granted in the partner tenant by `cspgraph setup` (its admin consent step)"),
         Need("sync (the consented app, app-only)", "customer", (),
              sync_application_permissions(), "application",
              "no GDAP role: the app's own consent in the customer"),

@@ -357,8 +357,16 @@ SYNC_OPERATIONS: tuple[tuple[str, str], ...] = (
 # The onboarding smoke test (client-traps §11): GET /users?$count=true&$top=1.
 SMOKE_TEST_OPERATIONS: tuple[tuple[str, str], ...] = (("GET", "/users"),)
 
+# What the fleet job does in the partner tenant itself, app-only: read the GDAP relationships
+# (the customer list of --customer-source gdap, and each customer's access mode).
+PARTNER_SYNC_OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("GET", "/tenantRelationships/delegatedAdminRelationships"),
+)
+
+# The sets `cspgraph setup --for` plans the app's permissions from: the app is one registration,
+# so its permissions cover what it does in customers and in the partner tenant.
 OPERATION_SETS: dict[str, tuple[tuple[str, str], ...]] = {
-    "sync": SYNC_OPERATIONS,
+    "sync": SYNC_OPERATIONS + PARTNER_SYNC_OPERATIONS,
     "smoke-test": SMOKE_TEST_OPERATIONS,
 }
 

@@ -38,8 +38,14 @@ GRAPH_CLI_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
 # What set-up does in the partner tenant, as delegated Graph permissions: register and change
 # the app, create its service principal (Application.ReadWrite.All), find AdminAgents and add
 # the service principal to it (GroupMember.ReadWrite.All; adding a service principal to a group
-# also needs Application.ReadWrite.All — wire-facts §7).
-SETUP_SCOPES: tuple[str, ...] = ("Application.ReadWrite.All", "GroupMember.ReadWrite.All")
+# also needs Application.ReadWrite.All — wire-facts §7), and grant the app its application
+# permissions in the partner tenant itself (AppRoleAssignment.ReadWrite.All: app role
+# assignments to its service principal, the portal's "Grant admin consent").
+SETUP_SCOPES: tuple[str, ...] = (
+    "Application.ReadWrite.All",
+    "GroupMember.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+)
 
 
 # -- a partner administrator, delegated ------------------------------------------------------------

@@ -13,6 +13,11 @@ retired Azure AD PowerShell, run by a partner administrator signed in to the par
    ``PATCH keyCredentials``, the PEM kept 0600) or a client secret (``addPassword``; kept in a 0600
    file or shown once for an environment variable);
 4. **service principal** — create it, or find it by ``appId``;
+4b. **admin consent** — grant the planned application permissions in the partner tenant itself
+   (app role assignments of Microsoft Graph's roles to the service principal: the portal's
+   "Grant admin consent"), and revoke the Graph roles the plan no longer names: in its own tenant
+   the app's app-only token carries exactly what is assigned there, whatever
+   ``requiredResourceAccess`` asks for (the sync reads the GDAP relationships there);
 5. **AdminAgents** — find the group by name and add the service principal to it (the seed's
    four PowerShell steps), which pre-consents the app in every DAP customer;
 6. **configuration** — write the region's entry into the partner configuration file.
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -97,6 +103,7 @@ Sleep = Callable[[float], Awaitable[None]]
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 MULTI_TENANT = "AzureADMultipleOrgs"
 ADMIN_AGENTS = "AdminAgents"
+ADMIN_CONSENT = "admin consent"
 DEFAULT_APP_NAME = "cspgraph partner-managed app"
 DEFAULT_REDIRECT_URIS = ("http://localhost",)
 # A region names exactly one credential; set-up replaces whichever was there.
@@ -246,6 +253,10 @@ class _SetupRun:
     app_created: bool = field(init=False, default=False)
     sp_created: bool = field(init=False, default=False)
     credential_entry: dict[str, str] = field(init=False, default_factory=dict)
+    # The partner tenant's Microsoft Graph service principal (id, app role id → name).
+    graph_sp_id: str | None = field(init=False, default=None)
+    graph_roles: dict[str, str] = field(init=False, default_factory=dict)
+    role_ids: dict[str, str] = field(init=False, default_factory=dict)  # planned: name → id
 
     def __post_init__(self) -> None:
         self.report = SetupReport(
@@ -281,6 +292,7 @@ class _SetupRun:
             await self.permissions()
             await self.credential()
             sp_id = await self.service_principal()
+            await self.admin_consent(sp_id)
             await self.admin_agents(sp_id)
             self.configuration()
         except PropagatingError as exc:
@@ -288,8 +300,9 @@ class _SetupRun:
             raise NeedsPersonError(
                 f"Microsoft Graph refused a set-up step in {self.tenant}: {exc}. The signed-in "
                 "user needs Global Administrator (or Application Administrator together with "
-                "Groups Administrator) in the partner tenant, and must consent to "
-                "Application.ReadWrite.All and GroupMember.ReadWrite.All.",
+                "Groups Administrator and Privileged Role Administrator) in the partner tenant, "
+                "and must consent to Application.ReadWrite.All, GroupMember.ReadWrite.All and "
+                "AppRoleAssignment.ReadWrite.All.",
                 code=exc.code,
                 status=exc.status,
                 tenant=self.tenant,
@@ -443,6 +456,10 @@ class _SetupRun:
             )
         known = {("Role", n): i for n, i in {**scope.APPLICATION_ROLE_IDS, **roles}.items()}
         known.update({("Scope", n): i for n, i in scopes.items()})
+        if graph_sp is not None:
+            self.graph_sp_id = str(graph_sp["id"])
+            self.graph_roles = {i.lower(): n for n, i in roles.items()}
+        self.role_ids = {name: i.lower() for (kind, name), i in ids.items() if kind == "Role"}
         return ids, known
 
     # -- 3. the credential -------------------------------------------------------------------
@@ -583,6 +600,50 @@ class _SetupRun:
         self.report.service_principal_id = str(created["id"])
         self.step("service principal", True, f"created, object id {created['id']}")
         return str(created["id"])
+
+    # -- 4b. admin consent in the partner tenant ---------------------------------------------
+
+    async def admin_consent(self, sp_id: str | None) -> None:
+        wanted = dict(self.role_ids)
+        planned = ", ".join(sorted(wanted)) or "none"
+        if sp_id is None:
+            self.step(ADMIN_CONSENT, True, f"would grant {planned} in {self.tenant}")
+            return
+        if self.graph_sp_id is None:
+            raise NeedsPersonError(
+                f"{self.tenant} has no Microsoft Graph service principal: the application "
+                "permissions cannot be granted there (is this an Entra tenant?)",
+                code="NoGraphServicePrincipal",
+                tenant=self.tenant,
+            )
+        held: dict[str, str] = {}  # app role id -> assignment id
+        async for item in self.graph.list(
+            self.tenant, f"/servicePrincipals/{sp_id}/appRoleAssignments"
+        ):
+            if str(item.get("resourceId", "")).lower() == self.graph_sp_id.lower():
+                held[str(item.get("appRoleId", "")).lower()] = str(item["id"])
+        missing = sorted(n for n, i in wanted.items() if i not in held)
+        extra = {i: a for i, a in held.items() if i not in set(wanted.values())}
+        if not missing and not extra:
+            self.step(ADMIN_CONSENT, False, f"granted in {self.tenant}: {planned}")
+            return
+        revoked = sorted(self.graph_roles.get(i, i) for i in extra)
+        change = [f"granted {', '.join(missing)}"] if missing else []
+        change += [f"revoked {', '.join(revoked)}"] if revoked else []
+        if self.dry:
+            self.step(ADMIN_CONSENT, True, f"would have {planned} ({'; '.join(change)})")
+            return
+        for name in missing:
+            body = {"principalId": sp_id, "resourceId": self.graph_sp_id, "appRoleId": wanted[name]}
+            path = f"/servicePrincipals/{sp_id}/appRoleAssignments"
+            await self._after_replication(
+                functools.partial(self.graph.post, self.tenant, path, body), fresh=self.sp_created
+            )
+        for assignment in extra.values():
+            await self.graph.delete(
+                self.tenant, f"/servicePrincipals/{sp_id}/appRoleAssignments/{assignment}"
+            )
+        self.step(ADMIN_CONSENT, True, f"{planned} in {self.tenant} ({'; '.join(change)})")
 
     # -- 5. AdminAgents ----------------------------------------------------------------------
 
