@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from cspgraph.customer_ref import domain_of
 from cspgraph.fleet.customers import CustomerRef
 from cspgraph.fleet.resources import ALL_RESOURCES
 from cspgraph.http.errors import CspGraphError, ErrorClass
@@ -61,12 +62,18 @@ class TenantResult:
     # How the customer was reached (cspgraph.fleet.access.CustomerAccess), when the sync found out.
     access: Any = None
 
+    def _name_from_gdap(self) -> str | None:
+        """A customer named by domain or id and not reached: the name its GDAP relationship
+        gives it, where one was read."""
+        nearest = self.access.nearest if self.access is not None else None
+        return nearest.customer_name if nearest is not None else None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "tenant_id": self.tenant_id,
             "customer": self.customer.reference,
-            "domain": self.customer.domain,
-            "display_name": self.customer.display_name,
+            "domain": self.customer.domain or domain_of(self.customer.reference),
+            "display_name": self.customer.display_name or self._name_from_gdap(),
             "region": self.region,
             "status": self.status.value,
             "reason": self.reason,

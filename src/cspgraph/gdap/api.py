@@ -29,6 +29,7 @@ from cspgraph.http.errors import (
     permission_missing_error,
 )
 
+ADMIN_AGENTS = "AdminAgents"
 ROOT = "/tenantRelationships/delegatedAdminRelationships"
 # The technician's delegated permissions for reading and changing them (the CSP scope table).
 READ = permission_for("GET", ROOT, delegated=True)
@@ -200,13 +201,40 @@ class GdapApi:
     # -- relationships ---------------------------------------------------------------------------
 
     async def relationships(self, *, customer: str | None = None) -> list[Relationship]:
-        """Every relationship of the partner (``customer``: of that tenant id only)."""
+        """Every relationship of the partner (``customer``: of that tenant id only). An empty
+        list from a technician outside AdminAgents is Graph's answer to such a caller, not "0
+        relationships": raised as :func:`not_in_admin_agents_error` (exit 3)."""
         async with self._explained("listing GDAP relationships"):
             filter_ = f"customer/tenantId eq '{customer}'" if customer else None
-            return [
+            found = [
                 Relationship.from_json(item)
                 async for item in self.graph.list(self.partner, ROOT, filter=filter_)
             ]
+        if not found and await self._outside_admin_agents():
+            raise not_in_admin_agents_error(await self._technician(), tenant=self.partner)
+        return found
+
+    async def _outside_admin_agents(self) -> bool:
+        """Whether the signed-in technician is, for sure, not a member of AdminAgents (False
+        when it cannot be told: the empty list then stands, as the commands say)."""
+        try:
+            async for group in self.graph.list(
+                self.partner, "/me/memberOf", select=["id", "displayName"]
+            ):
+                if group.get("displayName") == ADMIN_AGENTS:
+                    return False
+        except CspGraphError:
+            return False
+        return True
+
+    async def _technician(self) -> str:
+        token: str | None = None
+        if self.tokens is not None:
+            with contextlib.suppress(CspGraphError):
+                token = await self.tokens.get_token(self.partner)
+        said = token_claims.claims(token) or {}
+        name = said.get("upn") or said.get("preferred_username")
+        return str(name) if name else "the signed-in technician"
 
     async def relationship(self, relationship_id: str) -> Relationship:
         async with self._explained("reading a GDAP relationship"):

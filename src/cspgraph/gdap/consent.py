@@ -32,13 +32,26 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from cspgraph.gdap.api import approval_link
 from cspgraph.gdap.consent_state import AppTokens, ConsentState, consent_state
 from cspgraph.gdap.roles import sync_application_permissions
 from cspgraph.gdap.session import GdapSession
 from cspgraph.graph.client import GraphClient
 from cspgraph.graph.scope import APPLICATION_ROLE_IDS, SYNC_OPERATIONS, required_permissions
-from cspgraph.http.errors import CspGraphError, NeedsPersonError, PropagatingError, TransientError
-from cspgraph.partner.center import GRAPH_APP_ID, ApplicationConsent, PartnerCenterClient
+from cspgraph.http.errors import (
+    GDAP_IN_EFFECT,
+    GDAP_ON_ITS_WAY,
+    CspGraphError,
+    NeedsPersonError,
+    PropagatingError,
+    TransientError,
+)
+from cspgraph.partner.center import (
+    GRAPH_APP_ID,
+    ApplicationConsent,
+    NotYourCustomerError,
+    PartnerCenterClient,
+)
 from cspgraph.partner.onboarding import Attempt, Clock, SystemClock
 
 # What lets the technician grant the app its roles in the customer (CIPP's bootstrap).
@@ -355,4 +368,56 @@ async def consent_customer(
             budget=budget,
             on_progress=on_progress,
         )
-        return await run.run()
+        try:
+            return await run.run()
+        except NotYourCustomerError as exc:
+            raise await not_in_effect_yet(session, run.customer, exc) from exc
+
+
+async def not_in_effect_yet(
+    session: GdapSession, customer: str, refused: CspGraphError
+) -> CspGraphError:
+    """Partner Center's "no commerce relationship" (20002) to a consent, said as what it is
+    from the customer's GDAP relationships: one awaiting approval (with its link), one still
+    activating, or none in effect. ``refused`` stands when they say nothing more."""
+    try:
+        rels = await session.api.relationships(customer=customer)
+    except CspGraphError:
+        return refused
+    if any(r.status in GDAP_IN_EFFECT for r in rels):
+        return refused
+    said = f"customer {customer}: Partner Center cannot consent the app there yet (code 20002): "
+    coming = [r for r in rels if r.status in GDAP_ON_ITS_WAY]
+    if coming:
+        return PropagatingError(
+            said + f"its GDAP relationship {coming[0].display_name!r} is {coming[0].status}; "
+            "run the same command again in a few minutes",
+            code="RelationshipActivating", tenant=customer,
+            reason="the GDAP relationship is still activating",
+        )  # fmt: skip
+    pending = [r for r in rels if r.status == "approvalPending"]
+    if pending:
+        link = approval_link(pending[0].id, session.admin_portal)
+        return NeedsPersonError(
+            said + f"its GDAP relationship {pending[0].display_name!r} awaits the customer's "
+            "approval. Send the customer's Global Administrator the approval link, then run "
+            f"the same command again: {link}",
+            code="ApprovalPending", tenant=customer,
+            reason="the GDAP relationship awaits the customer's approval",
+        )  # fmt: skip
+    created = [r for r in rels if r.status == "created"]
+    if created:
+        why = (
+            f"its GDAP relationship {created[0].display_name!r} is not locked for approval "
+            f"yet: `cspgraph gdap invite --customer {customer} --name "
+            f"'{created[0].display_name}' --roles …` locks it and prints the approval link"
+        )
+    else:
+        why = (
+            "no GDAP relationship with it is in effect: invite it (`cspgraph gdap invite "
+            f"--customer {customer}`, or `cspgraph onboard --gdap --domain …`)"
+        )
+    return NeedsPersonError(
+        said + why, code="NoRelationshipInEffect", tenant=customer,
+        reason="no GDAP relationship with the customer is in effect",
+    )  # fmt: skip

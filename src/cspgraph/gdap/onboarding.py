@@ -150,7 +150,7 @@ class GdapOnboardingStore:
 
     @contextlib.contextmanager
     def lock(self, domain: str) -> Iterator[None]:
-        with self._dap.lock(f"gdap-{domain}"):
+        with self._dap.lock(f"gdap-{domain}", what=f"onboarding {domain} through GDAP"):
             yield
 
 

@@ -324,8 +324,10 @@ class OnboardingStore:
             self.path(domain).unlink()
 
     @contextlib.contextmanager
-    def lock(self, domain: str) -> Iterator[None]:
-        """Hold the domain for this process: two runs onboarding one domain at once would race."""
+    def lock(self, domain: str, *, what: str | None = None) -> Iterator[None]:
+        """Hold the domain for this process: two runs onboarding one domain at once would race.
+        ``domain``: the state file's stem; ``what``: what the refusal names (default: the
+        domain, onboarded)."""
         try:
             import fcntl  # here, not at the top: POSIX only (the lock is skipped elsewhere)
         except ImportError:  # not POSIX: no lock, as before
@@ -339,7 +341,8 @@ class OnboardingStore:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise NeedsPersonError(
-                    f"another cspgraph process is onboarding {domain} right now ({path})",
+                    f"another cspgraph process is {what or f'onboarding {domain}'} right now "
+                    f"({path})",
                     code="OnboardingInProgress",
                 ) from None
             yield

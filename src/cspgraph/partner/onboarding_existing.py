@@ -225,6 +225,10 @@ class _ExistingOnboarding(_Onboarding):
     async def await_acceptance(self, record: OnboardingRecord | None) -> None:
         first_ask = record is None
         if record is None:
+            if self.discovery is not None:
+                # A domain no tenant has is a typo, not an invitation to wait for: refused
+                # (AADSTS90002, exit 2) before any state file is written.
+                await self.discovery.resolve(self.domain)
             record = OnboardingRecord(self.domain, self.new.company_name, self.region)
             self.enter(record, AWAITING_ACCEPTANCE, f"waiting for {self.domain} to accept")
         asked_since = record.entered(AWAITING_ACCEPTANCE) or self.clock.now()

@@ -1,0 +1,49 @@
+"""Customers without DAP whose app-only token is refused are a person's matter in the sync, with
+their next step — never "propagating" (nothing is on its way to them) — and the sync names them
+as they were named."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from cspgraph.fleet.outcomes import CustomerStatus
+from cspgraph.fleet.store import Store
+from tests.conftest import MakeEmulator
+from tests.fleet_gdap.mixed_world import GDAP, mixed_world_data
+from tests.fleet_helpers import config_for, run_sync
+
+NAMED = [GDAP["cedar"], GDAP["skyline"]]
+
+
+def by_domain(summary_dict: dict) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {t["domain"]: t for t in summary_dict["tenants"]}
+
+
+def test_an_unconsented_customer_and_a_pending_one_need_a_person_with_their_next_steps(
+    make_emulator: MakeEmulator, tmp_path: Path, store: Store
+) -> None:
+    config = config_for(make_emulator(mixed_world_data()), tmp_path)
+    summary = asyncio.run(run_sync(config, store, customers=NAMED)).as_dict()
+    tenants = by_domain(summary)
+    assert set(tenants) == set(NAMED)  # named as given, never null
+    cedar, skyline = tenants[GDAP["cedar"]], tenants[GDAP["skyline"]]
+    assert cedar["status"] == skyline["status"] == CustomerStatus.NEEDS_PERSON.value
+    assert f"cspgraph gdap consent --customer {GDAP['cedar']}" in cedar["reason"]
+    assert "awaits the customer's approval" in skyline["reason"]
+    assert cedar["display_name"] == "Cedar Logistics"  # from its GDAP relationship
+    assert skyline["display_name"] == "Skyline Dental"
+
+
+def test_with_the_gdap_relationships_unknown_they_still_need_a_person_not_a_wait(
+    make_emulator: MakeEmulator, tmp_path: Path, store: Store
+) -> None:
+    config = config_for(make_emulator(mixed_world_data(read_gdap=False)), tmp_path)
+    summary = asyncio.run(run_sync(config, store, customers=NAMED)).as_dict()
+    tenants = by_domain(summary)
+    assert set(tenants) == set(NAMED)
+    for domain, tenant in tenants.items():
+        assert tenant["status"] == CustomerStatus.NEEDS_PERSON.value, tenant["reason"]
+        assert f"cspgraph gdap consent --customer {domain}" in tenant["reason"]
+        assert f"cspgraph onboard --gdap --domain {domain}" in tenant["reason"]
+        assert "could not be read" in tenant["reason"]
