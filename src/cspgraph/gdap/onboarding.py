@@ -31,6 +31,7 @@ from cspgraph.gdap.api import ENDED_STATUSES, Relationship
 from cspgraph.gdap.assign import assign
 from cspgraph.gdap.consent import consent_customer
 from cspgraph.gdap.invite import InviteRequest, default_name, invite
+from cspgraph.gdap.roles import describe
 from cspgraph.gdap.session import GdapSession
 from cspgraph.graph.client import GraphClient
 from cspgraph.http.errors import CspGraphError, NeedsPersonError, PropagatingError
@@ -324,6 +325,16 @@ class _GdapOnboarding:
     async def invite(self, record: GdapOnboardingRecord) -> None:
         info = await self.session.provider.discovery.resolve(self.domain)
         record.tenant_id = info.tenant_id.lower()
+        if self.name is None and record.relationship_id is None:
+            adopted = await self.in_effect(record.tenant_id)
+            if adopted is not None:
+                # Approved already (Microsoft's default relationship of a new customer, say):
+                # a second invitation would only wait for an approval nobody needs to give.
+                record.relationship_id = adopted.id
+                record.relationship_name = adopted.display_name
+                self.enter(record, ACTIVATING, f"using relationship {adopted.display_name}, "
+                           f"{adopted.status} with every role asked for")  # fmt: skip
+                return
         record.relationship_name = (
             record.relationship_name or self.name or default_name(self.domain, self.roles)
         )
@@ -336,6 +347,21 @@ class _GdapOnboarding:
         record.approval_link = made.link
         self.enter(record, WAITING_FOR_APPROVAL, f"relationship {made.relationship.display_name} "
                    f"is {made.relationship.status}")  # fmt: skip
+
+    async def in_effect(self, tenant_id: str) -> Relationship | None:
+        """The customer's relationship in effect that holds every role asked for (the one that
+        ends last), or None; one that lacks some is said, and a new one invited."""
+        live = [r for r in await self.session.api.relationships(customer=tenant_id)
+                if r.gives_access]  # fmt: skip
+        wanted = set(self.roles)
+        covering = [r for r in live if wanted <= set(r.roles)]
+        if covering:
+            return max(covering, key=lambda r: r.ends or datetime.max.replace(tzinfo=UTC))
+        for rel in live:
+            lacking = describe(sorted(wanted - set(rel.roles)))
+            self.say(f"relationship {rel.display_name} is {rel.status} but lacks {lacking}: "
+                     "inviting a new one with every role asked for")  # fmt: skip
+        return None
 
     async def relationship(self, record: GdapOnboardingRecord) -> Relationship:
         assert record.relationship_id is not None
