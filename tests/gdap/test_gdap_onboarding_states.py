@@ -92,8 +92,11 @@ def test_an_onboarding_stopped_while_assigning_prints_its_state_as_json_then_the
     assert state["state"] == "assigning"
     assert state["error"]["class"] == "needs_person"
     assert state["error"]["code"] == "GdapGroupMissing"
-    assert state["next_step"] == "run the same command again"
+    # The next step names what the group stop needs, not only "again" (it would fail the same).
+    assert "--create-groups or --group ROLE=GROUP" in state["next_step"]
     assert "code=GdapGroupMissing" in stopped.stderr  # the error line still ends the run
+    listed = json.loads(onboard(config, states, "--status").stdout)
+    assert "--create-groups" in listed[0]["next_step"]
 
 
 def test_onboard_gdap_acts_as_the_technician_agent_user_names(

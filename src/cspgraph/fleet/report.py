@@ -173,9 +173,13 @@ def access_label(summary: CustomerSummary) -> str:
 
 
 def gdap_days_left(summary: CustomerSummary, now: datetime) -> int | None:
+    """Calendar days from today to the nearest GDAP end, as `cspgraph gdap status` counts
+    them (cspgraph.gdap.status.days_between)."""
     if summary.gdap_end is None:
         return None
-    return (summary.gdap_end - now).days
+    from cspgraph.gdap.status import days_between  # the one definition, for these rows only
+
+    return days_between(now, summary.gdap_end)
 
 
 def gdap_label(summary: CustomerSummary, now: datetime) -> str:

@@ -16,6 +16,7 @@ customer are reported: their sign-in there fails with AADSTS50020.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -251,9 +252,10 @@ async def _until_active(
                 code="GdapAssignmentPending",
                 reason="access assignments are not active yet",
             )
+        waiting = Counter(a.status for a in result.assignments if a.status != "active")
+        said = ", ".join(f"{n} {status}" for status, n in sorted(waiting.items()))
         say(
-            "waiting for "
-            + ", ".join(f"{a.status}" for a in result.assignments if a.status != "active")
+            f"waiting for access assignments ({said or 'none left'})"
             + (f" and {len(running)} operation(s)" if running else "")
         )
         await clock.sleep(poll_every)

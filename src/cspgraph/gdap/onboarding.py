@@ -61,7 +61,8 @@ NEXT_STEP = {
     WAITING_FOR_APPROVAL: "the customer's Global Administrator approves at the link; then run "
     "the same command again",
     ACTIVATING: "run the same command again in a few minutes",
-    ASSIGNING: "run the same command again",
+    ASSIGNING: "run the same command again; when a role had no group to go to (the last "
+    "error says so), add --create-groups or --group ROLE=GROUP",
     CONSENTING: "run the same command again (or the customer's administrator opens the "
     "/adminconsent link)",
     VERIFYING: "run the same command again",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cspgraph.gdap.api import (
@@ -118,8 +118,10 @@ class GdapStatus:
 
 
 def days_between(now: datetime, then: datetime) -> int:
-    """Whole days from ``now`` to ``then`` (negative when past), rounded down."""
-    return (then - now) // timedelta(days=1)
+    """Calendar days (UTC) from ``now``'s date to ``then``'s (negative when past): a
+    relationship ending on the 22nd has 15 days left on the 7th, whatever the hour, and 0 on the
+    day it ends — what a person counting on a calendar expects (the report counts the same)."""
+    return (then.astimezone(UTC).date() - now.astimezone(UTC).date()).days
 
 
 async def gdap_status(
