@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import tomli_w
-import typer
 from typer.testing import CliRunner
 
+from cspgraph.cli.main import app
 from cspgraph.config import Config
 from cspgraph.fleet.customer_sources import listing_gaps
 from cspgraph.fleet.customers import CustomerRef
@@ -74,21 +74,15 @@ def test_a_region_whose_relationships_were_read_still_reports_its_gaps() -> None
 def test_the_sync_command_exits_1_when_the_gdap_list_is_unreadable(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    from cspgraph.cli import sync_cmd
-
     config, _ = unreadable_config(make_emulator, tmp_path)
-    app = typer.Typer()
-    app.command("sync")(sync_cmd.sync)
-
-    @app.callback()
-    def main() -> None:
-        """cspgraph"""
-
     config_file = tmp_path / "config.toml"
     config_file.write_text(tomli_w.dumps(config.model.model_dump(exclude_none=True)))
-    db = f"sqlite:///{tmp_path / 'cli.db'}"
-    args = ["sync", "--config", str(config_file), "--db", db, "--json", "--no-progress"]
-    run = CliRunner().invoke(app, [*args, "--customer-source", "gdap"], env=SECRET_ENV)
+    run = CliRunner().invoke(
+        app,
+        ["sync", "--config", str(config_file), "--db", f"sqlite:///{tmp_path / 'cli.db'}",
+         "--json", "--no-progress", "--customer-source", "gdap"],
+        env=SECRET_ENV,
+    )  # fmt: skip
     assert run.exit_code == 1
     out = json.loads(run.stdout)
     assert out["ok"] is False and out["totals"]["customers"] == 0
