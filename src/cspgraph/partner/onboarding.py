@@ -43,10 +43,12 @@ from cspgraph.config import write_private_file
 from cspgraph.discovery import TenantDiscovery, UnknownTenantError
 from cspgraph.graph.client import GraphClient, PropagationPolicy, TokenSource
 from cspgraph.http.errors import (
+    APP_NOT_IN_TENANT_CODES,
     CspGraphError,
     NeedsPersonError,
     PropagatingError,
     TransientError,
+    aadsts_code,
 )
 from cspgraph.http.sessions import aiohttp_session
 from cspgraph.partner.center import (
@@ -542,6 +544,7 @@ class _Onboarding:
     graph: GraphClient
     created: CreatedCustomer | None = None
     resumed: bool = False
+    dap_asked: bool = False  # Partner Center asked whether the customer has DAP (this run)
 
     @property
     def domain(self) -> str:
@@ -705,6 +708,39 @@ class _Onboarding:
                 f"attempt {len(record.attempts)} denied: {attempt.code} (HTTP {attempt.status})",
                 attempt=len(record.attempts),
             )
+            if await self.created_without_dap(tenant, attempt):
+                raise self.without_dap(record, attempt)
+
+    async def created_without_dap(self, tenant: str, attempt: Attempt) -> bool:
+        """Whether the app's token was refused as "not in this tenant" (AADSTS700016, …) and
+        Partner Center says the customer has no DAP (``allowDelegatedAccess`` false: how
+        Microsoft creates customers now). Then no pre-consent is on its way and waiting would
+        only burn the budget. Asked once a run, at the first such denial; unknown counts as
+        DAP (the original rule then stands)."""
+        code = aadsts_code(attempt.code) or aadsts_code(attempt.message)
+        if code not in APP_NOT_IN_TENANT_CODES or self.dap_asked:
+            return False
+        self.dap_asked = True
+        try:
+            customer = await self.pc.get_customer(tenant)
+        except CspGraphError as exc:
+            log.info("Partner Center did not say whether %s has DAP: %s", tenant, exc)
+            return False
+        return customer.raw.get("allowDelegatedAccess") is False
+
+    def without_dap(self, record: OnboardingRecord, attempt: Attempt) -> NeedsPersonError:
+        return NeedsPersonError(
+            f"{self.domain} (tenant {record.tenant_id}) has no DAP (Partner Center: "
+            f"allowDelegatedAccess false), and a new app-only token was refused ({attempt.code}): "
+            "no pre-consent is on its way, so waiting would not help. The app reaches it through "
+            f"GDAP and its own consent: `cspgraph onboard --gdap --domain {self.domain}` (it "
+            "uses the customer's default GDAP relationship when that holds the roles asked for), "
+            f"or, with a relationship in effect, `cspgraph gdap consent --customer {self.domain}`"
+            "; then run this command again to finish",
+            code="GdapOnly",
+            tenant=record.tenant_id,
+            reason="no DAP, and the app is not consented in this customer",
+        )
 
     async def try_tenant(self, tenant: str) -> Attempt:
         """A new token (never the cached one: it keeps the claims it was born without), then
