@@ -10,7 +10,7 @@ import pytest
 
 from cspgraph.fleet.report import gdap_days_left
 from cspgraph.fleet.summaries import CustomerSummary
-from cspgraph.gdap.status import days_between
+from cspgraph.gdap.calendar import days_between
 
 NOW = datetime(2026, 12, 7, 9, 10, tzinfo=UTC)
 

@@ -20,6 +20,7 @@ from cspgraph.fleet.needs_action import ActionItem, needs_action
 from cspgraph.fleet.outcomes import SETTLED, CustomerStatus
 from cspgraph.fleet.store import Store
 from cspgraph.fleet.summaries import CustomerSummary, FleetTotals, totals_of
+from cspgraph.gdap.calendar import days_between
 
 STATUS_LABELS: dict[str | None, str] = {
     CustomerStatus.OK: "OK",
@@ -174,11 +175,9 @@ def access_label(summary: CustomerSummary) -> str:
 
 def gdap_days_left(summary: CustomerSummary, now: datetime) -> int | None:
     """Calendar days from today to the nearest GDAP end, as `cspgraph gdap status` counts
-    them (cspgraph.gdap.status.days_between)."""
+    them (cspgraph.gdap.calendar.days_between)."""
     if summary.gdap_end is None:
         return None
-    from cspgraph.gdap.status import days_between  # the one definition, for these rows only
-
     return days_between(now, summary.gdap_end)
 
 

@@ -7,6 +7,7 @@ GDAP onboarding of a customer. Library first; ``cspgraph gdap`` is the thin shel
     invite         invite(): create, lockForApproval, the approval link; idempotent by name
     status         gdap_status(): per customer what stands and what needs a person
     consent_state  consent_state(): what the app holds in a customer, from a new token
+    calendar       days_between(): days left counted on a calendar (status and the report)
 
 The package sits above :mod:`cspgraph.partner` (it uses Partner Center and the onboarding state
 machine's pieces) and below :mod:`cspgraph.fleet`. Nothing is re-exported here: import from the

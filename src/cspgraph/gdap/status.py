@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cspgraph.gdap.api import (
@@ -24,6 +24,7 @@ from cspgraph.gdap.api import (
     GdapApi,
     Relationship,
 )
+from cspgraph.gdap.calendar import days_between
 from cspgraph.gdap.consent_state import ConsentState
 from cspgraph.gdap.roles import describe
 from cspgraph.http.errors import CspGraphError
@@ -115,13 +116,6 @@ class GdapStatus:
                 for why in c.needs
             ],
         }
-
-
-def days_between(now: datetime, then: datetime) -> int:
-    """Calendar days (UTC) from ``now``'s date to ``then``'s (negative when past): a
-    relationship ending on the 22nd has 15 days left on the 7th, whatever the hour, and 0 on the
-    day it ends — what a person counting on a calendar expects (the report counts the same)."""
-    return (then.astimezone(UTC).date() - now.astimezone(UTC).date()).days
 
 
 async def gdap_status(
