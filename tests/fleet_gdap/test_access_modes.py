@@ -136,10 +136,9 @@ def test_an_app_without_the_gdap_permission_leaves_gdap_unknown_and_says_why(
     got = by_domain(summary)
     assert got[northwind].access.mode.value == "gdap-app"
     assert got[northwind].access.relationships is None  # unknown, not "none"
-    # Not the partner's reseller customer, no DAP, GDAP unknown: whatever its relationship,
-    # the app gets in only through its own consent, which a person brings (never a wait).
-    assert got[cedar].status.value == "needs_person"
-    assert f"cspgraph gdap consent --customer {cedar}" in got[cedar].reason
+    # Not the partner's reseller customer and GDAP unknown: nothing more can be said than
+    # Entra's answer (a relationship not there yet, or ended).
+    assert got[cedar].status.value == "propagating"
     revoke_consent(emu, northwind, config.identities["NA"].client_id)
     again = by_domain(asyncio.run(run_sync(config, store, customers=[northwind])))[northwind]
     # A reseller customer without DAP is reached through the consent or not at all.

@@ -1,6 +1,7 @@
-"""Customers without DAP whose app-only token is refused are a person's matter in the sync, with
-their next step — never "propagating" (nothing is on its way to them) — and the sync names them
-as they were named."""
+"""GDAP customers without DAP whose app-only token is refused, with the partner's relationships
+read: an unconsented one and one awaiting approval are a person's matter in the sync, with their
+next steps — never "propagating" — and the sync names them as they were named (domain, and the
+name their GDAP relationship gives them)."""
 
 from __future__ import annotations
 
@@ -33,17 +34,3 @@ def test_an_unconsented_customer_and_a_pending_one_need_a_person_with_their_next
     assert "awaits the customer's approval" in skyline["reason"]
     assert cedar["display_name"] == "Cedar Logistics"  # from its GDAP relationship
     assert skyline["display_name"] == "Skyline Dental"
-
-
-def test_with_the_gdap_relationships_unknown_they_still_need_a_person_not_a_wait(
-    make_emulator: MakeEmulator, tmp_path: Path, store: Store
-) -> None:
-    config = config_for(make_emulator(mixed_world_data(read_gdap=False)), tmp_path)
-    summary = asyncio.run(run_sync(config, store, customers=NAMED)).as_dict()
-    tenants = by_domain(summary)
-    assert set(tenants) == set(NAMED)
-    for domain, tenant in tenants.items():
-        assert tenant["status"] == CustomerStatus.NEEDS_PERSON.value, tenant["reason"]
-        assert f"cspgraph gdap consent --customer {domain}" in tenant["reason"]
-        assert f"cspgraph onboard --gdap --domain {domain}" in tenant["reason"]
-        assert "could not be read" in tenant["reason"]

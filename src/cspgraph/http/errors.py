@@ -383,13 +383,6 @@ GDAP_RULES: dict[str, Rule] = {
         "the GDAP relationship {name} awaits the customer's approval: send the approval link "
         "again (`cspgraph gdap status --customer {customer}`)",
     ),
-    "no_dap_gdap_unknown": Rule(
-        ErrorClass.NEEDS_PERSON,
-        "no DAP with this customer, and the app is not consented in it (the partner's GDAP "
-        "relationships could not be read, so which step comes next is not known): with a "
-        "relationship in effect, run `cspgraph gdap consent --customer {customer}`; without "
-        "one, `cspgraph onboard --gdap --domain {customer}`",
-    ),
     "no_relationship": Rule(
         ErrorClass.NEEDS_PERSON,
         "no DAP and no GDAP relationship with this customer: invite it with `cspgraph gdap "
@@ -506,13 +499,9 @@ def _token_refused(error: CspGraphError, facts: AccessFacts, no_role: bool) -> C
     rels = facts.relationships
     customer = facts.customer
     if rels is None:
-        if facts.dap is False and not no_role:
-            # Without DAP nothing is on its way to the customer: a person acts, whatever the
-            # relationships would have said.
-            if facts.reseller:
-                key = "consent_gone" if facts.reached_before else "consent_missing"
-                return _gdap_error(error, key, customer=customer)
-            return _gdap_error(error, "no_dap_gdap_unknown", customer=customer)
+        if facts.dap is False and facts.reseller and not no_role:
+            key = "consent_gone" if facts.reached_before else "consent_missing"
+            return _gdap_error(error, key, customer=customer)
         return error  # nothing known beyond the code
     live = _nearest_in_effect(rels)
     if live is not None:
