@@ -65,8 +65,9 @@ class TenantResult:
     def _name_from_gdap(self) -> str | None:
         """A customer named by domain or id and not reached: the name its GDAP relationship
         gives it, where one was read."""
-        nearest = self.access.nearest if self.access is not None else None
-        return nearest.customer_name if nearest is not None else None
+        # The access a worker recorded (Celery) carries no relationships: no name from there.
+        nearest = getattr(self.access, "nearest", None)
+        return getattr(nearest, "customer_name", None)
 
     def as_dict(self) -> dict[str, Any]:
         return {
