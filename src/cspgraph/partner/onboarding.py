@@ -709,7 +709,7 @@ class _Onboarding:
                 attempt=len(record.attempts),
             )
             if await self.created_without_dap(tenant, attempt):
-                raise self.without_dap(record, attempt)
+                raise self.no_dap_stop(record, attempt)
 
     async def created_without_dap(self, tenant: str, attempt: Attempt) -> bool:
         """Whether the app's token was refused as "not in this tenant" (AADSTS700016, …) and
@@ -728,7 +728,7 @@ class _Onboarding:
             return False
         return customer.raw.get("allowDelegatedAccess") is False
 
-    def without_dap(self, record: OnboardingRecord, attempt: Attempt) -> NeedsPersonError:
+    def no_dap_stop(self, record: OnboardingRecord, attempt: Attempt) -> NeedsPersonError:
         return NeedsPersonError(
             f"{self.domain} (tenant {record.tenant_id}) has no DAP (Partner Center: "
             f"allowDelegatedAccess false), and a new app-only token was refused ({attempt.code}): "
