@@ -13,7 +13,7 @@ from tests.gdap.conftest import FRESH_CUSTOMER, signed_in
 from tests.gdap.test_gdap_invite_status import world_relationships
 from tests.gdap.test_gdap_onboarding_states import onboard
 
-ACTIVE = "Fabrikam-GDAP-Freshco"  # Directory Readers and Cloud Application Administrator
+ACTIVE = "Fabrikam-GDAP-Freshco"  # Directory Readers, Cloud Application and Privileged Role Admin
 
 
 def relationship_ids(emu: Emulator) -> set[str]:
@@ -29,6 +29,7 @@ def test_an_active_relationship_with_every_role_is_used_not_a_second_invited(
             "--roles", "Directory Readers,Cloud Application Administrator",
             "--group", "Directory Readers=GDAP Readers",
             "--group", "Cloud Application Administrator=GDAP App Admins",
+            "--group", "Privileged Role Administrator=GDAP App Admins",
             "--emulator-clock")  # fmt: skip
     done = onboard(config, tmp_path / "states", *args)
     assert done.exit_code == 0, done.output
