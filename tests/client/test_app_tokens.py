@@ -51,8 +51,13 @@ def control_post(emu: Emulator, path: str, body: dict[str, Any], method: str = "
 
 
 async def test_customers_of_two_regions_get_tokens_from_their_own_partner_identity(
-    provider: TokenProvider, control: Control
+    make_emulator: MakeEmulator, make_provider: MakeProvider, tmp_path: Path
 ) -> None:
+    # An emulator of its own: the session's is shared by every test of this worker, and what it
+    # logs below must be this test's tokens alone.
+    emu = make_emulator()
+    control = Control(emu)
+    provider = make_provider(emulator_config(emu, tmp_path))
     na = next(t for t in control.customers("NA") if t["domain"] == "customer.com")
     eu = control.customers("EU")[0]
     na_token, eu_token = await asyncio.gather(
