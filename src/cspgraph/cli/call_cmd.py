@@ -477,6 +477,7 @@ async def _call(
     tokens: RememberingTokens | None = None
     closing: list[Any] = []
     via_service = False
+    app_only = False  # the call goes with the app's own token
     try:
         route = await provider.route(customer)
         tenant = route.tenant_id
@@ -496,6 +497,7 @@ async def _call(
                 if service_account is None:
                     common.say(f"calling as the service account: {why} (--app calls as the app)")
         via_service = source is not provider and not agent
+        app_only = source is provider
         tokens = RememberingTokens(source, fresh=fresh)
         cloud = provider.cloud
         request = relocate(request, cloud.graph_resource, cloud.graph)
@@ -525,11 +527,34 @@ async def _call(
     except CspGraphError as exc:
         token = tokens.last.get(tenant) if tokens is not None and tenant else None
         explained, hint = explain_denial(exc, request, token, delegated=agent or via_service)
+        if app_only and token is None and tenant is not None:
+            # The app's own token was refused: read it as a sync would (consent missing, a
+            # relationship awaiting approval: a person's matter, not "wait").
+            explained = await _gdap_aware(provider, route, customer, exc)
+            if explained is not exc:  # its next step, from the customer's DAP and GDAP facts
+                hint = explained.reason or hint
         raise _Failed(explained, tenant, hint) from None
     finally:
         for opened in closing:
             opened.close()
         await provider.aclose()
+
+
+async def _gdap_aware(provider: Any, route: Route, customer: str, refused: Any) -> Any:
+    """``refused`` as the one error table reads it with the customer's DAP and GDAP facts; as
+    it was when those cannot be read."""
+    from cspgraph.fleet.access import explain_refusal
+    from cspgraph.graph.client import GraphClient
+    from cspgraph.http.errors import CspGraphError
+
+    cloud = provider.cloud
+    try:
+        async with GraphClient(provider, graph_url=cloud.graph, ca_bundle=cloud.ca_bundle) as graph:
+            return await explain_refusal(
+                provider, graph, route.tenant_id, route.region, customer, refused
+            )
+    except CspGraphError:
+        return refused
 
 
 def _audit(

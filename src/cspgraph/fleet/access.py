@@ -772,3 +772,34 @@ async def read_holders(
         holders=tuple((role, tuple(groups)) for role, groups in sorted(holders.items())),
         assignments_pending=pending,
     )
+
+
+async def explain_refusal(
+    provider: TokenProvider,
+    graph: GraphClient,
+    tenant_id: str,
+    region: str | None,
+    name: str,
+    refused: CspGraphError,
+) -> CspGraphError:
+    """An app-only token refused in one customer, read as a sync reads it (DAP flag, the
+    partner's GDAP relationships: :meth:`AccessResolver.resolve`), for callers outside a sync
+    (``cspgraph call``): "not consented" or "awaits approval" is a person's matter with its next
+    step, not "wait". Nothing is kept: the resolver works on a scratch store of its own (a
+    file, as the resolver reads it from worker threads; SQLite's memory databases are one per
+    connection)."""
+    import tempfile
+    from pathlib import Path
+
+    from cspgraph.fleet.store import Store
+
+    with (
+        tempfile.TemporaryDirectory(prefix="cspgraph-call-") as scratch_dir,
+        Store.open(str(Path(scratch_dir) / "scratch.db")) as scratch,
+    ):
+        resolver = AccessResolver(provider, scratch, graph)
+        try:
+            _, failure = await resolver.resolve(tenant_id, region, name, answer=refused)
+        finally:
+            await resolver.aclose()
+    return failure or refused
