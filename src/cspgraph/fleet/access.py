@@ -28,16 +28,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from cspgraph.fleet.history_schema import customer_access
 from cspgraph.fleet.outcomes import clip, short
+from cspgraph.fleet.store import Store
 from cspgraph.gdap.roles import name_of
 from cspgraph.graph.client import GraphClient
 from cspgraph.http import token_claims
@@ -60,7 +63,6 @@ from cspgraph.partner.center import NotYourCustomerError, PartnerCenterClient
 
 if TYPE_CHECKING:
     from cspgraph.discovery import Route
-    from cspgraph.fleet.store import Store
     from cspgraph.http.sender import TokenSource
     from cspgraph.identity import TokenProvider
 
@@ -788,11 +790,6 @@ async def explain_refusal(
     step, not "wait". Nothing is kept: the resolver works on a scratch store of its own (a
     file, as the resolver reads it from worker threads; SQLite's memory databases are one per
     connection)."""
-    import tempfile
-    from pathlib import Path
-
-    from cspgraph.fleet.store import Store
-
     with (
         tempfile.TemporaryDirectory(prefix="cspgraph-call-") as scratch_dir,
         Store.open(str(Path(scratch_dir) / "scratch.db")) as scratch,
