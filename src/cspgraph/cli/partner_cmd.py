@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from cspgraph.config import Config
     from cspgraph.partner.center import CreatedCustomer, NewCustomer, Secret
+    from cspgraph.partner.onboarding import OnboardingResult, OnboardingSettings
 
 customers_app = typer.Typer(
     help="Partner Center customers of every region.",
@@ -578,22 +579,9 @@ def onboard(
             emulator_clock=emulator_clock, json_out=json_out, config=config,
         )  # fmt: skip
         return
-    from cspgraph.identity import TokenProvider
-    from cspgraph.partner.onboarding import (
-        OnboardingResult,
-        OnboardingSettings,
-        OnboardingStore,
-        onboard,
-    )
+    from cspgraph.partner.onboarding import OnboardingStore, onboard
 
-    settings = OnboardingSettings(
-        initial_wait=parse_duration(initial_wait),
-        retry_every=parse_duration(retry_every),
-        budget=parse_duration(budget),
-        # A countdown by the second in real time; on the world clock each tick is a request.
-        progress_every=15.0 if emulator_clock else 1.0,
-    )
-    err = common.console(stderr=True)
+    settings = _settings(initial_wait, retry_every, budget, emulator_clock)
     with common.command(interrupted=AGAIN) as run:
         if domain is None or name is None:
             raise common.UsageError(
@@ -607,9 +595,6 @@ def onboard(
             first_name=first_name, last_name=last_name, phone=phone, culture=culture,
             language=language,
         )  # fmt: skip
-        endpoints = cfg.emulator_endpoints()
-        if emulator_clock and endpoints is None:
-            raise common.UsageError("--emulator-clock needs a configuration with `emulator = …`")
         resumed = OnboardingStore(state_dir).load(domain)
         if resumed is None or resumed.tenant_id is None:
             # A customer still to be created (or whose create was interrupted, which Partner
@@ -625,30 +610,22 @@ def onboard(
             _show_once(f"password of {username}", password, password_file)
             shown.append(username)
 
-        async def go() -> OnboardingResult:
-            async with (
-                common.world_clock(cfg, emulator_clock) as clock,
-                TokenProvider(cfg, workers=2) as provider,
-            ):
-                with _live(err, not common.wants_json(json_out)) as show:
-                    return await onboard(
-                        provider,
-                        new,
-                        region=identity.region,
-                        store=OnboardingStore(state_dir),
-                        clock=clock,
-                        settings=settings,
-                        on_progress=show,
-                        on_created=keep_password,
-                    )
-
-        import asyncio  # imported where used: keeps `cspgraph --help` fast
-
-        result = asyncio.run(go())
-    if common.wants_json(json_out):
-        common.print_json(result.as_dict())
-    else:
-        common.console().print(result.summary, soft_wrap=True)
+        result = _run_onboarding(
+            cfg,
+            emulator_clock,
+            json_out,
+            lambda provider, clock, show: onboard(
+                provider,
+                new,
+                region=identity.region,
+                store=OnboardingStore(state_dir),
+                clock=clock,
+                settings=settings,
+                on_progress=show,
+                on_created=keep_password,
+            ),
+        )
+    _show_result(result, json_out)
     if result.admin_password is not None and result.admin_username not in shown:
         _show_once(f"password of {result.admin_username}", result.admin_password, password_file)
 
@@ -667,49 +644,75 @@ def _onboard_existing(
     config: Path | None,
 ) -> None:
     """`onboard --existing DOMAIN`: cspgraph.partner.onboarding_existing, as a command."""
-    from cspgraph.identity import TokenProvider
-    from cspgraph.partner.onboarding import (
-        OnboardingResult,
-        OnboardingSettings,
-        OnboardingStore,
-    )
+    from cspgraph.partner.onboarding import OnboardingStore
     from cspgraph.partner.onboarding_existing import onboard_existing
 
-    settings = OnboardingSettings(
-        initial_wait=parse_duration(initial_wait),
-        retry_every=parse_duration(retry_every),
-        budget=parse_duration(budget),
-        progress_every=15.0 if emulator_clock else 1.0,
-    )
+    settings = _settings(initial_wait, retry_every, budget, emulator_clock)
     wait_for_acceptance = parse_duration(accept_wait)
-    err = common.console(stderr=True)
     with common.command(interrupted=AGAIN) as run:
         cfg = run.load_config(config)
         identity = cfg.region_identity(region)
-        endpoints = cfg.emulator_endpoints()
-        if emulator_clock and endpoints is None:
-            raise common.UsageError("--emulator-clock needs a configuration with `emulator = …`")
+        result = _run_onboarding(
+            cfg,
+            emulator_clock,
+            json_out,
+            lambda provider, clock, show: onboard_existing(
+                provider,
+                domain,
+                region=identity.region,
+                store=OnboardingStore(state_dir),
+                clock=clock,
+                settings=settings,
+                accept_wait=wait_for_acceptance,
+                on_progress=show,
+            ),
+        )
+    _show_result(result, json_out)
 
-        async def go() -> OnboardingResult:
-            async with (
-                common.world_clock(cfg, emulator_clock) as clock,
-                TokenProvider(cfg, workers=2) as provider,
-            ):
-                with _live(err, not common.wants_json(json_out)) as show:
-                    return await onboard_existing(
-                        provider,
-                        domain,
-                        region=identity.region,
-                        store=OnboardingStore(state_dir),
-                        clock=clock,
-                        settings=settings,
-                        accept_wait=wait_for_acceptance,
-                        on_progress=show,
-                    )
 
-        import asyncio  # imported where used: keeps `cspgraph --help` fast
+def _settings(
+    initial_wait: str, retry_every: str, budget: str, emulator_clock: bool
+) -> OnboardingSettings:
+    from cspgraph.partner.onboarding import OnboardingSettings
 
-        result = asyncio.run(go())
+    return OnboardingSettings(
+        initial_wait=parse_duration(initial_wait),
+        retry_every=parse_duration(retry_every),
+        budget=parse_duration(budget),
+        # A countdown by the second in real time; on the world clock each tick is a request.
+        progress_every=15.0 if emulator_clock else 1.0,
+    )
+
+
+OnboardingStep = Callable[[Any, Any, Callable[..., None]], Awaitable["OnboardingResult"]]
+# (provider, world clock, on_progress) -> the onboarding's result
+
+
+def _run_onboarding(
+    cfg: Config, emulator_clock: bool, json_out: bool, step: OnboardingStep
+) -> OnboardingResult:
+    """One onboarding ``step(provider, clock, on_progress)`` run to its end or stop, in the world
+    clock (``--emulator-clock``), with a token provider and the progress line."""
+    import asyncio  # imported where used: keeps `cspgraph --help` fast
+
+    from cspgraph.identity import TokenProvider
+
+    if emulator_clock and cfg.emulator_endpoints() is None:
+        raise common.UsageError("--emulator-clock needs a configuration with `emulator = …`")
+    err = common.console(stderr=True)
+
+    async def go() -> OnboardingResult:
+        async with (
+            common.world_clock(cfg, emulator_clock) as clock,
+            TokenProvider(cfg, workers=2) as provider,
+        ):
+            with _live(err, not common.wants_json(json_out)) as show:
+                return await step(provider, clock, show)
+
+    return asyncio.run(go())
+
+
+def _show_result(result: OnboardingResult, json_out: bool) -> None:
     if common.wants_json(json_out):
         common.print_json(result.as_dict())
     else:
