@@ -24,11 +24,14 @@ TIME_CLAIMS = frozenset({"exp", "iat", "nbf", "auth_time"})
 
 
 @contextmanager
-def _provider(config_path: Path | None, run: common.Run) -> Iterator[TokenProvider]:
-    """A TokenProvider for the configuration, closed afterwards."""
+def _provider(
+    config_path: Path | None, run: common.Run, *, online: bool = True
+) -> Iterator[TokenProvider]:
+    """A TokenProvider for the configuration, closed afterwards (which writes its caches).
+    ``online=False``: for commands that only read and write the token cache."""
     from cspgraph.identity import TokenProvider
 
-    provider = TokenProvider(run.load_config(config_path), workers=2)
+    provider = TokenProvider(run.load_config(config_path, online=online), workers=2)
     try:
         yield provider
     finally:
@@ -176,15 +179,9 @@ def whoami(
     config: Path | None = common.CONFIG_OPTION,
 ) -> None:
     """The configured partner identities and the signed-in agents."""
-    with common.command() as run:
-        from cspgraph.identity import TokenProvider
-
-        provider = TokenProvider(run.load_config(config, online=False), workers=2)
-        try:
-            identities = provider.config.identities
-            accounts = provider.agent().accounts()
-        finally:
-            provider.close()
+    with common.command() as run, _provider(config, run, online=False) as provider:
+        identities = provider.config.identities
+        accounts = provider.agent().accounts()
     if common.wants_json(json_out):
         common.print_json(
             {
@@ -240,10 +237,7 @@ def logout(
     """Sign agents out of this machine: their accounts, refresh and access tokens leave the
     token cache. Their sessions at Entra are not revoked (an administrator does that)."""
     with common.command() as run:
-        from cspgraph.identity import TokenProvider
-
-        provider = TokenProvider(run.load_config(config, online=False), workers=2)
-        try:
+        with _provider(config, run, online=False) as provider:
             agent = provider.agent()
             signed_in = sorted({a.username for a in agent.accounts()})
             if agent_user is not None and agent_user.lower() not in {
@@ -254,8 +248,6 @@ def logout(
                     f"--agent-user {agent_user}: not signed in here (signed in: {who})"
                 )
             gone = agent.sign_out(agent_user)
-        finally:
-            provider.close()  # writes the cache
         left = sorted(
             name
             for name in signed_in

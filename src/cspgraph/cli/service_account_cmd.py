@@ -7,11 +7,17 @@ Its sign-in is kept encrypted in the configuration's ``service_account_cache`` (
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from cspgraph.cli import common
+
+if TYPE_CHECKING:
+    from cspgraph.identity.service_account import ServiceAccountTokens
 
 app = typer.Typer(
     help="The partner service account for GDAP customers (Secure Application Model).",
@@ -27,6 +33,25 @@ def _cache_path(run: common.Run, config: Path | None) -> Path:
             '"~/.config/cspgraph/service-account.bin" in the configuration'
         )
     return path
+
+
+@contextmanager
+def _service(
+    run: common.Run, config: Path | None, *, online: bool = True
+) -> Iterator[tuple[Path, ServiceAccountTokens]]:
+    """The configured service account's cache path and tokens, closed afterwards (which writes
+    the encrypted cache). ``online=False``: for commands that only read or clear that cache."""
+    from cspgraph.identity import TokenProvider
+    from cspgraph.identity.service_account import ServiceAccountTokens
+
+    path = _cache_path(run, config)
+    provider = TokenProvider(run.load_config(config, online=online), workers=2 if online else 1)
+    service = ServiceAccountTokens(provider, path)
+    try:
+        yield path, service
+    finally:
+        service.close()
+        provider.close()
 
 
 @app.command("sign-in")
@@ -50,20 +75,13 @@ def sign_in(
     with common.command(interrupted="interrupted: nobody signed in") as run:
         import webbrowser
 
-        from cspgraph.identity import TokenProvider
-        from cspgraph.identity.service_account import ServiceAccountTokens
-
-        path = _cache_path(run, config)
-        provider = TokenProvider(run.load_config(config), workers=2)
-        service = ServiceAccountTokens(provider, path)
-        try:
-            with service.begin_sign_in(at, login_hint=login_hint) as pending:
-                if no_browser or not webbrowser.open(pending.auth_url):
-                    common.say(f"Open this URL in a browser to sign in:\n\n  {pending.auth_url}\n")
-                result = pending.wait(timeout)
-        finally:
-            service.close()
-            provider.close()
+        with (
+            _service(run, config) as (path, service),
+            service.begin_sign_in(at, login_hint=login_hint) as pending,
+        ):
+            if no_browser or not webbrowser.open(pending.auth_url):
+                common.say(f"Open this URL in a browser to sign in:\n\n  {pending.auth_url}\n")
+            result = pending.wait(timeout)
     if common.wants_json(json_out):
         common.print_json({"username": result.account.username, "cache": str(path)})
         return
@@ -76,18 +94,8 @@ def status(
     config: Path | None = common.CONFIG_OPTION,
 ) -> None:
     """Who the service account is (never its tokens). Exit 3 when none has signed in."""
-    with common.command() as run:
-        from cspgraph.identity import TokenProvider
-        from cspgraph.identity.service_account import ServiceAccountTokens
-
-        path = _cache_path(run, config)
-        provider = TokenProvider(run.load_config(config, online=False), workers=1)
-        service = ServiceAccountTokens(provider, path)
-        try:
-            accounts = [{"username": a.username, "region": a.region} for a in service.accounts()]
-        finally:
-            service.close()
-            provider.close()
+    with common.command() as run, _service(run, config, online=False) as (path, service):
+        accounts = [{"username": a.username, "region": a.region} for a in service.accounts()]
     if common.wants_json(json_out):
         common.print_json({"cache": str(path), "accounts": accounts})
     else:
@@ -106,18 +114,8 @@ def sign_out(
     config: Path | None = common.CONFIG_OPTION,
 ) -> None:
     """Forget the service account's sign-in."""
-    with common.command() as run:
-        from cspgraph.identity import TokenProvider
-        from cspgraph.identity.service_account import ServiceAccountTokens
-
-        path = _cache_path(run, config)
-        provider = TokenProvider(run.load_config(config, online=False), workers=1)
-        service = ServiceAccountTokens(provider, path)
-        try:
-            gone = service.sign_out()
-        finally:
-            service.close()
-            provider.close()
+    with common.command() as run, _service(run, config, online=False) as (path, service):
+        gone = service.sign_out()
     if common.wants_json(json_out):
         common.print_json({"signed_out": gone, "cache": str(path)})
     else:
