@@ -115,6 +115,19 @@ def evict_access_tokens(
     return len(found)
 
 
+def narrowed_to_owner(path: Path, what: str) -> bool:
+    """Whether ``path`` exists; a file others could read is narrowed to 0600 first (and the log
+    says so): a cache or key left group- or world-readable by hand or by a copy."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("%s %s was readable by others; narrowing it to 0600", what, path)
+        os.chmod(path, 0o600)
+    return True
+
+
 class PersistentTokenCache(msal.SerializableTokenCache):  # type: ignore[misc]
     """MSAL's serializable cache, saved to ``path`` (0600, atomic replace) on every change.
 
@@ -131,13 +144,8 @@ class PersistentTokenCache(msal.SerializableTokenCache):  # type: ignore[misc]
 
     def _read(self) -> None:
         assert self.path is not None
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
+        if not narrowed_to_owner(self.path, "token cache"):
             return
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            log.warning("token cache %s was readable by others; narrowing it to 0600", self.path)
-            os.chmod(self.path, 0o600)
         try:
             self.deserialize(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -21,8 +21,6 @@ machinery of :mod:`cspgraph.identity.agent`, with :class:`EncryptedTokenCache` a
 from __future__ import annotations
 
 import logging
-import os
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +28,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from cspgraph.config import write_private_file
 from cspgraph.identity.agent import AgentAccount, AgentTokenProvider, SignInResult
-from cspgraph.identity.cache import PersistentTokenCache
+from cspgraph.identity.cache import PersistentTokenCache, narrowed_to_owner
 from cspgraph.identity.loopback import PendingSignIn
 
 if TYPE_CHECKING:
@@ -52,26 +50,16 @@ class EncryptedTokenCache(PersistentTokenCache):
         super().__init__(path)
 
     def _key(self) -> bytes:
-        try:
-            st = self.key_path.stat()
-        except FileNotFoundError:
+        if not narrowed_to_owner(self.key_path, "key file"):
             key = Fernet.generate_key()
             write_private_file(self.key_path, key.decode("ascii"))
             return key
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            log.warning("key file %s was readable by others; narrowing it to 0600", self.key_path)
-            os.chmod(self.key_path, 0o600)
         return self.key_path.read_text(encoding="ascii").strip().encode("ascii")
 
     def _read(self) -> None:
         assert self.path is not None
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
+        if not narrowed_to_owner(self.path, "token cache"):
             return
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            log.warning("token cache %s was readable by others; narrowing it to 0600", self.path)
-            os.chmod(self.path, 0o600)
         try:
             plain = self._fernet.decrypt(self.path.read_bytes())
             self.deserialize(plain.decode("utf-8"))
