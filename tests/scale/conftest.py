@@ -8,22 +8,19 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import tomli_w
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from cspgraph.config import Config
 from cspgraph.distributed.queues import consumers, delete_queue
 from cspgraph.distributed.redis_limiter import drop_namespace
 from tests.fleet_helpers import SECRET_ENV
 from tests.scale.services import BROKER_URL, REDIS_URL, require, unique
-from tests.unit.pg_fixture import SERVER_URL, _reachable, _start_local_cluster
+from tests.unit.pg_fixture import SERVER_URL, _reachable, _start_local_cluster, fresh_database
 
 CSPGRAPH = str(Path(sys.executable).parent / "cspgraph")
 
@@ -37,16 +34,8 @@ def pg_store_url() -> Iterator[str]:
         why = _start_local_cluster() or _reachable(SERVER_URL)
     if why is not None:
         pytest.fail(f"PostgreSQL unavailable at {SERVER_URL}: {why}", pytrace=False)
-    name = f"cspgraph_scale_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database("cspgraph_scale") as url:
+        yield url
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,14 @@ def pg_database() -> Iterator[str]:
     if why is not None:
         pytest.skip(f"PostgreSQL unavailable at {SERVER_URL} and could not be started: {why}")
 
-    name = f"cspgraph_test_{uuid.uuid4().hex[:12]}"
+    with fresh_database("cspgraph_test") as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """URL of a new database on the server (named ``prefix`` and a random part), dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -78,6 +86,7 @@ def pg_database() -> Iterator[str]:
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
         admin.dispose()
 
 
