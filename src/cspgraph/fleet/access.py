@@ -86,6 +86,13 @@ OPTIONAL_RESOURCES = frozenset({"managedDevices", "subscribedSkus", "directoryRo
 # Partner Center's word on DAP is asked again after this long (DAP is only ever taken away, and
 # a refused token asks at once).
 DAP_RECHECK = timedelta(days=1)
+# A stored answer between DAP_RECHECK and this old is refreshed only while the customer is busy
+# anyway (its pulls); older, the sync waits for Partner Center as it does for a first answer.
+# Partner Center answers 500 such questions a minute per partner tenant: re-asking 5,000
+# customers every day would hold every daily run for ten minutes after its pulls (a first run
+# at 5,000 customers: pulls done in ~130 s, Partner Center's answers at ~300 s; bench,
+# 2026-12-07), for a flag that only ever goes from true to false.
+DAP_MAX_AGE = timedelta(days=7)
 # Relationships of Microsoft-led transition tools (read-only, Microsoft's own): left out on request.
 MLT_PREFIX = "MLT_"
 
@@ -558,13 +565,18 @@ class AccessResolver:
         name: str,
         *,
         answer: str | CspGraphError | None = None,
+        settled: asyncio.Event | None = None,
     ) -> tuple[CustomerAccess, CspGraphError | None]:
         """(how ``tenant_id`` is reached, the failure that leaves it unreached or None).
 
         ``name``: how commands name the customer (its domain, else its tenant id). The failure
         is GDAP-aware (:func:`~cspgraph.http.errors.classify_access_failure`). ``answer``: the
         app-only token request's answer when the caller already asked (the token, or its
-        failure: not asked again, so the retry policy's count holds); None: asked here."""
+        failure: not asked again, so the retry policy's count holds); None: asked here.
+        ``settled``: set by the caller once the customer's pulls have ended; a refresh of a
+        stored DAP answer (older than :data:`DAP_RECHECK`, younger than :data:`DAP_MAX_AGE`)
+        still waiting for Partner Center then gives up, and the stored answer stands with its
+        date."""
         stored = await asyncio.to_thread(stored_access, self.store, tenant_id)
         rels = await self._relationships_of(tenant_id, region)
         refused: CspGraphError | None = None
@@ -578,7 +590,7 @@ class AccessResolver:
             except CspGraphError as exc:
                 refused = exc
         dap, checked, reseller = await self._dap(
-            tenant_id, region, stored, asked=refused is not None
+            tenant_id, region, stored, asked=refused is not None, settled=settled
         )
         # Entra leaves the roles claim out of a token without application permissions.
         if refused is None and (dap is not False or roles):
@@ -674,23 +686,45 @@ class AccessResolver:
         )
 
     async def _dap(
-        self, tenant_id: str, region: str | None, stored: StoredAccess | None, *, asked: bool
+        self,
+        tenant_id: str,
+        region: str | None,
+        stored: StoredAccess | None,
+        *,
+        asked: bool,
+        settled: asyncio.Event | None = None,
     ) -> tuple[bool | None, datetime | None, bool | None]:
         """(Partner Center's ``allowDelegatedAccess``, when it said so, whether it lists the
         tenant as a customer): the stored answer while it is fresh and the app's token works,
-        else asked again; None where it would not say."""
+        else asked again; None where it would not say. A refresh (see :meth:`resolve`'s
+        ``settled``) keeps the stored answer when Partner Center is slower than the pulls."""
         now = self.now()
-        if (
-            not asked
+        age = (
+            now - stored.dap_checked_at
+            if not asked
             and stored is not None
             and stored.dap is not None
             and stored.dap_checked_at is not None
-            and now - stored.dap_checked_at < DAP_RECHECK
-        ):
+            else None
+        )
+        if stored is not None and age is not None and age < DAP_RECHECK:
             return stored.dap, stored.dap_checked_at, None
+        refresh = settled is not None and age is not None and age < DAP_MAX_AGE
         try:
             client = await self._client(region)
-            customer = await client.get_customer(tenant_id)
+            if refresh and settled is not None and stored is not None:
+                question = asyncio.ensure_future(client.get_customer(tenant_id))
+                given_up = asyncio.ensure_future(settled.wait())
+                try:
+                    await asyncio.wait((question, given_up), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    given_up.cancel()
+                if not question.done():
+                    abandon(question)
+                    return stored.dap, stored.dap_checked_at, None
+                customer = question.result()
+            else:
+                customer = await client.get_customer(tenant_id)
         except NotYourCustomerError:
             return False, now, False  # no commerce relationship: no DAP either
         except (CspGraphError, ValueError) as exc:
@@ -800,3 +834,15 @@ async def explain_refusal(
         finally:
             await resolver.aclose()
     return failure or refused
+
+
+def abandon(future: asyncio.Future[Any]) -> None:
+    """Cancel a request nobody will await any more; whatever it ends with (it may end before
+    the cancel lands) is not reported as an unhandled error."""
+    future.cancel()
+    future.add_done_callback(_retrieved)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

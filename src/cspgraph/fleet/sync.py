@@ -403,20 +403,27 @@ async def _fan_out(
             queue.close()
 
     async def one(customer: CustomerRef) -> None:
-        pulled = False
+        pulled = left = False
 
         def pulling() -> None:
             nonlocal pulled
             pulled = True
             admission.pulling()
 
+        def leave() -> None:
+            # Once: early when only Partner Center's answer is missing, else at the end.
+            nonlocal left
+            if not left:
+                left = True
+                admission.leave(pulled)
+
         try:
             result = await sync_tenant(
                 client, access, writer, observer, settings, customer, leases, resolver,
-                on_pulling=pulling,
+                on_pulling=pulling, on_pulled=leave,
             )  # fmt: skip
         finally:
-            admission.leave(pulled)
+            leave()
         results.append(result)
         observer.tenant_finished(result)
 

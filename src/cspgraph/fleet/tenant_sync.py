@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 from cspgraph.customer_ref import domain_of, is_guid
 from cspgraph.discovery import Route
-from cspgraph.fleet.access import AccessResolver, gdap_note
+from cspgraph.fleet.access import AccessResolver, abandon, gdap_note
 from cspgraph.fleet.access import record as record_access
 from cspgraph.fleet.customers import CustomerRef
 from cspgraph.fleet.leases import LeaseHeldError, TenantLeases
@@ -416,6 +416,7 @@ async def sync_tenant(
     resolver: AccessResolver | None = None,
     *,
     on_pulling: Callable[[], None] | None = None,
+    on_pulled: Callable[[], None] | None = None,
 ) -> TenantResult:
     """Place, lease, register and pull one customer. Its failure ends up in the result (and on
     the customer in the store), never raised: one customer must not stop the fleet.
@@ -424,7 +425,9 @@ async def sync_tenant(
     given back at the end; a customer another run holds is left alone (``running``, with the
     reason) or, with ``settings.wait``, waited for. None: no lease (the caller holds it).
     ``on_pulling``: called once the customer is placed, leased and has a token, as its pulls
-    start (the fleet's admission counts it as starting until then). ``resolver``: finds out and
+    start (the fleet's admission counts it as starting until then). ``on_pulled``: called when
+    its pulls have ended and it waits for nothing but Partner Center's answer about DAP (the
+    fleet's admission then starts another customer: see below). ``resolver``: finds out and
     records how the customer is reached (its access mode); None: app-only tokens only, nothing
     recorded about access."""
     result = TenantResult(customer=customer, tenant_id=customer.tenant_id, region=customer.region)
@@ -464,8 +467,7 @@ async def sync_tenant(
             registered = True
         finally:
             if not registered:  # left alone, or a failure: nobody will use the token
-                token.cancel()
-                token.add_done_callback(_retrieved)
+                abandon(token)
         if resolver is not None:
             # How the customer is reached (DAP, GDAP app, ...), from the answer to the token
             # asked for above (never asked twice) and what the partner knows of the customer.
@@ -475,8 +477,11 @@ async def sync_tenant(
             except CspGraphError as exc:
                 answer = exc
             name = customer.domain or domain_of(customer.reference) or route.tenant_id
+            settled = asyncio.Event()  # set once the pulls have ended (a DAP refresh gives up)
             resolving = asyncio.ensure_future(
-                resolver.resolve(route.tenant_id, route.region, name, answer=answer)
+                resolver.resolve(
+                    route.tenant_id, route.region, name, answer=answer, settled=settled
+                )
             )
             try:
                 pulled: tuple[dict[str, BaseException], int] | None = None
@@ -490,11 +495,18 @@ async def sync_tenant(
                     if on_pulling is not None:
                         on_pulling()
                     pulled = await pulling.pull_all()
+                    settled.set()
+                    if on_pulled is not None and not resolving.done():
+                        # Only Partner Center's answer is missing: at 500 questions a minute
+                        # per partner tenant a first run's customers queue for it, and holding
+                        # their admission held back every later customer's pulls with them
+                        # (5,000 customers: Graph's last answer at 301 s, its chain bound 122 s;
+                        # bench, 2026-12-07). Parked, it costs a task and a lease.
+                        on_pulled()
                 found, failure = await resolving
             finally:
                 if not resolving.done():
-                    resolving.cancel()
-                    resolving.add_done_callback(_retrieved)
+                    abandon(resolving)
             result.access = found
             if (note := gdap_note(found)) is not None:
                 result.notes.append(note)
@@ -538,12 +550,6 @@ async def sync_tenant(
         except Exception as exc:  # it expires on its own; the run's end gives it back too
             result.notes.append(f"could not give the customer's lease back: {short(exc)}")
     return result
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    """A token ask nobody awaits any more: its outcome is not an unhandled error."""
-    if not future.cancelled():
-        future.exception()
 
 
 async def _take_lease(
