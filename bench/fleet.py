@@ -111,9 +111,10 @@ def expected_counts(world: Any) -> dict[str, Any]:
 
 
 def customer_list(world: Any) -> list[dict[str, Any]]:
-    """What the baselines are handed instead of asking Partner Center: id, domain, region, and
-    the user count (which sets the tenant's throttling budget)."""
+    """What the baselines are handed instead of asking Partner Center: id, domain, region, the
+    user count (which sets the tenant's throttling budget), and whether it has DAP."""
     out = []
+    with_dap = {r.customer_id for r in world.relationships if r.dap and r.active}
     for tenant in world.tenants.values():
         if tenant.kind != "customer":
             continue
@@ -123,6 +124,7 @@ def customer_list(world: Any) -> list[dict[str, Any]]:
                 "domain": tenant.default_domain,
                 "region": tenant.region,
                 "users": len(tenant.objects["users"]),
+                "dap": tenant.id in with_dap,
             }
         )
     return out
