@@ -9,11 +9,15 @@ No client can finish before the longest of:
   list) — each costing the latency the emulator applied to it (``/_emulator/latency/log``), plus
   the client's start-up before its first request. Only answers below 400 count: a 429 or a retry
   is a request the client chose to make again, not one the plan needs;
-* **the budget arithmetic** (:func:`bench.budgets.best_time`): Graph's budgets per tenant, per app
-  and global for the requests the run was answered.
+* **Graph's budget arithmetic** (:func:`bench.budgets.best_time`): Graph's budgets per tenant,
+  per app and global for the requests the run was answered;
+* **Partner Center's limit** (:func:`partner_center_bound`): each partner tenant's requests that
+  counted against its 500 a minute, at that rate.
 
 The bound is for the plan the client sent (a client that asks for fewer pages has a lower one),
-computed for every run; the table prints it beside the wall time.
+computed for every run; the table prints it beside the wall time, with each part beside it and
+when Graph's last answer ended (:func:`graph_end`): whether the client kept Graph busy, whatever
+Partner Center held afterwards.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import collections
 import itertools
 import re
 from typing import Any
+
+from csp_emulator.partner_center.model import CUSTOMER_RATE_LIMIT, CUSTOMER_RATE_WINDOW
+from csp_emulator.partner_center.routes import ROUTES as PARTNER_CENTER_ROUTES
 
 # /v1.0/groups/{id}/members (the list plan's memberships, after the groups list).
 _MEMBERS = re.compile(r"^/(?:v1\.0|beta)/groups/[^/]+/members")
@@ -116,7 +123,7 @@ def chain_gaps(records: list[dict[str, Any]], chain: dict[str, Any]) -> dict[str
     )
     if not mine:
         return None
-    first = min(float(r["at"]) for r in records)
+    first = _first_at(records)
     gaps = [
         float(b["at"]) - (float(a["at"]) + float(a["seconds"])) for a, b in itertools.pairwise(mine)
     ]
@@ -146,8 +153,172 @@ def in_flight_peak(records: list[dict[str, Any]], host: str = "graph") -> int:
     return peak
 
 
-def lower_bound(chain: dict[str, Any], budgets: dict[str, Any]) -> dict[str, Any]:
-    """The larger of the chain bound and the budget bound, and which one it is."""
-    if chain["seconds"] >= budgets["seconds"]:
-        return {"seconds": chain["seconds"], "by": "longest chain of dependent requests"}
-    return {"seconds": budgets["seconds"], "by": f"budgets: {budgets['binding']}"}
+def _template(path: str) -> re.Pattern[str]:
+    """A route's path template (``/v1/customers/{customer_id}``) as a pattern for whole paths."""
+    return re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$")
+
+
+# The Partner Center routes that count against the partner's limit, read from the emulator's own
+# route table (``rate_limited``) so the two cannot drift: the customer endpoints, not app consent
+# (its own limit, not emulated) nor the domain check.
+_RATE_LIMITED = tuple(
+    (method, _template(route.path))
+    for route in PARTNER_CENTER_ROUTES
+    for method, operation in route.methods.items()
+    if operation.rate_limited
+)
+
+
+def counts_against_limit(method: str, path: str) -> bool:
+    """Whether a Partner Center request counts against the partner's requests a minute."""
+    return any(method == m and pattern.match(path) for m, pattern in _RATE_LIMITED)
+
+
+def partner_center_limit(settings: dict[str, Any]) -> dict[str, float] | None:
+    """Partner Center's limit as the world applies it (the control API's ``/_emulator/settings``):
+    the published 500 requests per 60 s × ``partner_center_scale``, never below 1; None when
+    throttling is off."""
+    throttling = settings.get("throttling", {})
+    if not throttling.get("enabled", True):
+        return None
+    scale = float(throttling.get("partner_center_scale", 1.0))
+    return {"limit": max(CUSTOMER_RATE_LIMIT * scale, 1.0), "window_s": CUSTOMER_RATE_WINDOW}
+
+
+def partner_center_bound(
+    records: list[dict[str, Any]], limit: dict[str, float] | None, startup_s: float
+) -> dict[str, Any]:
+    """The least wall time Partner Center's limit allows, per partner tenant; the largest.
+
+    For each partner tenant (the log's ``tenant`` on the ``partner_center`` host), ``N`` is its
+    answered (< 400) requests on the routes that count against the limit: a 429 was refused
+    before it was counted, so it is not in ``N`` (a refused request costs the client time, not
+    budget). With ``L`` requests per ``W`` seconds, the bound is::
+
+        start-up + max(0, N - L) / L × W + the latency applied to the last of the N
+
+    Why: the emulator's window (``csp_emulator.limits.SlidingWindow``) is a fixed window plus a
+    fading share of the previous one. In the window holding the first request at most ``L`` get
+    through; from then on, at a fraction ``f`` into each later window, the requests admitted since
+    the first window began number at most ``(k + f) × L`` (``k`` windows after it): the fading
+    share of a full previous window leaves room for ``f × L`` more. So ``N`` requests span at
+    least ``(N - L) / L × W`` seconds from the first to the last admitted, and the last one's
+    answer is then held for its latency. Not ``(ceil(N / L) - 1) × W``, which an exact sliding
+    log would give: this window lets ``L`` requests at one window's end and more at the next
+    one's start through within much less than ``W``, so that figure can exceed the least time by
+    up to ``W``. Measured from the first request, so the windows' phase (up to ``W`` more) is
+    left out, as is everything before the first Partner Center request but start-up.
+    """
+    answered: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    refused: dict[str, int] = collections.defaultdict(int)
+    for r in records:
+        if r["host"] != "partner_center" or not counts_against_limit(r["method"], r["path"]):
+            continue
+        if r["status"] == 429:
+            refused[r["tenant"]] += 1
+        elif r["status"] < 400:
+            answered[r["tenant"]].append(r)
+    worst: dict[str, Any] = {"seconds": 0.0, "tenant": None}
+    if limit is not None:
+        worst.update(limit=limit["limit"], window_s=limit["window_s"])
+    partners = []
+    for tenant in sorted(answered.keys() | refused.keys()):
+        mine = answered.get(tenant, [])
+        row: dict[str, Any] = {
+            "tenant": tenant,
+            "answered": len(mine),
+            "refused_429": refused[tenant],
+        }
+        partners.append(row)
+        if limit is None or not mine:
+            continue
+        paced = max(0.0, len(mine) - limit["limit"]) / limit["limit"] * limit["window_s"]
+        last = max(mine, key=lambda r: r["seq"])
+        row["seconds"] = round(startup_s + paced + float(last["seconds"]), 3)
+        if row["seconds"] > worst["seconds"]:
+            worst.update(
+                row, paced_s=round(paced, 3), last_latency_s=round(float(last["seconds"]), 3)
+            )
+    worst["partners"] = partners
+    return worst
+
+
+def _first_at(records: list[dict[str, Any]]) -> float:
+    return min(float(r["at"]) for r in records)
+
+
+def graph_end(records: list[dict[str, Any]], chain: dict[str, Any]) -> dict[str, Any] | None:
+    """When the run's last Graph answer ended, seconds after its first request, and that as a
+    multiple of the chain bound less start-up (both counted from the first request): near 1×,
+    the client kept Graph as busy as its longest chain allows, whatever came after."""
+    ends = [float(r["at"]) + float(r["seconds"]) for r in records if r["host"] == "graph"]
+    if not ends:
+        return None
+    seconds = max(ends) - _first_at(records)
+    chain_s = float(chain["seconds"]) - float(chain.get("startup_s", 0.0))
+    return {
+        "ends_after_s": round(seconds, 3),
+        "times_chain": round(seconds / chain_s, 2) if chain_s > 0 else None,
+    }
+
+
+# The hosts as the bench's counters name them (bench/serve.py), as the tables name them.
+HOSTS = {"graph": "graph", "partner_center": "partner_center", "login": "authority_host"}
+
+
+def per_host(counters: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Requests and 429s per host, from the bench's counters on the emulator."""
+    return {
+        name: {
+            "requests": int(counters.get("requests", {}).get(key, 0)),
+            "throttled_429": int(counters.get("statuses", {}).get(key, {}).get("429", 0)),
+        }
+        for name, key in HOSTS.items()
+    }
+
+
+def throttled(hosts: dict[str, dict[str, int]]) -> tuple[int, int]:
+    """429s and requests over every host."""
+    return (
+        sum(h["throttled_429"] for h in hosts.values()),
+        sum(h["requests"] for h in hosts.values()),
+    )
+
+
+def lower_bound(
+    chain: dict[str, Any], budgets: dict[str, Any], partner_center: dict[str, Any]
+) -> dict[str, Any]:
+    """The largest of the chain bound, Graph's budgets and Partner Center's limit, and which one
+    it is (the chain on a tie)."""
+    pc = partner_center
+    parts = [
+        (float(chain["seconds"]), "longest chain of dependent requests"),
+        (float(budgets["seconds"]), f"Graph's budgets: {budgets['binding']}"),
+        (
+            float(pc["seconds"]),
+            f"Partner Center's limit: {pc.get('answered', 0):,} requests at "
+            f"{pc.get('limit', 0):.0f} per {pc.get('window_s', 0):.0f} s, partner tenant "
+            f"{pc.get('tenant')}",
+        ),
+    ]
+    seconds, by = max(parts, key=lambda part: part[0])
+    return {"seconds": seconds, "by": by}
+
+
+def of_run(
+    records: list[dict[str, Any]],
+    startup_s: float,
+    budgets: dict[str, Any],
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """A run's lower bound and each of its parts, from its latency log, Graph's budget arithmetic
+    and the world's settings (``/_emulator/settings``)."""
+    chain = chain_bound(records, startup_s)
+    pc = partner_center_bound(records, partner_center_limit(settings), startup_s)
+    return {
+        **lower_bound(chain, budgets, pc),
+        "chain": chain,
+        "budgets": budgets,
+        "partner_center": pc,
+        "graph_end": graph_end(records, chain),
+    }

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.bound import throttled
 from bench.report import DOCS, markdown_table, text_table
 
 BEGIN, END = "<!-- bench:realistic:begin -->", "<!-- bench:realistic:end -->"
@@ -34,11 +35,36 @@ def _num(value: Any, digits: int = 1) -> str:
     return f"{value:,}"
 
 
+def per_host_text(r: dict[str, Any], key: str) -> str:
+    """``key`` (requests or 429s) of Graph / Partner Center / sign-in, as the table shows it."""
+    hosts = r.get("hosts")
+    if not hosts:  # a run recorded before every host was counted: Graph's only
+        return f"{r['requests_graph' if key == 'requests' else 'throttled_429']:,} / - / -"
+    return " / ".join(f"{hosts[h][key]:,}" for h in ("graph", "partner_center", "login"))
+
+
+def throttled_share(r: dict[str, Any]) -> tuple[int, int]:
+    """429s and requests over every host (Graph's only for a run recorded before that)."""
+    hosts = r.get("hosts")
+    return throttled(hosts) if hosts else (r["throttled_429"], r["requests_graph"])
+
+
+def graph_end_text(b: dict[str, Any]) -> str:
+    end = b.get("graph_end")
+    if not end:
+        return "-"
+    times = f" = {end['times_chain']:.2f}× the chain" if end["times_chain"] is not None else ""
+    return f"{end['ends_after_s']:.1f} s{times}"
+
+
 def one_line(size: int, r: dict[str, Any]) -> str:
     b = r["bound"]
     return (
-        f"[{size}] {r['row']}: wall {r['wall_s']:.1f} s, bound {b['seconds']:.1f} s ({b['by']}), "
-        f"{r['requests_graph']} requests, {r['throttled_429']} 429s, peak in flight "
+        f"[{size}] {r['row']}: wall {r['wall_s']:.1f} s, bound {b['seconds']:.1f} s ({b['by']}; "
+        f"chain {b['chain']['seconds']:.1f} s, Partner Center {b['partner_center']['seconds']:.1f}"
+        f" s), Graph pulls ended at {graph_end_text(b)}, requests Graph / Partner Center / "
+        f"sign-in {per_host_text(r, 'requests')}, 429s {per_host_text(r, 'throttled_429')}, "
+        "peak in flight "
         f"{r['in_flight_peak']}, CPU {r['cpu_s']:.1f} s, RSS {r['peak_rss_mb']:.0f} MB, load "
         f"{r['load_before'][0]:.1f}, {'complete' if r['ok'] else r['problems']}; longest chain "
         f"{r.get('chain_gaps')}"
@@ -47,28 +73,32 @@ def one_line(size: int, r: dict[str, Any]) -> str:
 
 def rows(fleet: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = [
-        "client", "wall s", "lower bound s", "wall ÷ bound", "bound set by", "Graph requests",
-        "429s", "peak in flight", "client CPU s", "peak RSS MB", "complete", "load (1 min)",
+        "client", "wall s", "lower bound s", "wall ÷ bound", "bound set by", "chain s",
+        "Partner Center bound s", "Graph pulls ended", "requests Graph / PC / sign-in",
+        "429s Graph / PC / sign-in", "peak in flight", "client CPU s", "peak RSS MB", "complete",
+        "load (1 min)",
     ]  # fmt: skip
     out = []
     for r in fleet["runs"]:
         label = LABELS.get(r["runner"] if "row" not in r else r["row"], r.get("runner", "?"))
         if not r.get("bound"):
-            out.append([label] + ["-"] * 9 + ["NO: " + "; ".join(r.get("problems", []))[:120], "-"])
+            problems = "NO: " + "; ".join(r.get("problems", []))[:120]
+            out.append([label] + ["-"] * (len(header) - 3) + [problems, "-"])
             continue
         b = r["bound"]
         wall = r["wall_s"]
         ratio = f"{wall / b['seconds']:.2f}×" if b["seconds"] else "-"
         wall_text = _num(wall)
-        requests, cpu = r["requests_graph"], r["cpu_s"]
+        requests, cpu = per_host_text(r, "requests"), r["cpu_s"]
         if r.get("sampled"):
             s = r["scaled"]
             label += f" — {r['customers']}-customer sample"
             wall_text = f"{_num(s['wall_s'])} scaled (sample {_num(wall)})"
             ratio += " (sample)"
-            requests = f"{s['requests_graph']:,} scaled"
+            requests += f" (sample; Graph {s['requests_graph']:,} scaled)"
             cpu = s["cpu_s"]
-        share = r["throttled_429"] / max(r["requests_graph"], 1)
+        refused, sent = throttled_share(r)
+        pc = b.get("partner_center") or {}
         out.append(
             [
                 label,
@@ -76,8 +106,11 @@ def rows(fleet: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 _num(b["seconds"]),
                 ratio,
                 b["by"][:90],
-                _num(requests) if not isinstance(requests, str) else requests,
-                f"{r['throttled_429']:,} ({share * 100:.2f} %)",
+                _num(b["chain"]["seconds"]),
+                _num(pc.get("seconds")),
+                graph_end_text(b),
+                requests,
+                f"{per_host_text(r, 'throttled_429')} ({refused / max(sent, 1) * 100:.2f} %)",
                 _num(r.get("in_flight_peak")),
                 _num(cpu),
                 _num(r["peak_rss_mb"], 0),
@@ -109,10 +142,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, str]]:
             f"{sync['load_before'][0]:.1f} before the run on {results['machine']['nproc']} cores)",
             ratio <= WALL_TARGET,
         )
-        share = sync["throttled_429"] / max(sync["requests_graph"], 1)
+        refused, sent = throttled_share(sync)
+        share = refused / max(sent, 1)
         add(
-            f"{size} customers: < 2 % of requests answered 429",
-            f"{share * 100:.2f} % ({sync['throttled_429']} of {sync['requests_graph']})",
+            f"{size} customers: < 2 % of requests answered 429 (every host: Graph, Partner "
+            "Center, sign-in)",
+            f"{share * 100:.2f} % ({refused:,} of {sent:,}; Graph / Partner Center / sign-in: "
+            f"{per_host_text(sync, 'throttled_429')} of {per_host_text(sync, 'requests')})",
             share < THROTTLED_TARGET,
         )
         add(
@@ -161,15 +197,7 @@ def text(results: dict[str, Any], markdown: bool) -> str:
             (r for r in fleet["runs"] if r.get("row") == "cspgraph" and r.get("bound")), None
         )
         if sync is not None:
-            c = sync["bound"]["chain"]
-            parts.append(
-                f"cspgraph's bound: start-up {c['startup_s']:.2f} s + listing page "
-                f"{c['listing_s']:.2f} s + sign-in {c.get('login_s', 0):.2f} s + longest pull "
-                f"{c.get('graph_s', 0):.2f} s ({c.get('path', '-')}, tenant {c.get('tenant')}); "
-                f"budget arithmetic {sync['bound']['budgets']['seconds']:.2f} s; mean Graph "
-                f"latency applied {c.get('graph_wait_mean_s')} s over {c.get('graph_waits'):,} "
-                "answers."
-            )
+            parts.append(bound_text(sync["bound"]))
             parts.append("")
     parts.append("#### Targets (issue 16)")
     parts.append("")
@@ -180,6 +208,33 @@ def text(results: dict[str, Any], markdown: bool) -> str:
         )
     )
     return "\n".join(parts)
+
+
+def bound_text(b: dict[str, Any]) -> str:
+    """cspgraph's bound, part by part: the chain, Graph's budgets, Partner Center's limit, and when
+    Graph's last answer ended."""
+    c = b["chain"]
+    text = (
+        f"cspgraph's bound: start-up {c['startup_s']:.2f} s + listing page "
+        f"{c['listing_s']:.2f} s + sign-in {c.get('login_s', 0):.2f} s + longest pull "
+        f"{c.get('graph_s', 0):.2f} s ({c.get('path', '-')}, tenant {c.get('tenant')}) = chain "
+        f"{c['seconds']:.2f} s; Graph's budget arithmetic {b['budgets']['seconds']:.2f} s"
+    )
+    pc = b.get("partner_center")
+    if pc and pc.get("tenant"):
+        text += (
+            f"; Partner Center's limit {pc['seconds']:.2f} s (partner tenant {pc['tenant']}: "
+            f"{pc['answered']:,} answered requests that count against {pc['limit']:.0f} per "
+            f"{pc['window_s']:.0f} s = {pc['paced_s']:.2f} s apart at least, + start-up + the last "
+            f"one's {pc['last_latency_s']:.2f} s; {pc['refused_429']:,} answered 429 besides)"
+        )
+    elif pc:
+        text += "; Partner Center's limit 0.00 s (no request counted against it, or it was off)"
+    text += (
+        f". Graph pulls ended at {graph_end_text(b)}; mean Graph latency applied "
+        f"{c.get('graph_wait_mean_s')} s over {c.get('graph_waits'):,} answers."
+    )
+    return text
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:
