@@ -7,7 +7,10 @@ budget namespace of its own (deleted after the run, as is the database), N ``csp
 processes (each ``--concurrency`` customers at once) sharing the budget in Redis, and
 ``enqueue_sync`` of every customer; the wall time runs from the enqueue to the last customer
 recorded. Each run must end with every customer ``ok``. Printed: a Markdown table (with the load
-average, since this machine is shared) and the JSON in bench/results/scale-latest.json.
+average, since this machine is shared) and the JSON in bench/results/scale-latest.json. Each row
+has two lower bounds and which is larger: Graph's budgets (bench/budgets.py) and Partner Center's
+500 requests a minute per partner tenant (bench/bound.py, from the emulator's latency log), and
+the emulator's 429s per host (Graph, Partner Center, sign-in).
 
     python -m bench.scale --customers 100 --workers 1,2,4 --concurrency 8
 
@@ -39,6 +42,7 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench import bound
 from bench.budgets import best_time
 from bench.child import BIN, ROOT, child_env
 from bench.emulator import EmulatorProcess, load_average
@@ -149,6 +153,8 @@ def run(
             wall = time.monotonic() - started
         load_after = load_average()
         counters = emu.counters()
+        records = bound.latency_log(emu.control)
+        settings = emu.control("GET", "/_emulator/settings")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -169,6 +175,22 @@ def run(
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     statuses = summary.by_status()
     graph_statuses = counters.get("statuses", {}).get("graph", {})
+    hosts = bound.per_host(counters)
+    budget_s = best_time(counters, emu.manifest["customers"], args.throttle_scale)["seconds"]
+    # Partner Center's limit per partner tenant (bench/bound.py), from the latency log: none
+    # with the latency off (nothing is logged then). The workers start before the clock does,
+    # so no start-up is added.
+    pc = (
+        bound.partner_center_bound(records, bound.partner_center_limit(settings), 0.0)
+        if records
+        else None
+    )
+    # Which limit holds the run back: one that paced nothing (a request's latency at most) does not.
+    pc_paced_s = pc["seconds"] if pc is not None and pc.get("paced_s", 0.0) > 0.0 else 0.0
+    if pc_paced_s > budget_s:
+        binds = "Partner Center's limit"
+    else:
+        binds = "Graph's budgets" if budget_s > 0.0 else "neither"
     return {
         "workers": workers,
         "concurrency": args.concurrency,
@@ -187,11 +209,13 @@ def run(
         "emulator_429s": graph_statuses.get("429", 0),
         # Partner Center's questions (DAP, per customer unless --dap-known): 500 a minute.
         "partner_center_requests": counters.get("requests", {}).get("partner_center", 0),
+        "hosts": hosts,
         "identity_ru": round(sum(counters.get("apps", {}).values())),
         # The least wall time Graph's budgets allow this plan (bench/budgets.py).
-        "budget_bound_s": round(
-            best_time(counters, emu.manifest["customers"], args.throttle_scale)["seconds"], 1
-        ),
+        "budget_bound_s": round(budget_s, 1),
+        "partner_center_bound_s": round(pc["seconds"], 1) if pc is not None else None,
+        "partner_center_bound": pc,
+        "bound_by": binds,
         "workers_cpu_s": round(
             (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1
         ),
@@ -326,14 +350,18 @@ def main(argv: list[str] | None = None) -> None:
     }
     (RESULTS / "scale-latest.json").write_text(json.dumps(meta, indent=2))
     print(
-        "| workers | × concurrency | wall s | budget bound s | customers ok | requests "
-        "| identity RU | 429s | workers' CPU s | load avg before → after |"
+        "| workers | × concurrency | wall s | budget bound s | Partner Center bound s | binds "
+        "| customers ok | requests | identity RU | 429s | Partner Center requests "
+        "| emulator's 429s Graph / PC / sign-in | workers' CPU s | load avg before → after |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        refused = " / ".join(f"{r['hosts'][h]['throttled_429']:,}" for h in bound.HOSTS)
+        pc = "-" if r["partner_center_bound_s"] is None else r["partner_center_bound_s"]
         print(
             f"| {r['workers']} | {r['concurrency']} | {r['wall_s']} | {r['budget_bound_s']} "
-            f"| {r['ok']} | {r['requests']:,} | {r['identity_ru']:,} | {r['throttled']} "
+            f"| {pc} | {r['bound_by']} | {r['ok']} | {r['requests']:,} | {r['identity_ru']:,} "
+            f"| {r['throttled']} | {r['partner_center_requests']:,} | {refused} "
             f"| {r['workers_cpu_s']} "
             f"| {r['load_before'][0]} → {r['load_after'][0]} |"
         )
