@@ -163,6 +163,35 @@ def test_a_tenant_taken_while_a_renewal_is_under_way_is_not_lost(
     assert leases.renew() == set()  # and the next renewal keeps both
 
 
+def test_a_lease_taken_in_a_batch_not_yet_committed_is_not_lost_to_a_renewal(
+    store: Store, clock: Clock
+) -> None:
+    # The store writer takes leases inside its batches; a renewal runs on a connection of its
+    # own and sees only committed rows (on SQLite it waits for the batch's write lock instead).
+    leases = leases_of(store, clock, "run-1")
+    leases.acquire(T)
+    renewed: list[set[str]] = []
+    with store.batch():
+        leases.acquire(U)
+        if store.dialect == "postgresql":
+            renewer = threading.Thread(target=lambda: renewed.append(leases.renew()))
+            renewer.start()
+            renewer.join(30)
+            assert renewed == [set()]
+            assert leases.held() == {T}  # U's row is not there for others yet
+    assert leases.held() == {T, U} and not leases.lost(U)
+    assert leases.renew() == set()
+
+
+def test_a_lease_whose_batch_rolls_back_is_not_held(store: Store, clock: Clock) -> None:
+    leases = leases_of(store, clock, "run-1")
+    with contextlib.suppress(RuntimeError), store.batch():
+        leases.acquire(T)
+        raise RuntimeError("another call of the batch failed")
+    assert leases.held() == set()
+    assert leases.holder_of(T) is None
+
+
 def test_many_takers_at_once_leave_exactly_one_holder(store: Store) -> None:
     takers = [TenantLeases(store) for _ in range(8)]
     won: list[str] = []

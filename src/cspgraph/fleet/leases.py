@@ -180,10 +180,16 @@ class TenantLeases:
                 raise LeaseHeldError(self._read(cursor, tenant_id) or mine, now)
         if current is not None and current.holder != self.holder:
             log.info("took over the lease of %s from %s", tenant_id, current.holder)
-        with self._lock:
-            self._held.add(tenant_id)
-            self._taken[tenant_id] = next(self._acquisitions)
-            self._lost.discard(tenant_id)
+
+        def held() -> None:
+            with self._lock:
+                self._held.add(tenant_id)
+                self._taken[tenant_id] = next(self._acquisitions)
+                self._lost.discard(tenant_id)
+
+        # Held once the row is there for every connection: a renewal judges what it holds by
+        # the rows it reads, and a store writer's batch commits after this call returns.
+        self.store.after_commit(held)
         return mine
 
     def renew(self, tenant_id: str | None = None) -> set[str]:

@@ -35,7 +35,7 @@ import os
 import stat
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -570,12 +570,29 @@ class Store:
         or none does (any exception rolls the whole block back). Blocks do not nest."""
         if getattr(self._ambient, "cursor", None) is not None:
             raise RuntimeError("Store.batch() blocks do not nest")
+        committed: list[Callable[[], None]] = []
         with self._transaction(write=True) as cursor:
             self._ambient.cursor = cursor
+            self._ambient.committed = committed
             try:
                 yield
             finally:
                 self._ambient.cursor = None
+                self._ambient.committed = None
+        for fn in committed:
+            fn()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once what this thread has written is committed: at once, unless inside
+        a :meth:`batch`, whose commit calls it (and whose rollback forgets it). For bookkeeping
+        that other connections must not see ahead of the rows it describes (a lease's holder
+        counted it held while the batch that inserts its row was still open, and a renewal on
+        another connection, not seeing the row yet, judged it lost: PostgreSQL, under load)."""
+        committed = getattr(self._ambient, "committed", None)
+        if committed is None:
+            fn()
+        else:
+            committed.append(fn)
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Any]:
