@@ -131,7 +131,7 @@ def _throttling(throttling: Any, current: ThrottleSettings) -> ThrottleSettings:
         raise ValueError(
             "throttling takes {'enabled': bool, 'scale': number (Graph's budgets), "
             "'partner_center_scale': number (Partner Center's limit), "
-            "'window_scale': number (Graph's budget windows)}"
+            "'window_scale': number (Graph's and Partner Center's windows)}"
         )
     enabled = throttling.get("enabled", current.enabled)
     if not isinstance(enabled, bool):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 import secrets
 import string
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from csp_emulator import roles, wellknown
-from csp_emulator.limits import SlidingWindow
 from csp_emulator.partner_center.errors import PartnerCenterError, domain_in_use
 from csp_emulator.world import gdap
 from csp_emulator.world.model import Relationship, Tenant, World, stable_id
@@ -18,7 +18,7 @@ from csp_emulator.world.objects import seed_directory, user_json
 from csp_emulator.world.worldfile import add_role_member
 
 CUSTOMER_RATE_LIMIT = 500  # requests per minute per partner tenant (wire-facts §3)
-CUSTOMER_RATE_WINDOW = 60.0
+CUSTOMER_RATE_WINDOW = 60.0  # seconds, times throttling.window_scale
 
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits + "!#$%*+-=?@^_"
 
@@ -39,7 +39,9 @@ class PartnerCenterState:
     records: dict[str, CustomerRecord] = field(default_factory=dict)
     # (partner tenant id, MS-RequestId) -> customer tenant id, for idempotent replays
     requests: dict[tuple[str, str], str] = field(default_factory=dict)
-    windows: dict[str, SlidingWindow] = field(default_factory=dict)
+    # partner tenant id -> the arrival times of its counted requests in the last window, oldest
+    # first (a sliding-window log; see rate_limit)
+    windows: dict[str, deque[float]] = field(default_factory=dict)
 
     def reset(self) -> None:
         """Forget the customer records, the request ids seen and the rate windows (the emulator's
@@ -145,21 +147,32 @@ def default_gdap_relationship(world: World, partner: Tenant, customer: Tenant) -
 def rate_limit(state: PartnerCenterState, world: World, partner: Tenant) -> None:
     """500 requests a minute per partner tenant on the customer endpoints.
 
-    Scaled by ``throttling.partner_center_scale``, not by Graph's ``throttling.scale``.
+    Counted in a true sliding window (a log of arrival times), not Graph's sliding-window
+    counters: Partner Center's refusals are Azure API Management's rate-limit policy, word for
+    word, whose renewal period is documented as "the length in seconds of the sliding window
+    during which the number of allowed requests should not exceed" the limit. A refused request
+    is not counted.
+
+    Scaled by ``throttling.partner_center_scale``, not by Graph's ``throttling.scale``; the
+    minute by ``throttling.window_scale``, as Graph's windows are.
     """
     throttling = world.settings.throttling
     if not throttling.enabled:
         return
-    limit = max(CUSTOMER_RATE_LIMIT * throttling.partner_center_scale, 1.0)
-    window = state.windows.get(partner.id)
-    if window is None:
-        window = state.windows[partner.id] = SlidingWindow()
+    limit = max(math.floor(CUSTOMER_RATE_LIMIT * throttling.partner_center_scale), 1)
+    span = CUSTOMER_RATE_WINDOW * throttling.window_scale
+    arrivals = state.windows.get(partner.id)
+    if arrivals is None:
+        arrivals = state.windows[partner.id] = deque()
     now = world.clock.now()
-    if window.usage(now, CUSTOMER_RATE_WINDOW) + 1 <= limit:
-        window.add(1)
+    while arrivals and arrivals[0] <= now - span:
+        arrivals.popleft()
+    if len(arrivals) < limit:
+        arrivals.append(now)
         return
+    # The next request fits once all but limit - 1 of those counted have left the window.
     # Partner Center promises whole seconds; rounding up keeps that promise honest.
-    seconds = max(1, math.ceil(window.wait(now, CUSTOMER_RATE_WINDOW, 1, limit)))
+    seconds = max(1, math.ceil(arrivals[len(arrivals) - limit] + span - now))
     raise PartnerCenterError(
         429,
         "429",

@@ -130,9 +130,10 @@ class ThrottleSettings:
     scale: float = 1.0
     # Multiplies Partner Center's 500 requests a minute per partner tenant (customer endpoints).
     partner_center_scale: float = 1.0
-    # Multiplies every Graph budget's window (20 s -> 5 s at 0.25): a test that must see budgets
-    # bind over a window or two then takes a quarter of the wall time, with the same arithmetic
-    # (a client whose limiter knows the same windows paces to them; tests/scale).
+    # Multiplies every Graph budget's window (20 s -> 5 s at 0.25), and Partner Center's minute:
+    # a test that must see budgets bind over a window or two then takes a quarter of the wall
+    # time, with the same arithmetic (a client whose limiter or pacer knows the same windows
+    # paces to them; tests/scale, tests/client/test_partner_center_pacing.py).
     window_scale: float = 1.0
 
 
