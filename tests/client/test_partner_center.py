@@ -14,7 +14,7 @@ import requests
 import typer
 from typer.testing import CliRunner
 
-from cspgraph.config import PartnerIdentity, config_from_data
+from cspgraph.config import Config, PartnerIdentity, config_from_data
 from cspgraph.http.errors import BadRequestError, ErrorClass, TransientError
 from cspgraph.http.sessions import requests_session
 from cspgraph.identity import PartnerCenterTokens
@@ -28,6 +28,7 @@ from cspgraph.partner.center import (
     partner_center_error,
 )
 from cspgraph.partner.onboarding import EmulatorClock
+from cspgraph.partner.pacing import PartnerCenterPacer
 from tests.client.partner_helpers import emulator_cloud
 from tests.conftest import MakeEmulator
 
@@ -59,7 +60,12 @@ def world(customers: int = 5, **settings: Any) -> dict[str, Any]:
 
 
 def identity_for(emu: Any) -> PartnerIdentity:
-    config = config_from_data(
+    return config_for(emu).identities["NA"]
+
+
+def config_for(emu: Any) -> Config:
+    """The NA partner's configuration for this emulator (tokens in memory)."""
+    return config_from_data(
         {
             "emulator": str(emu.endpoints_file),
             "token_cache": "memory",
@@ -74,7 +80,6 @@ def identity_for(emu: Any) -> PartnerIdentity:
         },
         env={"PC_TEST_SECRET": SECRET},
     )
-    return config.identities["NA"]
 
 
 @pytest.fixture
@@ -199,8 +204,11 @@ async def test_retry_after_is_honoured(
         slept.append(seconds)
         await clock.sleep(seconds)
 
+    # The pacer (Partner Center's published 500 a minute) reads the world clock too: the 429's
+    # pause is over once the client has slept its Retry-After there.
+    pacer = PartnerCenterPacer(clock=clock.now)
     try:
-        async with client_for(emu, session, sleep=sleep) as pc:
+        async with client_for(emu, session, sleep=sleep, pacer=pacer) as pc:
             first = [c async for c in pc.list_customers()]
             second = [c async for c in pc.list_customers()]
     finally:

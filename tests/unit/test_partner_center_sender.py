@@ -13,6 +13,8 @@ from aiohttp import web
 
 from cspgraph.http.errors import NeedsPersonError, TransientError
 from cspgraph.partner.center import BillingAddress, NewCustomer, PartnerCenterClient
+from cspgraph.partner.pacing import PartnerCenterPacer
+from tests.unit.fake_clock import Clock
 from tests.unit.graph_stub import GraphStub, json_reply
 
 TENANT = "11111111-2222-3333-4444-555555555555"
@@ -35,11 +37,20 @@ class Tokens:
 
 
 def client(stub: GraphStub, tokens: Tokens, sleeps: list[float]) -> PartnerCenterClient:
+    """Its sleeps are recorded and move the clock of its pacer (which a 429 pauses)."""
+    clock = Clock()
+
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
+        clock.now += seconds
 
     return PartnerCenterClient(
-        tokens, base_url=stub.url, sleep=sleep, rng=random.Random(1), max_retries=3
+        tokens,
+        base_url=stub.url,
+        sleep=sleep,
+        rng=random.Random(1),
+        max_retries=3,
+        pacer=PartnerCenterPacer(clock=clock),
     )
 
 

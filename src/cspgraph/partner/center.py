@@ -14,6 +14,10 @@ Failures come back in Partner Center's own shape (``{"code", "description", …}
 :mod:`cspgraph.http.errors`: a 429 or 5xx is transient and retried (``Retry-After`` honoured),
 a rejected token is retried once with a fresh one, and everything else is raised with Partner
 Center's code and text. Messages never contain a token.
+
+The customer endpoints are paced to Partner Center's 500 requests a minute per partner tenant
+(:mod:`cspgraph.partner.pacing`), so that a sync that reads every customer waits for its turn
+instead of collecting 429s.
 """
 
 from __future__ import annotations
@@ -40,7 +44,17 @@ from cspgraph.http.errors import (
 )
 from cspgraph.http.redaction import remember_secret
 from cspgraph.http.retry import RetryPolicy
-from cspgraph.http.sender import PoolLimits, Reply, Sender, Sent, Service, Sleep, parse_json
+from cspgraph.http.sender import (
+    Pacer,
+    PoolLimits,
+    Reply,
+    Sender,
+    Sent,
+    Service,
+    Sleep,
+    parse_json,
+)
+from cspgraph.partner.pacing import CUSTOMERS, PartnerCenterPacer, shared_pacer
 
 if TYPE_CHECKING:
     from cspgraph.identity import TokenProvider
@@ -50,6 +64,18 @@ DEFAULT_PAGE_SIZE = 40
 # One answer must not park the caller for longer than this, whatever Retry-After says.
 MAX_RETRY_AFTER = 600.0
 DEFAULT_TIMEOUT = 100.0
+# Partner Center is slow to answer and small: a handful of connections (CIPP uses 5).
+CONNECTIONS = 5
+# What a request that Partner Center counts against its 500 a minute costs the pacer (below, the
+# app-consent endpoints, which have a limit of their own, cost nothing).
+_PACED = (CUSTOMERS,)
+
+
+class _OwnPacer:
+    """``pacer`` left out: a pacer of the client's own."""
+
+
+_OWN_PACER = _OwnPacer()
 
 
 class PartnerCenterTokenSource(Protocol):
@@ -329,7 +355,11 @@ class PartnerCenterClient:
         backoff_base: float = 1.0,
         backoff_cap: float = 30.0,
         rng: random.Random | None = None,
+        pacer: Pacer | _OwnPacer | None = _OWN_PACER,
     ) -> None:
+        """``pacer``: what paces the customer endpoints (:mod:`cspgraph.partner.pacing`): by
+        default one of this client's own; give clients of one partner tenant the same one
+        (:meth:`for_region` does), or None for no pacing."""
         base = URL(base_url.rstrip("/"))
         if not base.absolute or base.scheme not in ("https", "http"):
             raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
@@ -344,6 +374,10 @@ class PartnerCenterClient:
             "User-Agent": f"cspgraph/{__version__}",
         }
         self.stats = PartnerCenterStats()
+        self.pacer = PartnerCenterPacer() if isinstance(pacer, _OwnPacer) else pacer
+        # No more calls in the sender than connections: a request the pacer lets go is sent at
+        # once, not queued for a connection while the window it was booked in moves on.
+        self._calls = asyncio.Semaphore(CONNECTIONS)
         self._sender = Sender(
             _PartnerTenant(tokens),
             PARTNER_CENTER,
@@ -353,8 +387,8 @@ class PartnerCenterClient:
             sleep=sleep,
             rng=rng,
             session=session,
-            # Partner Center is slow to answer and small: a handful of connections (CIPP uses 5).
-            pool=PoolLimits(connections=10, per_host=5, timeout=timeout),
+            pool=PoolLimits(connections=2 * CONNECTIONS, per_host=CONNECTIONS, timeout=timeout),
+            pacer=self.pacer,
         )
 
     @classmethod
@@ -363,9 +397,13 @@ class PartnerCenterClient:
     ) -> PartnerCenterClient:
         """The client of a configured region's partner tenant, with that region's app-only
         Partner Center tokens from ``provider`` (which keeps them across clients). ``region``
-        may be left out when one region is configured. ``options``: as for the constructor."""
+        may be left out when one region is configured. ``options``: as for the constructor;
+        the pacer, unless given, is the one every client of ``provider`` shares for the region's
+        partner tenant (:func:`~cspgraph.partner.pacing.shared_pacer`)."""
         identity = provider.config.region_identity(region)
         cloud = provider.cloud
+        if "pacer" not in options:
+            options["pacer"] = shared_pacer(provider, identity.partner_tenant)
         return cls(
             provider.partner_center_tokens(identity.region),
             base_url=cloud.partner_center,
@@ -395,7 +433,9 @@ class PartnerCenterClient:
         extra: dict[str, str] = {}
         seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         while True:
-            data = await self._request("GET", url, headers=extra, what="listing customers")
+            data = await self._request(
+                "GET", url, headers=extra, what="listing customers", costs=_PACED
+            )
             items = data.get("items") if isinstance(data, dict) else None
             if not isinstance(items, list):
                 raise _unexpected("listing customers", "a page of customers")
@@ -423,7 +463,10 @@ class PartnerCenterClient:
                 f"a customer is read by its tenant ID (a GUID), got {tenant_id!r}",
             ) from None
         data = await self._request(
-            "GET", f"{self._base}/v1/customers/{tenant}", what=f"reading customer {tenant}"
+            "GET",
+            f"{self._base}/v1/customers/{tenant}",
+            what=f"reading customer {tenant}",
+            costs=_PACED,
         )
         return Customer.from_json(data if isinstance(data, dict) else {})
 
@@ -461,6 +504,7 @@ class PartnerCenterClient:
             headers=headers,
             body=orjson.dumps(new.as_json()),
             what=f"creating customer {new.domain}",
+            costs=_PACED,
         )
         if not isinstance(data, dict) or not data.get("id"):
             raise _unexpected(f"creating customer {new.domain}", "the created customer")
@@ -552,6 +596,7 @@ class PartnerCenterClient:
             "GET",
             f"{self._base}/v1/customers/relationshiprequests",
             what="reading the reseller invitation link",
+            costs=_PACED,
         )
         url = data.get("url") if isinstance(data, dict) else None
         if not isinstance(url, str) or not url:
@@ -584,12 +629,17 @@ class PartnerCenterClient:
         what: str,
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
+        costs: tuple[str, ...] = (),
     ) -> Any:
+        """``costs``: ``_PACED`` for the requests Partner Center counts against its limit."""
         fixed = {**self._headers, **(headers or {})}
         # Every call carries correlation ids; a POST's are fixed by the caller and kept across
         # retries (MS-RequestId is Partner Center's idempotency key, so a create is idempotent).
         fixed.setdefault("MS-CorrelationId", str(uuid.uuid4()))
-        reply = await self._sender.send("", method, url, fixed, body, idempotent=True, what=what)
+        async with self._calls:
+            reply = await self._sender.send(
+                "", method, url, fixed, body, costs=costs, idempotent=True, what=what
+            )
         return parse_json(reply.body)
 
 
