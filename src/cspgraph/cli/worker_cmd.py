@@ -31,7 +31,8 @@ def worker(
         "--budget-redis",
         envvar="CSPGRAPH_BUDGET_REDIS",
         metavar="URL",
-        help="Redis holding the Graph budget every worker shares (redis://host:6379/0). "
+        help="Redis holding the Graph budget and the Partner Center window every worker "
+        "shares (redis://host:6379/0). "
         "Without it this worker paces itself alone: right for one worker only.",
     ),
     namespace: str = typer.Option(

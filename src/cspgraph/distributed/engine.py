@@ -5,7 +5,9 @@ would, records a run, sends one task per customer to the broker and then follows
 store until every customer's task has finished. ``cspgraph worker`` (:func:`start_worker`) is
 Celery's own worker with this application; each worker process runs one asyncio loop with one
 :class:`~cspgraph.identity.TokenProvider` (its own tokens) and the Graph limiter its settings name:
-:class:`~cspgraph.distributed.redis_limiter.RedisLimiter` for one budget shared by every worker.
+:class:`~cspgraph.distributed.redis_limiter.RedisLimiter` for one budget shared by every worker,
+and with it one Partner Center window per partner tenant
+(:mod:`cspgraph.distributed.partner_center_pacer`).
 
 Why nothing is lost and nothing applied twice:
 
@@ -50,6 +52,7 @@ from sqlalchemy import select
 
 from cspgraph.config import Config
 from cspgraph.distributed.async_limiter import AsyncRedisLimiter
+from cspgraph.distributed.partner_center_pacer import RedisPartnerCenterPacers
 from cspgraph.distributed.redis_limiter import DEFAULT_NAMESPACE
 from cspgraph.fleet import runs
 from cspgraph.fleet.access import (
@@ -78,6 +81,7 @@ from cspgraph.graph.client import GraphClient, GraphStats
 from cspgraph.graph.limits import GraphLimiter, Limiter
 from cspgraph.graph.wire import app_of
 from cspgraph.identity import TokenProvider
+from cspgraph.partner.pacing import share_pacers
 
 __all__ = [
     "DEFAULT_QUEUE",
@@ -176,6 +180,7 @@ class _WorkerRuntime:
         self.provider = TokenProvider(settings.config, workers=TOKEN_WORKERS)
         self.limiter: Limiter
         self._shared: AsyncRedisLimiter | None = None
+        self._partner_center: RedisPartnerCenterPacers | None = None
         if settings.budget_url is not None:
             # Reached without blocking the loop: the worker's other customers go on meanwhile.
             self.limiter = self._shared = AsyncRedisLimiter(
@@ -184,6 +189,12 @@ class _WorkerRuntime:
                 scale=settings.budget_scale,
                 app_of=app_of(self.provider),
             )
+            # Partner Center's 500 a minute per partner tenant, shared by the workers too: every
+            # Partner Center client of this worker's provider paces in the namespace's window.
+            self._partner_center = RedisPartnerCenterPacers(
+                settings.budget_url, namespace=settings.budget_namespace
+            )
+            share_pacers(self.provider, self._partner_center.pacer)
         else:
             self.limiter = GraphLimiter(scale=settings.budget_scale, app_of=app_of(self.provider))
         # The partner service account (gdap-delegated customers), as a local sync has it.
@@ -261,6 +272,8 @@ class _WorkerRuntime:
         if self._relationships is not None:
             await self._relationships.close()
         await self.provider.aclose()
+        if self._partner_center is not None:
+            await self._partner_center.aclose()
 
     def close(self) -> None:
         self._stack.close()
