@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 import re
 from typing import Any
 
@@ -176,13 +177,14 @@ def counts_against_limit(method: str, path: str) -> bool:
 
 def partner_center_limit(settings: dict[str, Any]) -> dict[str, float] | None:
     """Partner Center's limit as the world applies it (the control API's ``/_emulator/settings``):
-    the published 500 requests per 60 s × ``partner_center_scale``, never below 1; None when
-    throttling is off."""
+    the published 500 requests × ``partner_center_scale`` (whole, never below 1) per 60 s ×
+    ``window_scale``; None when throttling is off."""
     throttling = settings.get("throttling", {})
     if not throttling.get("enabled", True):
         return None
     scale = float(throttling.get("partner_center_scale", 1.0))
-    return {"limit": max(CUSTOMER_RATE_LIMIT * scale, 1.0), "window_s": CUSTOMER_RATE_WINDOW}
+    span = CUSTOMER_RATE_WINDOW * float(throttling.get("window_scale", 1.0))
+    return {"limit": float(max(math.floor(CUSTOMER_RATE_LIMIT * scale), 1)), "window_s": span}
 
 
 def partner_center_bound(
@@ -195,19 +197,13 @@ def partner_center_bound(
     before it was counted, so it is not in ``N`` (a refused request costs the client time, not
     budget). With ``L`` requests per ``W`` seconds, the bound is::
 
-        start-up + max(0, N - L) / L × W + the latency applied to the last of the N
+        start-up + (ceil(N / L) - 1) × W + the latency applied to the last of the N
 
-    Why: the emulator's window (``csp_emulator.limits.SlidingWindow``) is a fixed window plus a
-    fading share of the previous one. In the window holding the first request at most ``L`` get
-    through; from then on, at a fraction ``f`` into each later window, the requests admitted since
-    the first window began number at most ``(k + f) × L`` (``k`` windows after it): the fading
-    share of a full previous window leaves room for ``f × L`` more. So ``N`` requests span at
-    least ``(N - L) / L × W`` seconds from the first to the last admitted, and the last one's
-    answer is then held for its latency. Not ``(ceil(N / L) - 1) × W``, which an exact sliding
-    log would give: this window lets ``L`` requests at one window's end and more at the next
-    one's start through within much less than ``W``, so that figure can exceed the least time by
-    up to ``W``. Measured from the first request, so the windows' phase (up to ``W`` more) is
-    left out, as is everything before the first Partner Center request but start-up.
+    Why: the emulator counts a true sliding window (a log of arrivals,
+    ``partner_center.model.rate_limit``): no ``W`` seconds hold more than ``L`` admitted
+    requests, so request ``k·L + 1`` is admitted at least ``k·W`` after the first, and the last
+    one's answer is then held for its latency. Measured from the first request, so everything
+    before the first Partner Center request but start-up is left out.
     """
     answered: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     refused: dict[str, int] = collections.defaultdict(int)
@@ -232,7 +228,7 @@ def partner_center_bound(
         partners.append(row)
         if limit is None or not mine:
             continue
-        paced = max(0.0, len(mine) - limit["limit"]) / limit["limit"] * limit["window_s"]
+        paced = (math.ceil(len(mine) / limit["limit"]) - 1) * limit["window_s"]
         last = max(mine, key=lambda r: r["seq"])
         row["seconds"] = round(startup_s + paced + float(last["seconds"]), 3)
         if row["seconds"] > worst["seconds"]:

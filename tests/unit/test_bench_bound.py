@@ -10,7 +10,14 @@ from typing import Any
 from bench import bound
 from bench.report_realistic import targets
 
-from csp_emulator.limits import SlidingWindow
+from csp_emulator.partner_center.model import (
+    CUSTOMER_RATE_LIMIT,
+    CUSTOMER_RATE_WINDOW,
+    PartnerCenterError,
+    PartnerCenterState,
+    rate_limit,
+)
+from csp_emulator.world.worldfile import demo_world_data, load_world_data
 
 PARTNER, OTHER_PARTNER = "partner-eu", "partner-us"
 CUSTOMER = "customer-1"
@@ -80,8 +87,8 @@ def test_a_partner_tenant_over_its_limit_sets_the_bound_with_the_chain_still_sho
 
     run = bound.of_run(log.records, 0.5, NO_BUDGETS, FIVE_A_MINUTE)
 
-    # 12 requests at 5 per 60 s: (12 - 5) / 5 × 60 = 84 s from the first to the last admitted.
-    assert run["partner_center"]["seconds"] == 0.5 + 84.0 + 0.75
+    # 12 requests at 5 per 60 s: the 11th is admitted 120 s after the first at the earliest.
+    assert run["partner_center"]["seconds"] == 0.5 + 120.0 + 0.75
     assert run["partner_center"]["tenant"] == PARTNER
     assert run["seconds"] == run["partner_center"]["seconds"]
     assert run["by"].startswith("Partner Center's limit: 12 requests at 5 per 60 s")
@@ -136,14 +143,14 @@ def test_only_the_routes_the_emulator_rate_limits_count_against_the_limit() -> N
 
 
 def test_each_partner_tenant_is_paced_by_its_own_limit() -> None:
-    log = Log().customer_gets(PARTNER, 8, start=0.0).customer_gets(OTHER_PARTNER, 6, start=0.0)
+    log = Log().customer_gets(PARTNER, 11, start=0.0).customer_gets(OTHER_PARTNER, 6, start=0.0)
 
     pc = bound.partner_center_bound(log.records, bound.partner_center_limit(FIVE_A_MINUTE), 0.0)
 
-    # 8 at 5 a minute: 36 s; not the 14 requests of both partners together (108 s).
-    assert (pc["tenant"], pc["seconds"]) == (PARTNER, 36.0 + 0.5)
+    # 11 at 5 a minute: 120 s; not the 17 requests of both partners together (180 s).
+    assert (pc["tenant"], pc["seconds"]) == (PARTNER, 120.0 + 0.5)
     seconds = {p["tenant"]: p["seconds"] for p in pc["partners"]}
-    assert seconds == {PARTNER: 36.5, OTHER_PARTNER: 12.0 + 0.5}
+    assert seconds == {PARTNER: 120.5, OTHER_PARTNER: 60.0 + 0.5}
 
 
 def test_partner_centers_limit_is_the_published_one_times_the_worlds_scale() -> None:
@@ -151,6 +158,10 @@ def test_partner_centers_limit_is_the_published_one_times_the_worlds_scale() -> 
     assert bound.partner_center_limit(published) == {"limit": 500.0, "window_s": 60.0}
     tiny = {"throttling": {"enabled": True, "partner_center_scale": 0.0001}}
     assert bound.partner_center_limit(tiny) == {"limit": 1.0, "window_s": 60.0}  # never below 1
+    compressed = {
+        "throttling": {"enabled": True, "partner_center_scale": 0.01, "window_scale": 0.05}
+    }
+    assert bound.partner_center_limit(compressed) == {"limit": 5.0, "window_s": 3.0}
     assert bound.partner_center_limit({"throttling": {"enabled": False}}) is None
 
     log = Log().customer_gets(PARTNER, 12, start=0.0).users_delta(CUSTOMER, 3, start=1.0)
@@ -159,38 +170,37 @@ def test_partner_centers_limit_is_the_published_one_times_the_worlds_scale() -> 
     assert run["partner_center"]["seconds"] == 0.0
 
 
-def admissions(limit: float, window: float, count: int, first_at: float) -> list[float]:
-    """When a client that asks again the moment it may is admitted by the emulator's window, as
-    ``partner_center.model.rate_limit`` checks it."""
-    rate = SlidingWindow()
-    now, admitted = first_at, []
+def admissions(limit: int, window: float, count: int, first_at: float) -> list[float]:
+    """When a client that asks again the moment it may is admitted by the emulator's Partner
+    Center limit (its own check, ``partner_center.model.rate_limit``, on a world whose clock the
+    test moves)."""
+    world = load_world_data(demo_world_data(1, seed=11), source="<bound test>")
+    world.settings.throttling.partner_center_scale = limit / CUSTOMER_RATE_LIMIT
+    world.settings.throttling.window_scale = window / CUSTOMER_RATE_WINDOW
+    partner = world.tenant("partner.com")
+    state = PartnerCenterState()
+    world.clock.advance(first_at)
+    admitted: list[float] = []
     while len(admitted) < count:
-        if rate.usage(now, window) + 1 <= limit:
-            rate.add(1)
-            admitted.append(now)
+        try:
+            rate_limit(state, world, partner)
+        except PartnerCenterError:
+            world.clock.advance(0.25)
         else:
-            now += max(rate.wait(now, window, 1, limit), 1e-9)
+            admitted.append(world.clock.now())
     return admitted
 
 
 def test_the_partner_center_bound_is_never_above_what_the_emulators_window_admits() -> None:
-    limit, window = 5.0, 60.0
-    for first_at in (0.0, 17.3, 59.999):  # the first request early, midway, late in a window
+    limit, window = 5, 60.0
+    for first_at in (0.0, 17.3, 59.999):
         for count in range(1, 23):
             admitted = admissions(limit, window, count, first_at)
             spread = admitted[-1] - admitted[0]
-            paced = max(0.0, count - limit) / limit * window
+            paced = (math.ceil(count / limit) - 1) * window
             assert spread >= paced - 1e-6, (first_at, count, spread, paced)
-
-
-def test_an_exact_sliding_window_figure_would_overstate_the_emulators_window() -> None:
-    # L requests at a window's very end, then more at the next one's start: the fading share lets
-    # the L+1st through long before a whole window has passed, so (ceil(N/L) - 1) × W is not a
-    # lower bound here.
-    limit, window = 5.0, 60.0
-    admitted = admissions(limit, window, 6, first_at=59.999)
-    exact_sliding = (math.ceil(6 / limit) - 1) * window
-    assert admitted[-1] - admitted[0] < exact_sliding / 2
+            # ... and a greedy client gets there within the step it polls at.
+            assert spread <= paced + 0.25 + 1e-6, (first_at, count, spread, paced)
 
 
 def test_graph_pulls_end_is_counted_from_the_first_request_against_the_chain() -> None:
