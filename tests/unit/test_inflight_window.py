@@ -45,10 +45,21 @@ async def test_without_a_budget_the_window_opens_up_to_its_cap() -> None:
 
 
 async def test_the_answers_in_flight_stay_within_the_memory_bound() -> None:
-    window = InFlightWindow(10_000, rate=lambda: None, memory_bytes=1_000_000, clock=Clock())
+    window = InFlightWindow(
+        10_000, rate=lambda: None, memory_bytes=1_000_000, connection_bytes=0, clock=Clock()
+    )
     for _ in range(200):
         await answered(window, 0.2, size=10_000)
     assert window.limit == 100  # 1 MB / 10 kB answers
+
+
+async def test_each_request_in_flight_counts_its_connection_beside_its_answer() -> None:
+    window = InFlightWindow(
+        10_000, rate=lambda: None, memory_bytes=1_000_000, connection_bytes=10_000, clock=Clock()
+    )
+    for _ in range(200):
+        await answered(window, 0.2, size=10_000)
+    assert window.limit == 50  # 1 MB / (10 kB answers + 10 kB connections)
 
 
 async def test_a_429_halves_what_was_in_flight_and_clean_latencies_raise_it_again() -> None:
