@@ -28,7 +28,8 @@ from tests.client.conftest import emulator_config
 MakeEmulator = Callable[..., Emulator]
 SHORT = RetryPolicy(max_retries=2, backoff_base=0.001, backoff_cap=0.002)
 # Lines the host watch may say about one host in a run: "retrying" again after each answer that a
-# request in flight at the stop still got, one "stopped answering" per time it was judged gone.
+# request in flight at the stop still got, and "stopped answering" again if the judgment lapses
+# (RECHECK_AFTER) with the host still gone: a CI run under load said it twice, no answer between.
 HANDFUL = 6
 
 
@@ -94,12 +95,9 @@ async def test_a_sync_whose_emulator_stops_midway_stops_early_says_so_and_the_ne
         about_graph = [line for line in told if line.startswith(graph)]
         assert any(line.endswith("refuses connections: retrying") for line in about_graph)
         assert any("stopped answering" in line for line in about_graph)
-        # One judgment per time the host was gone (each later one follows an "answers again"),
-        # and a handful of lines in all, however many calls failed: never a line per call. (How
-        # many calls were in flight at the stop varies from run to run: 4 and 9 in two runs, so
-        # a ratio of lines to failed calls is no test when few failed.)
-        answered_again = sum(line.endswith("answers again") for line in told)
-        assert sum("stopped answering" in line for line in about_graph) <= 1 + answered_again
+        # A handful of lines in all, however many calls failed: never a line per call. (How many
+        # calls were in flight at the stop varies from run to run: 4 and 9 in two runs, so a
+        # ratio of lines to failed calls is no test when few failed.)
         calls_failed = summary.graph["errors"]
         assert len(about_graph) <= HANDFUL or len(about_graph) < calls_failed / 10
         # Stopped early: after the judgment, calls to it fail without a retry of their own, so
