@@ -29,12 +29,12 @@ import asyncio
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 
@@ -95,6 +95,7 @@ DAP_RECHECK = timedelta(days=1)
 DAP_MAX_AGE = timedelta(days=7)
 # Relationships of Microsoft-led transition tools (read-only, Microsoft's own): left out on request.
 MLT_PREFIX = "MLT_"
+T = TypeVar("T")
 
 
 class AccessMode(StrEnum):
@@ -699,6 +700,7 @@ class AccessResolver:
         else asked again; None where it would not say. A refresh (see :meth:`resolve`'s
         ``settled``) keeps the stored answer when Partner Center is slower than the pulls."""
         now = self.now()
+        kept = (stored.dap, stored.dap_checked_at, None) if stored else (None, None, None)
         age = (
             now - stored.dap_checked_at
             if not asked
@@ -707,29 +709,23 @@ class AccessResolver:
             and stored.dap_checked_at is not None
             else None
         )
-        if stored is not None and age is not None and age < DAP_RECHECK:
-            return stored.dap, stored.dap_checked_at, None
-        refresh = settled is not None and age is not None and age < DAP_MAX_AGE
+        if age is not None and age < DAP_RECHECK:
+            return kept
+        given_up = settled if age is not None and age < DAP_MAX_AGE else None
         try:
             client = await self._client(region)
-            if refresh and settled is not None and stored is not None:
-                question = asyncio.ensure_future(client.get_customer(tenant_id))
-                given_up = asyncio.ensure_future(settled.wait())
-                try:
-                    await asyncio.wait((question, given_up), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    given_up.cancel()
-                if not question.done():
-                    abandon(question)
-                    return stored.dap, stored.dap_checked_at, None
-                customer = question.result()
+            question = client.get_customer(tenant_id)
+            if given_up is None:
+                customer = await question
+            elif (answered := await _unless_set(given_up, question)) is None:
+                return kept
             else:
-                customer = await client.get_customer(tenant_id)
+                customer = answered
         except NotYourCustomerError:
             return False, now, False  # no commerce relationship: no DAP either
         except (CspGraphError, ValueError) as exc:
             log.info("Partner Center did not say whether %s has DAP: %s", tenant_id, exc)
-            return (stored.dap, stored.dap_checked_at, None) if stored else (None, None, None)
+            return kept
         value = customer.raw.get("allowDelegatedAccess")
         return (value, now, True) if isinstance(value, bool) else (None, None, True)
 
@@ -834,6 +830,20 @@ async def explain_refusal(
         finally:
             await resolver.aclose()
     return failure or refused
+
+
+async def _unless_set(event: asyncio.Event, asked: Awaitable[T]) -> T | None:
+    """``asked``'s answer, or None when ``event`` is set first (``asked`` is then dropped)."""
+    question = asyncio.ensure_future(asked)
+    given_up = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait((question, given_up), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        given_up.cancel()
+    if not question.done():
+        abandon(question)
+        return None
+    return question.result()
 
 
 def abandon(future: asyncio.Future[Any]) -> None:
